@@ -1,0 +1,158 @@
+package trunk
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+)
+
+// InboundRule says what a trunk does with an inbound call when
+// RejectIncomingCalls is false.
+type InboundRule int32
+
+// Inbound rules. The numbers are part of the wire contract.
+const (
+	RuleReject          InboundRule = 0
+	RulePlayAndHangup   InboundRule = 1
+	RuleNotifyAndHangup InboundRule = 2
+	RuleHandleAI        InboundRule = 3
+)
+
+func (r InboundRule) String() string {
+	switch r {
+	case RuleReject:
+		return "REJECT"
+	case RulePlayAndHangup:
+		return "PLAY_AND_HANGUP"
+	case RuleNotifyAndHangup:
+		return "NOTIFY_AND_HANGUP"
+	case RuleHandleAI:
+		return "HANDLE_AI"
+	}
+	return fmt.Sprintf("InboundRule(%d)", int32(r))
+}
+
+// Codecs trunkd knows, by the names used in CodecPreferences.
+var KnownCodecs = []string{"PCMU", "PCMA", "OPUS"}
+
+// Barge-in modes accepted in AutoBargeinMode.
+var BargeinModes = []string{"energy", "vad", "semantic", "off"}
+
+// Trunk is the full record of one SIP trunk. The json names are the wire and
+// file names of the fields (snake_case); the rpc and store packages use them.
+//
+// SIPPassword and APIBearerToken are secrets: they are never returned by the
+// API, are encrypted at rest, and are left out of String and LogValue.
+type Trunk struct {
+	TrunkID string `json:"trunk_id"`
+
+	ChannelLimit uint32 `json:"channel_limit"`
+
+	InternalSIPIP string `json:"internal_sip_ip"`
+	ExternalSIPIP string `json:"external_sip_ip"`
+	InternalRTPIP string `json:"internal_rtp_ip"`
+	ExternalRTPIP string `json:"external_rtp_ip"`
+	GatewayIP     string `json:"gateway_ip"`
+	SBCIP         string `json:"sbc_ip"`
+
+	SourcePBXPort      uint16 `json:"source_pbx_port"`
+	DestinationSBCPort uint16 `json:"destination_sbc_port"`
+
+	DisplayName string `json:"display_name"`
+	Domain      string `json:"domain"`
+	Proxy       string `json:"proxy"`
+
+	RequireRegistration bool   `json:"require_registration"`
+	SIPUsername         string `json:"sip_username"`
+	SIPPassword         string `json:"sip_password"`
+	RegisterExpiresSec  uint32 `json:"register_expires_sec"`
+
+	CodecPreferences []string `json:"codec_preferences"`
+	RTPStartPort     uint16   `json:"rtp_start_port"`
+	RTPEndPort       uint16   `json:"rtp_end_port"`
+	MediaIPCIDRs     []string `json:"media_ip_cidrs"`
+
+	RejectIncomingCalls bool   `json:"reject_incoming_calls"`
+	RejectSIPCode       uint16 `json:"reject_sip_code"`
+	RejectAudioFile     string `json:"reject_audio_file"`
+	IgnoreEarlyMedia    bool   `json:"ignore_early_media"`
+	TerminateOnHold     bool   `json:"terminate_on_hold"`
+
+	InboundRule           InboundRule `json:"inbound_rule"`
+	InboundAudioURL       string      `json:"inbound_audio_url"`
+	InboundWebhookURL     string      `json:"inbound_webhook_url"`
+	InboundAIWebsocketURL string      `json:"inbound_ai_websocket_url"`
+	InboundAIQUICURL      string      `json:"inbound_ai_quic_url"`
+	APIBearerToken        string      `json:"api_bearer_token"`
+	AIWebsocketURL        string      `json:"ai_websocket_url"`
+	AIQUICURL             string      `json:"ai_quic_url"`
+
+	AutoBargeinMode           string `json:"auto_bargein_mode"`
+	AutoBargeinAggressiveness int32  `json:"auto_bargein_aggressiveness"`
+	AgentID                   string `json:"agent_id"`
+}
+
+// Defaults returns a Trunk holding every default of the record. Decoders
+// start from it so that absent fields take their defaults.
+func Defaults() Trunk {
+	return Trunk{
+		ChannelLimit:              50,
+		SourcePBXPort:             5060,
+		DestinationSBCPort:        5060,
+		RegisterExpiresSec:        3600,
+		CodecPreferences:          []string{"PCMU", "PCMA", "OPUS"},
+		RTPStartPort:              16384,
+		RTPEndPort:                32768,
+		MediaIPCIDRs:              []string{},
+		RejectIncomingCalls:       true,
+		RejectSIPCode:             603,
+		InboundRule:               RuleReject,
+		AutoBargeinMode:           "energy",
+		AutoBargeinAggressiveness: 2,
+	}
+}
+
+// Clone returns a deep copy of t.
+func (t *Trunk) Clone() *Trunk {
+	c := *t
+	c.CodecPreferences = slices.Clone(t.CodecPreferences)
+	c.MediaIPCIDRs = slices.Clone(t.MediaIPCIDRs)
+	return &c
+}
+
+// Redacted returns a copy of t with its secrets replaced by a marker when
+// set, for logs and diagnostics.
+func (t *Trunk) Redacted() *Trunk {
+	c := t.Clone()
+	if c.SIPPassword != "" {
+		c.SIPPassword = "[redacted]"
+	}
+	if c.APIBearerToken != "" {
+		c.APIBearerToken = "[redacted]"
+	}
+	return c
+}
+
+// String describes the trunk without its secrets.
+func (t *Trunk) String() string {
+	return fmt.Sprintf("trunk %q (gateway %q, sbc %q, domain %q)", t.TrunkID, t.GatewayIP, t.SBCIP, t.Domain)
+}
+
+// LogValue keeps secrets out of structured logs.
+func (t *Trunk) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("trunk_id", t.TrunkID),
+		slog.String("gateway_ip", t.GatewayIP),
+		slog.String("sbc_ip", t.SBCIP),
+		slog.String("domain", t.Domain),
+	)
+}
+
+// Status is the live, per-trunk state the SIP plane reports. Its zero value
+// is what a trunk shows before the SIP plane has anything to say.
+type Status struct {
+	CircuitOpen bool    // the circuit breaker is open
+	ASR         float64 // answer-seizure ratio, percent
+	ACD         uint32  // average call duration, seconds
+	MOS         float64 // mean opinion score, 1–4.5; 0 when unknown
+}

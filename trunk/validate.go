@@ -1,0 +1,378 @@
+package trunk
+
+import (
+	"net/netip"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxTrunkIDLen is the longest trunk_id accepted.
+const MaxTrunkIDLen = 128
+
+// Normalize puts t into canonical form before validation: codec names are
+// upper-cased and nil lists become empty ones.
+func (t *Trunk) Normalize() {
+	for i, c := range t.CodecPreferences {
+		t.CodecPreferences[i] = strings.ToUpper(c)
+	}
+	if t.CodecPreferences == nil {
+		t.CodecPreferences = []string{}
+	}
+	if t.MediaIPCIDRs == nil {
+		t.MediaIPCIDRs = []string{}
+	}
+}
+
+// Validate checks every rule of the record and returns an EINVALID *Error
+// naming the first field that breaks one, or nil.
+func (t *Trunk) Validate() error {
+	checks := []func() *Error{
+		t.validateStrings,
+		t.validateID,
+		t.validateAddresses,
+		t.validatePorts,
+		t.validateMedia,
+		t.validateInbound,
+		t.validateRegistration,
+		t.validateAI,
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateID checks a trunk_id on its own, for requests that carry only an id.
+func ValidateID(id string) error {
+	if err := validateID(id); err != nil {
+		return err
+	}
+	return nil
+}
+
+func validateID(id string) *Error {
+	if id == "" {
+		return FieldErrorf("trunk_id", "is required")
+	}
+	if len(id) > MaxTrunkIDLen {
+		return FieldErrorf("trunk_id", "is %d bytes long; at most %d are allowed", len(id), MaxTrunkIDLen)
+	}
+	for _, r := range id {
+		if !isIDRune(r) {
+			return FieldErrorf("trunk_id", "contains %q; only A-Z a-z 0-9 . _ : - are allowed", r)
+		}
+	}
+	return nil
+}
+
+func isIDRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+		r == '.' || r == '_' || r == ':' || r == '-'
+}
+
+func (t *Trunk) validateID() *Error { return validateID(t.TrunkID) }
+
+// validateStrings refuses control characters and invalid UTF-8 in every
+// string field: they end up in SIP headers.
+func (t *Trunk) validateStrings() *Error {
+	v := reflect.ValueOf(t).Elem()
+	typ := v.Type()
+	for i := range typ.NumField() {
+		name := jsonName(typ.Field(i))
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			if err := checkText(name, f.String()); err != nil {
+				return err
+			}
+		case reflect.Slice:
+			for j := range f.Len() {
+				if err := checkText(name, f.Index(j).String()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return name
+}
+
+func checkText(field, s string) *Error {
+	if !utf8.ValidString(s) {
+		return FieldErrorf(field, "is not valid UTF-8")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return FieldErrorf(field, "contains control character %U", r)
+		}
+	}
+	return nil
+}
+
+func (t *Trunk) validateAddresses() *Error {
+	ips := []struct{ field, value string }{
+		{"internal_sip_ip", t.InternalSIPIP},
+		{"external_sip_ip", t.ExternalSIPIP},
+		{"internal_rtp_ip", t.InternalRTPIP},
+		{"external_rtp_ip", t.ExternalRTPIP},
+	}
+	for _, ip := range ips {
+		if ip.value == "" {
+			continue
+		}
+		if _, err := netip.ParseAddr(ip.value); err != nil {
+			return FieldErrorf(ip.field, "%q is not an IP address", ip.value)
+		}
+	}
+	hosts := []struct{ field, value string }{
+		{"gateway_ip", t.GatewayIP},
+		{"sbc_ip", t.SBCIP},
+		{"domain", t.Domain},
+	}
+	for _, h := range hosts {
+		if h.value != "" && !IsHost(h.value) {
+			return FieldErrorf(h.field, "%q is neither an IP address nor a DNS name", h.value)
+		}
+	}
+	if t.Proxy != "" {
+		if err := validateProxy(t.Proxy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IsHost reports whether s is an IP literal or a syntactically valid DNS name.
+func IsHost(s string) bool {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return true
+	}
+	return isDNSName(s)
+}
+
+func isDNSName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validateProxy accepts host, host:port, [v6]:port, or a sip:/sips: URI of
+// those, with optional ;parameters.
+func validateProxy(p string) *Error {
+	hostport := p
+	if rest, ok := strings.CutPrefix(strings.ToLower(p), "sip:"); ok {
+		hostport = p[len(p)-len(rest):]
+	} else if rest, ok := strings.CutPrefix(strings.ToLower(p), "sips:"); ok {
+		hostport = p[len(p)-len(rest):]
+	}
+	hostport, _, _ = strings.Cut(hostport, ";")
+	host := hostport
+	if h, port, err := splitHostPort(hostport); err == nil {
+		n, perr := strconv.ParseUint(port, 10, 16)
+		if perr != nil || n == 0 {
+			return FieldErrorf("proxy", "%q has an invalid port", p)
+		}
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if !IsHost(host) {
+		return FieldErrorf("proxy", "%q is not host[:port] or a sip: URI", p)
+	}
+	return nil
+}
+
+func splitHostPort(s string) (host, port string, err error) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.Index(s, "]")
+		if end < 0 || !strings.HasPrefix(s[end+1:], ":") {
+			return "", "", strconv.ErrSyntax
+		}
+		return s[1:end], s[end+2:], nil
+	}
+	if strings.Count(s, ":") != 1 {
+		return "", "", strconv.ErrSyntax
+	}
+	host, port, _ = strings.Cut(s, ":")
+	return host, port, nil
+}
+
+func (t *Trunk) validatePorts() *Error {
+	ports := []struct {
+		field string
+		value uint16
+	}{
+		{"source_pbx_port", t.SourcePBXPort},
+		{"destination_sbc_port", t.DestinationSBCPort},
+		{"rtp_start_port", t.RTPStartPort},
+		{"rtp_end_port", t.RTPEndPort},
+	}
+	for _, p := range ports {
+		if p.value == 0 {
+			return FieldErrorf(p.field, "must not be 0")
+		}
+	}
+	if t.ChannelLimit == 0 {
+		return FieldErrorf("channel_limit", "must be at least 1")
+	}
+	if t.RTPStartPort%2 != 0 {
+		return FieldErrorf("rtp_start_port", "must be even (RTP on even ports, RTCP on the next odd one)")
+	}
+	if t.RTPStartPort >= t.RTPEndPort {
+		return FieldErrorf("rtp_start_port", "must be below rtp_end_port (%d)", t.RTPEndPort)
+	}
+	if span, need := uint64(t.RTPEndPort-t.RTPStartPort), 2*uint64(t.ChannelLimit); span < need {
+		return FieldErrorf("rtp_end_port", "range %d-%d holds %d ports; channel_limit %d needs at least %d (2 per channel)",
+			t.RTPStartPort, t.RTPEndPort, span, t.ChannelLimit, need)
+	}
+	return nil
+}
+
+func (t *Trunk) validateMedia() *Error {
+	if len(t.CodecPreferences) == 0 {
+		return FieldErrorf("codec_preferences", "must name at least one codec (%s)", strings.Join(KnownCodecs, ", "))
+	}
+	for i, c := range t.CodecPreferences {
+		if !slices.Contains(KnownCodecs, strings.ToUpper(c)) {
+			return FieldErrorf("codec_preferences", "unknown codec %q; known: %s", c, strings.Join(KnownCodecs, ", "))
+		}
+		if slices.ContainsFunc(t.CodecPreferences[:i], func(p string) bool { return strings.EqualFold(p, c) }) {
+			return FieldErrorf("codec_preferences", "codec %q is listed twice", c)
+		}
+	}
+	for _, c := range t.MediaIPCIDRs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			return FieldErrorf("media_ip_cidrs", "%q is not a CIDR prefix such as 192.0.2.0/24", c)
+		}
+	}
+	return nil
+}
+
+func (t *Trunk) validateInbound() *Error {
+	if t.RejectSIPCode < 400 || t.RejectSIPCode > 699 {
+		return FieldErrorf("reject_sip_code", "%d is not a SIP failure code (400-699)", t.RejectSIPCode)
+	}
+	if t.InboundRule < RuleReject || t.InboundRule > RuleHandleAI {
+		return FieldErrorf("inbound_rule", "%d is not a rule (0 REJECT, 1 PLAY_AND_HANGUP, 2 NOTIFY_AND_HANGUP, 3 HANDLE_AI)", t.InboundRule)
+	}
+	urls := []struct {
+		field, value string
+		schemes      []string
+	}{
+		{"reject_audio_file", t.RejectAudioFile, audioSchemes},
+		{"inbound_audio_url", t.InboundAudioURL, audioSchemes},
+		{"inbound_webhook_url", t.InboundWebhookURL, httpSchemes},
+		{"inbound_ai_websocket_url", t.InboundAIWebsocketURL, wsSchemes},
+		{"inbound_ai_quic_url", t.InboundAIQUICURL, quicSchemes},
+	}
+	for _, u := range urls {
+		if err := checkURL(u.field, u.value, u.schemes); err != nil {
+			return err
+		}
+	}
+	if t.RejectIncomingCalls {
+		return nil
+	}
+	switch t.InboundRule {
+	case RulePlayAndHangup:
+		if t.InboundAudioURL == "" {
+			return FieldErrorf("inbound_audio_url", "is required by inbound_rule PLAY_AND_HANGUP")
+		}
+	case RuleNotifyAndHangup:
+		if t.InboundWebhookURL == "" {
+			return FieldErrorf("inbound_webhook_url", "is required by inbound_rule NOTIFY_AND_HANGUP")
+		}
+	case RuleHandleAI:
+		if t.InboundAIWebsocketURL == "" && t.InboundAIQUICURL == "" {
+			return FieldErrorf("inbound_ai_websocket_url", "inbound_rule HANDLE_AI needs inbound_ai_websocket_url or inbound_ai_quic_url")
+		}
+	}
+	return nil
+}
+
+var (
+	audioSchemes = []string{"file", "http", "https"}
+	httpSchemes  = []string{"http", "https"}
+	wsSchemes    = []string{"ws", "wss"}
+	quicSchemes  = []string{"quic"}
+)
+
+// checkURL accepts "" or an absolute URL with one of schemes. When "file" is
+// among them, a bare absolute path is accepted as well.
+func checkURL(field, value string, schemes []string) *Error {
+	if value == "" {
+		return nil
+	}
+	if slices.Contains(schemes, "file") && strings.HasPrefix(value, "/") {
+		return nil
+	}
+	u, err := url.Parse(value)
+	if err != nil || !slices.Contains(schemes, strings.ToLower(u.Scheme)) {
+		return FieldErrorf(field, "%q is not a %s URL", value, strings.Join(schemes, "/"))
+	}
+	if u.Scheme == "file" {
+		if u.Path == "" || u.Host != "" && u.Host != "localhost" {
+			return FieldErrorf(field, "%q is not a file:///absolute/path URL", value)
+		}
+		return nil
+	}
+	if u.Host == "" {
+		return FieldErrorf(field, "%q has no host", value)
+	}
+	return nil
+}
+
+func (t *Trunk) validateRegistration() *Error {
+	if t.RegisterExpiresSec < 60 || t.RegisterExpiresSec > 86400 {
+		return FieldErrorf("register_expires_sec", "%d is outside 60-86400", t.RegisterExpiresSec)
+	}
+	if !t.RequireRegistration {
+		return nil
+	}
+	switch {
+	case t.SIPUsername == "":
+		return FieldErrorf("sip_username", "is required by require_registration")
+	case t.SIPPassword == "":
+		return FieldErrorf("sip_password", "is required by require_registration")
+	case t.GatewayIP == "" && t.Proxy == "":
+		return FieldErrorf("gateway_ip", "require_registration needs gateway_ip or proxy to register with")
+	}
+	return nil
+}
+
+func (t *Trunk) validateAI() *Error {
+	if err := checkURL("ai_websocket_url", t.AIWebsocketURL, wsSchemes); err != nil {
+		return err
+	}
+	if err := checkURL("ai_quic_url", t.AIQUICURL, quicSchemes); err != nil {
+		return err
+	}
+	if !slices.Contains(BargeinModes, t.AutoBargeinMode) {
+		return FieldErrorf("auto_bargein_mode", "%q is not one of %s", t.AutoBargeinMode, strings.Join(BargeinModes, ", "))
+	}
+	if t.AutoBargeinAggressiveness < 0 || t.AutoBargeinAggressiveness > 3 {
+		return FieldErrorf("auto_bargein_aggressiveness", "%d is outside 0-3", t.AutoBargeinAggressiveness)
+	}
+	return nil
+}
