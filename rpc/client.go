@@ -1,0 +1,223 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/trunkd/trunkd/trunk"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// MaxResponseSize bounds a response the Client accepts.
+const MaxResponseSize = 16 << 20
+
+// Client is a connection to a trunkd admin server. It is safe for
+// concurrent use: every call runs on its own stream of one QUIC connection.
+type Client struct {
+	conn  *quic.Conn
+	tr    *quic.Transport
+	token string
+}
+
+// ClientTLSConfig returns a copy of base set up for the protocol: TLS 1.3
+// and the trunkd/1 ALPN.
+func ClientTLSConfig(base *tls.Config) *tls.Config {
+	c := base.Clone()
+	c.MinVersion = tls.VersionTLS13
+	c.NextProtos = []string{ALPN}
+	return c
+}
+
+// Dial connects to the server at addr (host:port, UDP) and returns a Client
+// that sends token with every request.
+func Dial(ctx context.Context, addr string, tlsConf *tls.Config, token string) (*Client, error) {
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)
+	}
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	conf := &quic.Config{
+		HandshakeIdleTimeout: 5 * time.Second,
+		MaxIdleTimeout:       60 * time.Second,
+		KeepAlivePeriod:      15 * time.Second,
+	}
+	tc := ClientTLSConfig(tlsConf)
+	if tc.ServerName == "" {
+		host, _, _ := net.SplitHostPort(addr)
+		tc.ServerName = host
+	}
+	conn, err := tr.Dial(ctx, raddr, tc, conf)
+	if err != nil {
+		tr.Close()
+		udp.Close()
+		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)
+	}
+	return &Client{conn: conn, tr: tr, token: token}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error {
+	err := c.conn.CloseWithError(0, "")
+	c.tr.Close()
+	c.tr.Conn.Close()
+	return err
+}
+
+// Call sends the request envelope {method: req} and decodes the Ok body
+// into resp. An Err body is returned as *Error. It is the raw form of the
+// typed methods below.
+func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
+	frame, err := encodeRequest(method, req)
+	if err != nil {
+		return err
+	}
+	body, err := c.roundTrip(ctx, frame)
+	if err != nil {
+		return err
+	}
+	return decodeResponse(body, resp)
+}
+
+// CallRaw sends frame as it is on a new stream and returns the raw
+// response frame. It is for tests and tools that build envelopes by hand.
+func (c *Client) CallRaw(ctx context.Context, frame []byte) ([]byte, error) {
+	return c.roundTrip(ctx, frame)
+}
+
+func (c *Client) roundTrip(ctx context.Context, frame []byte) ([]byte, error) {
+	str, err := c.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: open stream: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		str.CancelWrite(0)
+		str.CancelRead(0)
+	})
+	defer stop()
+	if _, err := str.Write(frame); err != nil {
+		str.CancelRead(0)
+		return nil, c.streamErr(ctx, err)
+	}
+	str.Close()
+	body, err := io.ReadAll(io.LimitReader(str, MaxResponseSize+1))
+	if err != nil {
+		return nil, c.streamErr(ctx, err)
+	}
+	if len(body) > MaxResponseSize {
+		str.CancelRead(0)
+		return nil, fmt.Errorf("rpc: response larger than %d bytes", MaxResponseSize)
+	}
+	return body, nil
+}
+
+func (c *Client) streamErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("rpc: %w", err)
+}
+
+func newEncoder(buf *bytes.Buffer) *msgpack.Encoder {
+	enc := msgpack.NewEncoder(buf)
+	enc.SetCustomStructTag("json")
+	enc.UseCompactInts(true)
+	return enc
+}
+
+func encodeRequest(method string, req any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := newEncoder(&buf)
+	if err := enc.EncodeMapLen(1); err != nil {
+		return nil, err
+	}
+	if err := enc.EncodeString(method); err != nil {
+		return nil, err
+	}
+	if err := enc.Encode(req); err != nil {
+		return nil, fmt.Errorf("rpc: encode %s request: %w", method, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeResponse decodes {"Ok": body} into resp or {"Err": e} into *Error.
+func decodeResponse(frame []byte, resp any) error {
+	if err := checkFrame(frame); err != nil {
+		return fmt.Errorf("rpc: malformed response: %w", err)
+	}
+	dec := msgpack.NewDecoder(bytes.NewReader(frame))
+	dec.SetCustomStructTag("json")
+	n, err := dec.DecodeMapLen()
+	if err != nil || n != 1 {
+		return fmt.Errorf("rpc: malformed response: want a one-entry map")
+	}
+	tag, err := dec.DecodeString()
+	if err != nil {
+		return fmt.Errorf("rpc: malformed response: %w", err)
+	}
+	switch tag {
+	case "Ok":
+		if resp == nil {
+			return dec.Skip()
+		}
+		if err := dec.Decode(resp); err != nil {
+			return fmt.Errorf("rpc: decode response: %w", err)
+		}
+		return nil
+	case "Err":
+		e := new(Error)
+		if err := dec.Decode(e); err != nil {
+			return fmt.Errorf("rpc: decode error response: %w", err)
+		}
+		return e
+	}
+	return fmt.Errorf("rpc: malformed response: unknown tag %q", tag)
+}
+
+// Ping checks that the server answers.
+func (c *Client) Ping(ctx context.Context) error {
+	return c.Call(ctx, "Ping", PingRequest{}, nil)
+}
+
+// AddTrunk creates t. It returns once the trunk is durable and live.
+func (c *Client) AddTrunk(ctx context.Context, t *trunk.Trunk) error {
+	return c.Call(ctx, "AddTrunk", TrunkRequest{AdminToken: c.token, Trunk: *t}, nil)
+}
+
+// UpdateTrunk replaces the whole record of t.TrunkID with t.
+func (c *Client) UpdateTrunk(ctx context.Context, t *trunk.Trunk) error {
+	return c.Call(ctx, "UpdateTrunk", TrunkRequest{AdminToken: c.token, Trunk: *t}, nil)
+}
+
+// RemoveTrunk removes the trunk id.
+func (c *Client) RemoveTrunk(ctx context.Context, id string) error {
+	return c.Call(ctx, "RemoveTrunk", TrunkIDRequest{AdminToken: c.token, TrunkID: id}, nil)
+}
+
+// GetTrunk returns the sanitised view of trunk id; found is false when no
+// such trunk exists.
+func (c *Client) GetTrunk(ctx context.Context, id string) (cfg TrunkConfig, found bool, err error) {
+	var resp GetTrunkResponse
+	err = c.Call(ctx, "GetTrunk", TrunkIDRequest{AdminToken: c.token, TrunkID: id}, &resp)
+	return resp.Config, resp.Found, err
+}
+
+// ListTrunks returns up to limit trunks after cursor ("" for the first
+// page) and the cursor of the next page ("" at the end).
+func (c *Client) ListTrunks(ctx context.Context, cursor string, limit int) ([]TrunkConfig, string, error) {
+	if limit < 0 || limit > MaxListLimit {
+		return nil, "", fmt.Errorf("rpc: limit %d outside 0-%d", limit, MaxListLimit)
+	}
+	var resp ListTrunksResponse
+	err := c.Call(ctx, "ListTrunks", ListTrunksRequest{AdminToken: c.token, Limit: uint32(limit), Cursor: cursor}, &resp)
+	return resp.Trunks, resp.NextCursor, err
+}

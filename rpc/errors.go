@@ -1,0 +1,76 @@
+package rpc
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/trunkd/trunkd/trunk"
+)
+
+// Wire error codes: stable strings, part of the protocol (docs/protocol.md).
+const (
+	CodeMalformed        = "ERR_MALFORMED"
+	CodeUnknownMethod    = "ERR_UNKNOWN_METHOD"
+	CodeTooLarge         = "ERR_TOO_LARGE"
+	CodeUnauthenticated  = "ERR_UNAUTHENTICATED"
+	CodePermissionDenied = "ERR_PERMISSION_DENIED"
+	CodeInvalidArgument  = "ERR_INVALID_ARGUMENT"
+	CodeTrunkExists      = "ERR_TRUNK_EXISTS"
+	CodeInvalidTrunk     = "ERR_INVALID_TRUNK"
+	CodeUnavailable      = "ERR_UNAVAILABLE"
+	CodeInternal         = "ERR_INTERNAL"
+)
+
+// Error is the body of an {"Err": ...} response envelope, and the error the
+// Client returns for one.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field"`
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s (field %s)", e.Code, e.Message, e.Field)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the wire code of err when it is (or wraps) an *Error,
+// and "" otherwise.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// wireError maps any error a handler returns to what goes on the wire.
+// Internal details never leave: unknown errors become ERR_INTERNAL with a
+// fixed message, and the caller logs the original.
+func wireError(err error) (e *Error, internal bool) {
+	if errors.As(err, &e) {
+		return e, false
+	}
+	var te *trunk.Error
+	if !errors.As(err, &te) {
+		return &Error{Code: CodeInternal, Message: "internal error"}, true
+	}
+	switch te.Code {
+	case trunk.EINVALID:
+		return &Error{Code: CodeInvalidArgument, Message: te.Message, Field: te.Field}, false
+	case trunk.EEXISTS:
+		return &Error{Code: CodeTrunkExists, Message: te.Message}, false
+	case trunk.ENOTFOUND:
+		return &Error{Code: CodeInvalidTrunk, Message: te.Message}, false
+	case trunk.EUNAVAILABLE:
+		return &Error{Code: CodeUnavailable, Message: te.Message}, false
+	}
+	return &Error{Code: CodeInternal, Message: "internal error"}, true
+}

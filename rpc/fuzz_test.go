@@ -1,0 +1,47 @@
+package rpc
+
+import (
+	"context"
+	"testing"
+)
+
+// FuzzDecodeEnvelope feeds arbitrary frames to the request path. Whatever
+// the input, the server must answer with a well-formed envelope and never
+// panic; checkFrame bounds every allocation by the frame's size.
+func FuzzDecodeEnvelope(f *testing.F) {
+	for _, b := range goldenFrames(f) {
+		f.Add(b)
+	}
+	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0x81, 0xa4, 'P', 'i', 'n', 'g', 0xdf, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		h := newTestHandler()
+		resp, out := h.serve(context.Background(), frame)
+		if err := checkFrame(resp); err != nil {
+			t.Fatalf("response to % x is malformed: %v", frame, err)
+		}
+		if out.code == CodeInternal {
+			t.Fatalf("frame % x caused an internal error", frame)
+		}
+	})
+}
+
+// FuzzDecodeTrunkDTO decodes arbitrary bodies as an AddTrunk request. It
+// must return a value or an error, never panic, and a decoded trunk must
+// survive validation without panicking.
+func FuzzDecodeTrunkDTO(f *testing.F) {
+	for _, b := range goldenFrames(f) {
+		if _, r, err := decodeEnvelope(b); err == nil {
+			f.Add(r.b[r.off:])
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := newTrunkRequest()
+		r := &reader{b: body}
+		if err := decodeDTO(r, req); err != nil {
+			return
+		}
+		req.Trunk.Normalize()
+		_ = req.Trunk.Validate()
+	})
+}

@@ -1,0 +1,308 @@
+package rpc
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// ALPN is the TLS application protocol of the admin RPC.
+const ALPN = "trunkd/1"
+
+// Defaults of the server's limits.
+const (
+	DefaultMaxRequestSize = 64 << 10
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultMaxStreams     = 256
+)
+
+// Stream and connection error codes the server sends when it resets.
+const (
+	streamCodeTimeout  quic.StreamErrorCode      = 1 // the request did not arrive in time
+	streamCodeTooLarge quic.StreamErrorCode      = 2 // the rest of an oversize request is not read
+	streamCodeShutdown quic.StreamErrorCode      = 3 // the server is going away
+	connCodeShutdown   quic.ApplicationErrorCode = 0
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("rpc: server closed")
+
+// Config configures a Server.
+type Config struct {
+	Trunks Trunks       // required
+	Status StatusSource // optional: live figures for GetTrunk and ListTrunks
+	Auth   Authorizer   // required
+	Logger *slog.Logger // optional
+
+	MaxRequestSize int           // bytes; 0 means DefaultMaxRequestSize
+	RequestTimeout time.Duration // to receive a whole request; 0 means DefaultRequestTimeout
+	MaxStreams     int64         // concurrent requests per connection; 0 means DefaultMaxStreams
+}
+
+// Server serves the admin RPC over QUIC: one request per client-initiated
+// bidirectional stream.
+type Server struct {
+	h          handler
+	maxRequest int
+	timeout    time.Duration
+	maxStreams int64
+
+	mu      sync.Mutex
+	ln      *quic.Listener
+	tr      *quic.Transport
+	conns   map[*quic.Conn]struct{}
+	closing bool
+	streams sync.WaitGroup
+}
+
+// NewServer returns a Server for cfg.
+func NewServer(cfg Config) *Server {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		h:          handler{trunks: cfg.Trunks, status: cfg.Status, auth: cfg.Auth, log: log},
+		maxRequest: cmp(cfg.MaxRequestSize, DefaultMaxRequestSize),
+		timeout:    cmp(cfg.RequestTimeout, DefaultRequestTimeout),
+		maxStreams: cmp(cfg.MaxStreams, DefaultMaxStreams),
+		conns:      map[*quic.Conn]struct{}{},
+	}
+	return s
+}
+
+func cmp[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// ServerTLSConfig returns a copy of base restricted to what the protocol
+// allows: TLS 1.3 and the trunkd/1 ALPN.
+func ServerTLSConfig(base *tls.Config) *tls.Config {
+	c := base.Clone()
+	c.MinVersion = tls.VersionTLS13
+	c.NextProtos = []string{ALPN}
+	return c
+}
+
+func (s *Server) quicConfig() *quic.Config {
+	return &quic.Config{
+		HandshakeIdleTimeout:           5 * time.Second,
+		MaxIdleTimeout:                 60 * time.Second,
+		MaxIncomingStreams:             s.maxStreams,
+		MaxIncomingUniStreams:          -1,
+		InitialStreamReceiveWindow:     uint64(s.maxRequest) + 1024,
+		MaxStreamReceiveWindow:         uint64(s.maxRequest) + 1024,
+		InitialConnectionReceiveWindow: 1 << 20,
+		MaxConnectionReceiveWindow:     4 << 20,
+		Allow0RTT:                      false,
+	}
+}
+
+// ListenAndServe listens on the UDP address addr and serves until Shutdown
+// or Close. It returns ErrServerClosed then.
+func (s *Server) ListenAndServe(addr string, tlsConf *tls.Config) error {
+	if err := s.Listen(addr, tlsConf); err != nil {
+		return err
+	}
+	return s.Serve()
+}
+
+// Listen binds the UDP address addr. Serve then accepts on it.
+func (s *Server) Listen(addr string, tlsConf *tls.Config) error {
+	udp, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("rpc: listen %s: %w", addr, err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(ServerTLSConfig(tlsConf), s.quicConfig())
+	if err != nil {
+		udp.Close()
+		return fmt.Errorf("rpc: listen %s: %w", addr, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ln, s.tr = ln, tr
+	return nil
+}
+
+// Addr returns the address the server listens on, or nil before Listen.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Serve accepts connections until Shutdown or Close.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln == nil {
+		return errors.New("rpc: Serve called before Listen")
+	}
+	for {
+		conn, err := ln.Accept(context.Background())
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			return fmt.Errorf("rpc: accept: %w", err)
+		}
+		if !s.track(conn) {
+			conn.CloseWithError(connCodeShutdown, "server shutting down")
+			return ErrServerClosed
+		}
+		go s.serveConn(conn)
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *Server) track(conn *quic.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[conn] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(conn *quic.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, conn)
+}
+
+func (s *Server) serveConn(conn *quic.Conn) {
+	defer s.untrack(conn)
+	for {
+		str, err := conn.AcceptStream(context.Background())
+		if err != nil {
+			return
+		}
+		if !s.startStream() {
+			str.CancelRead(streamCodeShutdown)
+			str.CancelWrite(streamCodeShutdown)
+			return
+		}
+		go s.serveStream(conn.Context(), str)
+	}
+}
+
+// startStream counts a stream in, unless the server is closing.
+func (s *Server) startStream() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.streams.Add(1)
+	return true
+}
+
+// serveStream reads one request, answers it and closes the stream in both
+// directions. A panic in a handler resets this stream only.
+func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
+	defer s.streams.Done()
+	defer func() {
+		if p := recover(); p != nil {
+			s.h.log.Error("panic serving request", "panic", p, "stack", string(debug.Stack()))
+			str.CancelRead(streamCodeShutdown)
+			str.CancelWrite(streamCodeShutdown)
+		}
+	}()
+	deadline := time.Now().Add(s.timeout)
+	str.SetReadDeadline(deadline)
+	frame, err := io.ReadAll(io.LimitReader(str, int64(s.maxRequest)+1))
+	var resp []byte
+	switch {
+	case len(frame) > s.maxRequest:
+		str.CancelRead(streamCodeTooLarge)
+		resp = encodeResponse("Err", Errorf(CodeTooLarge, "request is larger than %d bytes", s.maxRequest))
+	case err != nil:
+		// Timed out or reset by the peer: nothing complete to answer.
+		str.CancelRead(streamCodeTimeout)
+		str.CancelWrite(streamCodeTimeout)
+		return
+	default:
+		resp, _ = s.h.serve(ctx, frame)
+	}
+	str.SetWriteDeadline(time.Now().Add(s.timeout))
+	if _, err := str.Write(resp); err != nil {
+		str.CancelWrite(streamCodeTimeout)
+		return
+	}
+	str.Close()
+}
+
+// Shutdown stops accepting connections and streams, waits for requests in
+// flight to finish or ctx to end, then closes every connection.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	ln := s.ln
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.streams.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.closeAll()
+	return err
+}
+
+// Close closes the listener and every connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	ln := s.ln
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	s.closeAll()
+	return nil
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	conns := make([]*quic.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	tr := s.tr
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.CloseWithError(connCodeShutdown, "server shutting down")
+	}
+	if tr != nil {
+		tr.Close()
+		tr.Conn.Close()
+	}
+}
