@@ -1,0 +1,54 @@
+package store
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/trunkd/trunkd/trunk"
+)
+
+// cache holds decoded records so that reads skip decoding and decryption.
+// Every committed write updates it before the write is acknowledged. Readers
+// fill it on a miss, unless a commit happened since their transaction began
+// (then what they read may be older than the cache's entry).
+type cache struct {
+	m   sync.Map // trunk_id -> *trunk.Trunk, never mutated once stored
+	mu  sync.Mutex
+	gen atomic.Uint64 // commits applied
+}
+
+// get returns a copy of the cached record of id.
+func (c *cache) get(id string) (*trunk.Trunk, bool) {
+	v, ok := c.m.Load(id)
+	if !ok {
+		return nil, false
+	}
+	return v.(*trunk.Trunk).Clone(), true
+}
+
+func (c *cache) generation() uint64 { return c.gen.Load() }
+
+// fill caches t, read in a transaction that began at generation gen.
+func (c *cache) fill(gen uint64, t *trunk.Trunk) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() == gen {
+		c.m.Store(t.TrunkID, t.Clone())
+	}
+}
+
+// apply records a committed batch.
+func (c *cache) apply(batch []*op, results []error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	for i, o := range batch {
+		switch {
+		case results[i] != nil:
+		case o.kind == opRemove:
+			c.m.Delete(o.id)
+		default:
+			c.m.Store(o.id, o.trunk)
+		}
+	}
+}

@@ -1,0 +1,37 @@
+// Package store keeps trunk records in a bbolt database file. It is the
+// only package in trunkd that imports bbolt.
+//
+// # Layout
+//
+// Two buckets: "meta" holds the marker that says the file is trunkd's, the
+// schema version, and a key check value (a constant sealed with the secret
+// key, so a wrong key is refused at Open instead of corrupting records);
+// "trunks" maps trunk_id to a record: a one-byte schema version followed by
+// the trunk as JSON with its wire field names (JSON rather than MessagePack:
+// encoding/json allocates only as much as it reads, so a corrupt file cannot
+// make it allocate by a forged length, and records stay readable with jq).
+// sip_password and api_bearer_token are sealed with AES-256-GCM, bound by
+// their additional data to the trunk and field they belong to.
+//
+// # Durability
+//
+// Every write returns only after bbolt's commit has written and fsynced
+// the pages and the meta page. Writes are queued to one writer goroutine
+// that takes everything queued, applies it in a single transaction and
+// commits once: concurrent writers share one fsync, and a lone writer
+// commits at once (no batching delay, unlike bbolt's DB.Batch). An
+// operation that fails its own check (exists, not found) fails alone; a
+// failed commit fails every operation of its batch.
+//
+// # Where it can hurt
+//
+//   - A write error from the disk (full, read-only, I/O) fails the writes
+//     of that batch with trunk.EUNAVAILABLE; the file stays consistent
+//     (bbolt writes its meta page last).
+//   - bbolt never gives freed pages back to the file system: the file does
+//     not shrink when trunks are removed. Compact offline (bbolt compact).
+//   - The file is locked while open; a second process gets an error after
+//     a second instead of waiting.
+//   - Losing the secret key loses the secrets (the records stay readable
+//     otherwise, but Open refuses a different key).
+package store

@@ -1,0 +1,270 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/trunkd/trunkd/trunk"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the record and meta layout this code writes and reads.
+const SchemaVersion = 1
+
+var (
+	bucketMeta   = []byte("meta")
+	bucketTrunks = []byte("trunks")
+	keyMarker    = []byte("marker")
+	keyVersion   = []byte("schema_version")
+	keyCheck     = []byte("key_check")
+	marker       = []byte("trunkd trunk store")
+)
+
+// DB is the trunk store.
+type DB struct {
+	bolt   *bolt.DB
+	path   string
+	crypt  *sealer
+	writes chan *op
+	done   chan struct{}
+	closed chan struct{}
+
+	cache cache
+
+	commits int // commits made by the writer goroutine, for tests
+}
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	maxBatch int
+}
+
+// WithMaxBatch bounds how many queued writes share one commit (default 1000).
+func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
+
+// Open opens the database at path, creating it (mode 0600) when absent. key
+// is the 32-byte AES-256 key for secrets at rest. A file that is not a
+// bbolt database, a bbolt database that is not trunkd's, a newer schema
+// and a different key are refused, and the file is left untouched.
+func Open(path string, key []byte, opts ...Option) (*DB, error) {
+	o := options{maxBatch: 1000}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	crypt, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	db := &DB{bolt: bdb, path: path, crypt: crypt, writes: make(chan *op, o.maxBatch),
+		done: make(chan struct{}), closed: make(chan struct{})}
+	if err := db.init(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	go db.writer(o.maxBatch)
+	return db, nil
+}
+
+// checkFile refuses, before bbolt sees it, a file that bbolt would treat
+// as new but that holds something: bbolt initialises a zero-length file,
+// so only a missing or empty file may become a new database.
+func checkFile(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("store: %s is not a regular file; refusing to use it", path)
+	}
+	return nil
+}
+
+func openError(path string, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("store: %s: database is in use by another process", path)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+		return fmt.Errorf("store: %s is not a trunkd database (or is corrupt): %w; it was not modified", path, err)
+	}
+	return fmt.Errorf("store: open %s: %w; it was not modified", path, err)
+}
+
+// init creates the buckets of a new database, or checks those of an
+// existing one.
+func (db *DB) init() error {
+	var fresh bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			fresh = isEmpty(tx)
+			if !fresh {
+				return fmt.Errorf("store: %s is a bbolt database of another program; it was not modified", db.path)
+			}
+			return nil
+		}
+		return db.checkMeta(meta)
+	})
+	if err != nil || !fresh {
+		return err
+	}
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketTrunks); err != nil {
+			return err
+		}
+		check, err := db.crypt.seal(nil, keyCheck, marker)
+		if err != nil {
+			return err
+		}
+		return errors.Join(meta.Put(keyMarker, marker), meta.Put(keyVersion, []byte{SchemaVersion}), meta.Put(keyCheck, check))
+	})
+}
+
+func isEmpty(tx *bolt.Tx) bool {
+	empty := true
+	tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+	return empty
+}
+
+func (db *DB) checkMeta(meta *bolt.Bucket) error {
+	if !bytes.Equal(meta.Get(keyMarker), marker) || tx(meta).Bucket(bucketTrunks) == nil {
+		return fmt.Errorf("store: %s is a bbolt database of another program; it was not modified", db.path)
+	}
+	v := meta.Get(keyVersion)
+	if len(v) != 1 || v[0] == 0 {
+		return fmt.Errorf("store: %s has an unreadable schema version", db.path)
+	}
+	if v[0] > SchemaVersion {
+		return fmt.Errorf("store: %s has schema version %d; this trunkd reads up to %d (upgrade trunkd)", db.path, v[0], SchemaVersion)
+	}
+	if _, err := db.crypt.open(nil, keyCheck, meta.Get(keyCheck)); err != nil {
+		return fmt.Errorf("store: %s was written with another secret key (check --secret-key-file)", db.path)
+	}
+	return nil
+}
+
+func tx(b *bolt.Bucket) *bolt.Tx { return b.Tx() }
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close waits for queued writes, then closes the database.
+func (db *DB) Close() error {
+	select {
+	case <-db.closed:
+		return nil
+	default:
+	}
+	close(db.closed)
+	<-db.done
+	return db.bolt.Close()
+}
+
+// GetTrunk returns trunk id with its secrets decrypted, or trunk.ENOTFOUND.
+func (db *DB) GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error) {
+	if t, ok := db.cache.get(id); ok {
+		return t, nil
+	}
+	gen := db.cache.generation()
+	var t *trunk.Trunk
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketTrunks).Get([]byte(id))
+		if v == nil {
+			return notFound(id)
+		}
+		var err error
+		t, err = db.decode(id, v)
+		return err
+	})
+	if err == nil {
+		db.cache.fill(gen, t)
+	}
+	return t, err
+}
+
+// ListTrunks returns up to limit trunks whose trunk_id sorts after after,
+// in trunk_id byte order.
+func (db *DB) ListTrunks(ctx context.Context, after string, limit int) ([]*trunk.Trunk, error) {
+	list := make([]*trunk.Trunk, 0, min(limit, 1024))
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTrunks).Cursor()
+		k, v := c.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, v = c.Next()
+		}
+		for ; k != nil && len(list) < limit; k, v = c.Next() {
+			t, ok := db.cache.get(string(k))
+			if !ok {
+				var err error
+				if t, err = db.decode(string(k), v); err != nil {
+					return err
+				}
+			}
+			list = append(list, t)
+		}
+		return nil
+	})
+	return list, err
+}
+
+// ForEachTrunk calls fn for every trunk in trunk_id order, stopping at the
+// first error fn returns.
+func (db *DB) ForEachTrunk(ctx context.Context, fn func(*trunk.Trunk) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTrunks).ForEach(func(k, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			t, err := db.decode(string(k), v)
+			if err != nil {
+				return err
+			}
+			return fn(t)
+		})
+	})
+}
+
+// Count returns the number of trunks.
+func (db *DB) Count() (int, error) {
+	var n int
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketTrunks).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// Check runs bbolt's consistency check and returns the first problem.
+func (db *DB) Check() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain: the checker runs until it closes the channel
+			if first == nil {
+				first = fmt.Errorf("store: %s: %w", db.path, err)
+			}
+		}
+		return first
+	})
+}
+
+func notFound(id string) error { return trunk.Errorf(trunk.ENOTFOUND, "trunk %q not found", id) }

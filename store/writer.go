@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/trunkd/trunkd/trunk"
+	bolt "go.etcd.io/bbolt"
+)
+
+type opKind int
+
+const (
+	opAdd opKind = iota
+	opUpdate
+	opRemove
+)
+
+// op is one queued write and the channel its result goes back on.
+type op struct {
+	kind  opKind
+	id    string
+	value []byte       // encoded record, for add and update
+	trunk *trunk.Trunk // the record, for the read cache
+	err   chan error
+}
+
+// AddTrunk stores a new trunk; trunk.EEXISTS if its id is taken. It
+// returns once the record is durable.
+func (db *DB) AddTrunk(ctx context.Context, t *trunk.Trunk) error {
+	return db.put(ctx, opAdd, t)
+}
+
+// UpdateTrunk replaces the whole record of an existing trunk;
+// trunk.ENOTFOUND if there is none. It returns once the record is durable.
+func (db *DB) UpdateTrunk(ctx context.Context, t *trunk.Trunk) error {
+	return db.put(ctx, opUpdate, t)
+}
+
+// RemoveTrunk deletes a trunk; trunk.ENOTFOUND if there is none. It
+// returns once the removal is durable.
+func (db *DB) RemoveTrunk(ctx context.Context, id string) error {
+	return db.submit(ctx, &op{kind: opRemove, id: id})
+}
+
+func (db *DB) put(ctx context.Context, kind opKind, t *trunk.Trunk) error {
+	v, err := db.encode(t)
+	if err != nil {
+		return err
+	}
+	return db.submit(ctx, &op{kind: kind, id: t.TrunkID, value: v, trunk: t.Clone()})
+}
+
+var errClosed = trunk.Errorf(trunk.EUNAVAILABLE, "store is closed")
+
+// submit queues o and waits for its result. A ctx that ends while o is
+// still queued abandons it; once the writer has taken o, o completes.
+func (db *DB) submit(ctx context.Context, o *op) error {
+	o.err = make(chan error, 1)
+	select {
+	case <-db.closed:
+		return errClosed
+	default:
+	}
+	select {
+	case db.writes <- o:
+	case <-db.closed:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-o.err
+}
+
+// writer is the one goroutine that writes. It takes every op queued,
+// applies them in one transaction and commits once.
+func (db *DB) writer(maxBatch int) {
+	defer close(db.done)
+	batch := make([]*op, 0, maxBatch)
+	for {
+		select {
+		case o := <-db.writes:
+			batch = append(batch[:0], o)
+		case <-db.closed:
+			db.drain()
+			return
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-db.writes:
+				batch = append(batch, o)
+			default:
+				break more
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// drain fails the writes still queued at Close.
+func (db *DB) drain() {
+	for {
+		select {
+		case o := <-db.writes:
+			o.err <- errClosed
+		default:
+			return
+		}
+	}
+}
+
+// commit applies batch in one transaction. Each op's own failure (exists,
+// not found) is its alone; a failed commit fails them all.
+func (db *DB) commit(batch []*op) {
+	results := make([]error, len(batch))
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTrunks)
+		for i, o := range batch {
+			results[i] = apply(b, o)
+		}
+		return nil
+	})
+	db.commits++
+	if err == nil {
+		db.cache.apply(batch, results)
+	}
+	for i, o := range batch {
+		if err != nil {
+			o.err <- unavailable(err)
+		} else {
+			o.err <- results[i]
+		}
+	}
+}
+
+// apply runs one op inside a write transaction. An error here fails the op
+// only; a bbolt error on Put/Delete is treated as the disk's.
+func apply(b *bolt.Bucket, o *op) error {
+	exists := b.Get([]byte(o.id)) != nil
+	var err error
+	switch {
+	case o.kind == opAdd && exists:
+		return trunk.Errorf(trunk.EEXISTS, "trunk %q already exists", o.id)
+	case o.kind != opAdd && !exists:
+		return notFound(o.id)
+	case o.kind == opRemove:
+		err = b.Delete([]byte(o.id))
+	default:
+		err = b.Put([]byte(o.id), o.value)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// unavailableError is an EUNAVAILABLE domain error that keeps the disk's
+// error for the logs.
+type unavailableError struct {
+	domain *trunk.Error
+	cause  error
+}
+
+func (e *unavailableError) Error() string   { return fmt.Sprintf("%v: %v", e.domain, e.cause) }
+func (e *unavailableError) Unwrap() []error { return []error{e.domain, e.cause} }
+
+func unavailable(err error) error {
+	return &unavailableError{domain: trunk.Errorf(trunk.EUNAVAILABLE, "store unavailable: cannot write to disk"), cause: err}
+}
