@@ -1,0 +1,49 @@
+# trunkd — run `make help` for the targets.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin
+DATA  ?= ./trunkd-data
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z-]*:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build bin/trunkd and bin/trunkctl
+	$(GO) build -o $(BIN)/ ./cmd/trunkd ./cmd/trunkctl
+
+.PHONY: run
+run: build ## start trunkd on embedded defaults (data in ./trunkd-data)
+	@echo "trunkctl is at $(BIN)/trunkctl; trunkd prints how to mint a token and connect."
+	$(BIN)/trunkd --data $(DATA)
+
+.PHONY: test
+test: lint ## run every test, with the race detector
+	$(GO) test -race -count=1 ./...
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck, dependency direction
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	@mod=$$($(GO) list -m); for p in rpc store media; do \
+	  ls $$p/*.go >/dev/null 2>&1 || continue; \
+	  bad=$$($(GO) list -f '{{join .Imports "\n"}}' ./$$p/... | grep "^$$mod/" | grep -v "^$$mod/trunk$$" || true); \
+	  if [ -n "$$bad" ]; then echo "$$p must import only $$mod/trunk of this module, imports: $$bad"; exit 1; fi; done
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	@for t in FuzzDecodeEnvelope FuzzDecodeTrunkDTO FuzzAuthenticate; do \
+	  $(GO) test ./rpc -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
+	$(GO) test ./store -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $${FUZZTIME:-30s}
+
+.PHONY: bench
+bench: ## run the Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: clean
+clean: ## remove build output (not the data dir)
+	rm -rf $(BIN)

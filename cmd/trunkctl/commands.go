@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/trunkd/trunkd/rpc"
+)
+
+// cli holds one run's globals and environment.
+type cli struct {
+	env
+	g globals
+}
+
+// flags returns a FlagSet for a command that also takes the global flags.
+func (c *cli) flags(name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet("trunkctl "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	c.g.register(fs, c.g)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "usage: trunkctl %s %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses a command's flags and checks it got nargs arguments (-1:
+// any number).
+func (c *cli) parse(fs *flag.FlagSet, args []string, nargs int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		// Flags may follow arguments: trunkctl get ID -o json.
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	if nargs >= 0 && len(pos) != nargs {
+		return nil, usageError{fmt.Errorf("want %d argument(s), got %d", nargs, len(pos))}
+	}
+	return pos, nil
+}
+
+func (c *cli) dial(ctx context.Context) (*rpc.Client, error) {
+	tc, err := c.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	return rpc.Dial(ctx, c.g.addr, tc, c.g.token)
+}
+
+func (c *cli) tlsConfig() (*tls.Config, error) {
+	host, _, err := net.SplitHostPort(c.g.addr)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--addr %q: %w", c.g.addr, err)}
+	}
+	switch {
+	case c.g.ca != "":
+		return rpc.PinnedTLSConfig(c.g.ca, host)
+	case c.g.insecure:
+		return &tls.Config{InsecureSkipVerify: true}, nil
+	}
+	return nil, usageError{errors.New("give --ca FILE (the server's certificate, e.g. trunkd-data/tls.crt) or --insecure")}
+}
+
+func cmdAdd(ctx context.Context, c *cli, args []string) error { return c.putTrunk(ctx, "add", args) }
+func cmdUpdate(ctx context.Context, c *cli, args []string) error {
+	return c.putTrunk(ctx, "update", args)
+}
+
+func (c *cli) putTrunk(ctx context.Context, name string, args []string) error {
+	fs := c.flags(name, "[-f FILE] [--FIELD VALUE ...]")
+	tf := newTrunkFlags(fs)
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	t, err := tf.trunk(c.stdin)
+	if err != nil {
+		return usageError{err}
+	}
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if name == "add" {
+		err = cl.AddTrunk(ctx, t)
+	} else {
+		err = cl.UpdateTrunk(ctx, t)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "trunk %s %sed\n", t.TrunkID, map[string]string{"add": "add", "update": "updat"}[name])
+	return nil
+}
+
+func cmdGet(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("get", "TRUNK_ID")
+	rest, err := c.parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cfg, found, err := cl.GetTrunk(ctx, rest[0])
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("trunk %q not found", rest[0])
+	}
+	return c.printTrunk(cfg)
+}
+
+func cmdList(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("list", "[--limit N] [--cursor C]")
+	limit := fs.Int("limit", 0, "show one page of at most `N` trunks (default: every page)")
+	cursor := fs.String("cursor", "", "start after this page `cursor`")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *limit < 0 || *limit > rpc.MaxListLimit {
+		return usageError{fmt.Errorf("--limit must be 1-%d", rpc.MaxListLimit)}
+	}
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var all []rpc.TrunkConfig
+	next := *cursor
+	for {
+		page, n, err := cl.ListTrunks(ctx, next, max(*limit, rpc.MaxListLimit*boolInt(*limit == 0)))
+		if err != nil {
+			return err
+		}
+		all, next = append(all, page...), n
+		if next == "" || *limit > 0 {
+			break
+		}
+	}
+	if err := c.printList(all); err != nil {
+		return err
+	}
+	if next != "" {
+		fmt.Fprintf(c.stderr, "more: trunkctl list --limit %d --cursor %s\n", *limit, next)
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func cmdRemove(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("rm", "TRUNK_ID")
+	rest, err := c.parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.RemoveTrunk(ctx, rest[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "trunk %s removed\n", rest[0])
+	return nil
+}
+
+func cmdToken(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("token", "--secret-file F [--scope S] [--ttl D]")
+	secretFile := fs.String("secret-file", "", "HMAC secret `file` (trunkd's DATA/jwt.secret)")
+	scope := fs.String("scope", "trunks:manage", "space-separated `scopes`: trunks:read, trunks:manage")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
+	issuer := fs.String("issuer", "", "iss claim (when trunkd runs with --jwt-issuer)")
+	audience := fs.String("audience", "", "aud claim (when trunkd runs with --jwt-audience)")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *secretFile == "" {
+		return usageError{errors.New("--secret-file is required")}
+	}
+	if *ttl <= 0 {
+		return usageError{errors.New("--ttl must be positive")}
+	}
+	secret, err := rpc.LoadSecretFile(*secretFile)
+	if err != nil {
+		return err
+	}
+	tok, err := rpc.MintToken(secret, *scope, *ttl, *issuer, *audience)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, tok)
+	return nil
+}

@@ -1,0 +1,142 @@
+// Command trunkctl is the admin CLI of trunkd.
+//
+//	trunkctl [--addr A] [--token T] [--ca FILE | --insecure] COMMAND [flags]
+//
+// Commands: add, update, get, list, rm, token. Run trunkctl help for more.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], env{getenv: os.Getenv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}))
+}
+
+// env is what a run of trunkctl sees of the outside world; tests fill it in.
+type env struct {
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the command failed (an error from trunkd, or a local one)
+	exitUsage = 2 // the command line is wrong
+)
+
+// globals are the flags every command takes.
+type globals struct {
+	addr     string
+	token    string
+	ca       string
+	insecure bool
+	timeout  time.Duration
+	output   string
+}
+
+// globalsFromEnv returns the defaults of the global flags.
+func globalsFromEnv(e env) globals {
+	g := globals{addr: "127.0.0.1:7443", token: e.getenv("TRUNKD_TOKEN"), ca: e.getenv("TRUNKD_CA"), timeout: 15 * time.Second, output: "table"}
+	if v := e.getenv("TRUNKD_ADDR"); v != "" {
+		g.addr = v
+	}
+	return g
+}
+
+// register binds the global flags to g's fields, defaulting to def.
+func (g *globals) register(fs *flag.FlagSet, def globals) {
+	fs.StringVar(&g.addr, "addr", def.addr, "trunkd admin `address` (env TRUNKD_ADDR)")
+	fs.StringVar(&g.token, "token", def.token, "admin JWT (env TRUNKD_TOKEN)")
+	fs.StringVar(&g.ca, "ca", def.ca, "PEM `file` of the server certificate to pin, e.g. trunkd-data/tls.crt (env TRUNKD_CA)")
+	fs.BoolVar(&g.insecure, "insecure", def.insecure, "do not verify the server certificate (development only)")
+	fs.DurationVar(&g.timeout, "timeout", def.timeout, "give up on the command after this long")
+	fs.StringVar(&g.output, "o", def.output, "output `format`: table, json or yaml")
+}
+
+type command struct {
+	name, args, help string
+	run              func(ctx context.Context, c *cli, args []string) error
+}
+
+var commands = []command{
+	{"add", "[-f FILE] [--FIELD VALUE ...]", "create a trunk from a JSON/YAML file and/or field flags", cmdAdd},
+	{"update", "[-f FILE] [--FIELD VALUE ...]", "replace a trunk's whole record (fields not given take their defaults)", cmdUpdate},
+	{"get", "TRUNK_ID", "show a trunk (never its credentials)", cmdGet},
+	{"list", "[--limit N] [--cursor C]", "list trunks in trunk_id order", cmdList},
+	{"rm", "TRUNK_ID", "remove a trunk", cmdRemove},
+	{"token", "--secret-file F [--scope S] [--ttl D]", "mint an HS256 admin token", cmdToken},
+}
+
+// usageError marks errors in how trunkctl was called.
+type usageError struct{ error }
+
+func run(ctx context.Context, args []string, e env) int {
+	c := &cli{env: e}
+	fs := flag.NewFlagSet("trunkctl", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	c.g.register(fs, globalsFromEnv(e))
+	fs.Usage = func() { c.usage(fs) }
+	if err := fs.Parse(args); err != nil {
+		return exitCode(err)
+	}
+	if fs.NArg() == 0 || fs.Arg(0) == "help" {
+		c.usage(fs)
+		return map[bool]int{true: exitOK, false: exitUsage}[fs.NArg() > 0]
+	}
+	for _, cmd := range commands {
+		if cmd.name == fs.Arg(0) {
+			return c.exec(ctx, cmd, fs.Args()[1:])
+		}
+	}
+	fmt.Fprintf(e.stderr, "trunkctl: unknown command %q (see trunkctl help)\n", fs.Arg(0))
+	return exitUsage
+}
+
+func (c *cli) exec(ctx context.Context, cmd command, args []string) int {
+	ctx, cancel := context.WithTimeout(ctx, c.g.timeout)
+	defer cancel()
+	err := cmd.run(ctx, c, args)
+	if err == nil {
+		return exitOK
+	}
+	if !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(c.stderr, "trunkctl %s: %v\n", cmd.name, err)
+	}
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	}
+	return exitError
+}
+
+func (c *cli) usage(fs *flag.FlagSet) {
+	w := c.stderr
+	fmt.Fprintln(w, "usage: trunkctl [global flags] COMMAND [flags]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, cmd := range commands {
+		fmt.Fprintf(w, "  %-7s %-40s %s\n", cmd.name, cmd.args, cmd.help)
+	}
+	fmt.Fprintln(w, "\nglobal flags (also accepted after the command):")
+	fs.PrintDefaults()
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/trunkd/trunkd/rpc"
+	"sigs.k8s.io/yaml"
+)
+
+// printValue writes v as JSON or YAML and reports whether the output
+// format was one of those.
+func (c *cli) printValue(v any) (bool, error) {
+	switch c.g.output {
+	case "json":
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return true, err
+		}
+		_, err = fmt.Fprintf(c.stdout, "%s\n", b)
+		return true, err
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return true, err
+		}
+		_, err = c.stdout.Write(b)
+		return true, err
+	case "table":
+		return false, nil
+	}
+	return true, usageError{fmt.Errorf("-o %q: want table, json or yaml", c.g.output)}
+}
+
+func (c *cli) printTrunk(t rpc.TrunkConfig) error {
+	if done, err := c.printValue(t); done {
+		return err
+	}
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "trunk_id:\t%s\n", t.TrunkID)
+	fmt.Fprintf(w, "display_name:\t%s\n", t.DisplayName)
+	fmt.Fprintf(w, "domain:\t%s\n", t.Domain)
+	fmt.Fprintf(w, "channel_limit:\t%d\n", t.ChannelLimit)
+	fmt.Fprintf(w, "circuit_breaker:\t%s\n", breaker(t.IsCBTripped))
+	fmt.Fprintf(w, "asr:\t%.1f%%\n", t.CurrentASR)
+	fmt.Fprintf(w, "acd:\t%ds\n", t.CurrentACD)
+	fmt.Fprintf(w, "mos:\t%.2f\n", t.CurrentMOS)
+	return w.Flush()
+}
+
+func (c *cli) printList(list []rpc.TrunkConfig) error {
+	if list == nil {
+		list = []rpc.TrunkConfig{}
+	}
+	if done, err := c.printValue(list); done {
+		return err
+	}
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TRUNK_ID\tCHANNELS\tDOMAIN\tDISPLAY_NAME\tBREAKER\tASR\tACD\tMOS")
+	for _, t := range list {
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%.1f%%\t%ds\t%.2f\n", t.TrunkID, t.ChannelLimit, dash(t.Domain), dash(t.DisplayName),
+			breaker(t.IsCBTripped), t.CurrentASR, t.CurrentACD, t.CurrentMOS)
+	}
+	return w.Flush()
+}
+
+func breaker(open bool) string {
+	if open {
+		return "open"
+	}
+	return "closed"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

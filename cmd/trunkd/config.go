@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is everything trunkd is started with.
+type Config struct {
+	Listen          string
+	DataDir         string
+	TLSCert         string
+	TLSKey          string
+	JWTSecretFile   string
+	JWTPublicKeys   []string
+	JWTIssuer       string
+	JWTAudience     string
+	SecretKeyFile   string
+	LogLevel        slog.Level
+	LogFormat       string
+	ShutdownTimeout time.Duration
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// parseConfig reads flags, then TRUNKD_<FLAG> environment variables for
+// flags not given, then fills the defaults that depend on the data dir.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	cfg := &Config{}
+	var keys listFlag
+	var level string
+	fs := flag.NewFlagSet("trunkd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:7443", "UDP `address` of the admin RPC (QUIC)")
+	fs.StringVar(&cfg.DataDir, "data", "./trunkd-data", "data `dir`: database, generated certificate and secrets")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate `file` (default: DATA/tls.crt, generated self-signed when absent)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key `file` (default: DATA/tls.key)")
+	fs.StringVar(&cfg.JWTSecretFile, "jwt-secret-file", "", "HMAC `file` for HS256/384/512 tokens (default with no JWT key flags: DATA/jwt.secret, generated when absent)")
+	fs.Var(&keys, "jwt-public-key", "`[KID=]FILE` PEM public key (RSA, ECDSA, Ed25519) for tokens; repeatable")
+	fs.StringVar(&cfg.JWTIssuer, "jwt-issuer", "", "required token `iss` (unchecked when empty)")
+	fs.StringVar(&cfg.JWTAudience, "jwt-audience", "", "required token `aud` (unchecked when empty)")
+	fs.StringVar(&cfg.SecretKeyFile, "secret-key-file", "", "AES-256 key `file` for secrets at rest (default: DATA/secret.key, generated when absent)")
+	fs.StringVar(&level, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log `format`: text or json")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return nil, err
+	}
+	cfg.JWTPublicKeys = keys
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		return nil, fmt.Errorf("-log-format: %q is not text or json", cfg.LogFormat)
+	}
+	cfg.fillDefaults()
+	return cfg, nil
+}
+
+// applyEnv sets every flag not given on the command line from its
+// TRUNKD_<NAME> variable (dashes become underscores). A repeatable flag
+// takes a comma-separated list.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "TRUNKD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v := getenv(env)
+		if given[f.Name] || v == "" {
+			return
+		}
+		values := []string{v}
+		if _, ok := f.Value.(*listFlag); ok {
+			values = strings.Split(v, ",")
+		}
+		for _, one := range values {
+			if err := fs.Set(f.Name, strings.TrimSpace(one)); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func (c *Config) fillDefaults() {
+	inData := func(p *string, name string) {
+		if *p == "" {
+			*p = filepath.Join(c.DataDir, name)
+		}
+	}
+	inData(&c.TLSCert, "tls.crt")
+	inData(&c.TLSKey, "tls.key")
+	inData(&c.SecretKeyFile, "secret.key")
+	if len(c.JWTPublicKeys) == 0 {
+		inData(&c.JWTSecretFile, "jwt.secret")
+	}
+}
+
+// defaultJWTSecret reports whether the JWT secret is the embedded default
+// (generated in the data dir when absent) rather than one the operator named.
+func (c *Config) defaultJWTSecret() bool {
+	return c.JWTSecretFile == filepath.Join(c.DataDir, "jwt.secret")
+}
+
+func (c *Config) logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// fileExists reports whether path exists.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

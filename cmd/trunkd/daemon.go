@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/trunkd/trunkd/rpc"
+	"github.com/trunkd/trunkd/store"
+)
+
+// Daemon is a running trunkd: the store and the admin RPC server.
+type Daemon struct {
+	cfg    *Config
+	log    *slog.Logger
+	db     *store.DB
+	srv    *rpc.Server
+	served chan error
+}
+
+// Start opens the data dir, the store and the listener, and starts serving.
+func Start(cfg *Config, log *slog.Logger) (*Daemon, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	d := &Daemon{cfg: cfg, log: log, served: make(chan error, 1)}
+	if err := d.start(); err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Daemon) start() error {
+	auth, err := d.authenticator()
+	if err != nil {
+		return err
+	}
+	key, err := store.LoadOrCreateKey(d.cfg.SecretKeyFile)
+	if err != nil {
+		return fmt.Errorf("secret key: %w", err)
+	}
+	d.db, err = store.Open(filepath.Join(d.cfg.DataDir, "trunkd.db"), key)
+	if err != nil {
+		return err
+	}
+	cert, err := d.certificate()
+	if err != nil {
+		return err
+	}
+	d.srv = rpc.NewServer(rpc.Config{Trunks: d.db, Auth: auth, Logger: d.log})
+	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
+		return err
+	}
+	go func() { d.served <- d.srv.Serve() }()
+	n, _ := d.db.Count()
+	d.log.Info("trunkd serving", "listen", d.srv.Addr().String(), "data", d.cfg.DataDir, "trunks", n)
+	return nil
+}
+
+// Addr is the address the admin RPC listens on.
+func (d *Daemon) Addr() net.Addr { return d.srv.Addr() }
+
+// Shutdown stops taking requests, lets those in flight finish (bounded by
+// ctx), and closes the store.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	err := d.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		d.log.Warn("shutdown: requests still in flight were cut off")
+	}
+	<-d.served
+	return errors.Join(err, d.close())
+}
+
+func (d *Daemon) close() error {
+	var errs []error
+	if d.srv != nil {
+		errs = append(errs, d.srv.Close())
+	}
+	if d.db != nil {
+		errs = append(errs, d.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) authenticator() (*rpc.Authenticator, error) {
+	ac := rpc.AuthConfig{Issuer: d.cfg.JWTIssuer, Audience: d.cfg.JWTAudience}
+	if d.cfg.JWTSecretFile != "" {
+		if d.cfg.defaultJWTSecret() {
+			if err := createSecret(d.cfg.JWTSecretFile, d.log); err != nil {
+				return nil, err
+			}
+		}
+		secret, err := rpc.LoadSecretFile(d.cfg.JWTSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("jwt secret: %w", err)
+		}
+		ac.Secret = secret
+	}
+	for _, arg := range d.cfg.JWTPublicKeys {
+		pk, err := rpc.LoadPublicKeyFlag(arg)
+		if err != nil {
+			return nil, fmt.Errorf("-jwt-public-key %s: %w", arg, err)
+		}
+		ac.PublicKeys = append(ac.PublicKeys, pk)
+	}
+	return rpc.NewAuthenticator(ac)
+}
+
+// createSecret writes a new random HMAC secret to path (0600) unless the
+// file exists.
+func createSecret(path string, log *slog.Logger) error {
+	if fileExists(path) {
+		return nil
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("jwt secret: %w", err)
+	}
+	_, err = f.WriteString(base64.RawURLEncoding.EncodeToString(b) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("jwt secret: %w", err)
+	}
+	log.Info("generated JWT signing secret", "file", path)
+	return nil
+}
+
+func (d *Daemon) certificate() (tls.Certificate, error) {
+	cert, created, err := rpc.LoadOrCreateCert(d.cfg.TLSCert, d.cfg.TLSKey, certHosts(d.cfg.Listen))
+	if err != nil {
+		return cert, fmt.Errorf("tls: %w", err)
+	}
+	if created {
+		d.log.Info("generated self-signed TLS certificate", "cert", d.cfg.TLSCert, "key", d.cfg.TLSKey)
+	}
+	return cert, nil
+}
+
+// certHosts lists the names a generated certificate is issued for.
+func certHosts(listen string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+		hosts = append(hosts, h)
+	}
+	if name, err := os.Hostname(); err == nil {
+		hosts = append(hosts, name)
+	}
+	return hosts
+}
+
+// howToConnect logs what an operator types next.
+func (d *Daemon) howToConnect() {
+	addr := d.srv.Addr().String()
+	if d.cfg.JWTSecretFile != "" {
+		d.log.Info("mint an admin token",
+			"cmd", fmt.Sprintf("export TRUNKD_TOKEN=$(trunkctl token --secret-file %s --scope trunks:manage --ttl 1h)", d.cfg.JWTSecretFile))
+	}
+	d.log.Info("then talk to trunkd",
+		"cmd", fmt.Sprintf("trunkctl --addr %s --ca %s list", addr, d.cfg.TLSCert))
+}
