@@ -5,9 +5,8 @@ import (
 	"math"
 )
 
-// mp builds MessagePack by hand for tests, sharing no code with the codec
-// under test. Each helper returns the encoding of one value.
-type mp []byte
+// The mp helpers build MessagePack by hand for tests, sharing no code with
+// the codec under test. Each returns the encoding of one value.
 
 func cat(parts ...[]byte) []byte {
 	var out []byte
@@ -49,7 +48,6 @@ func mpArr(elems ...[]byte) []byte {
 }
 
 func mpNil() []byte         { return []byte{0xc0} }
-func mpBool(b bool) []byte  { return map[bool][]byte{false: {0xc2}, true: {0xc3}}[b] }
 func mpFix(v uint8) []byte  { return []byte{v} } // positive fixint, v < 128
 func mpU8(v uint8) []byte   { return []byte{0xcc, v} }
 func mpU16(v uint16) []byte { return []byte{0xcd, byte(v >> 8), byte(v)} }

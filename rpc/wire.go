@@ -39,14 +39,6 @@ func (r *reader) take(n int) ([]byte, error) {
 	return p, nil
 }
 
-func (r *reader) byte() (byte, error) {
-	p, err := r.take(1)
-	if err != nil {
-		return 0, err
-	}
-	return p[0], nil
-}
-
 func (r *reader) uint(size int) (uint64, error) {
 	p, err := r.take(size)
 	if err != nil {
