@@ -64,7 +64,11 @@ func wireError(err error) (e *Error, internal bool) {
 	}
 	switch te.Code {
 	case trunk.EINVALID:
-		return &Error{Code: CodeInvalidArgument, Message: te.Message, Field: te.Field}, false
+		msg := te.Message
+		if te.Field != "" {
+			msg = te.Field + ": " + msg
+		}
+		return &Error{Code: CodeInvalidArgument, Message: msg, Field: te.Field}, false
 	case trunk.EEXISTS:
 		return &Error{Code: CodeTrunkExists, Message: te.Message}, false
 	case trunk.ENOTFOUND:

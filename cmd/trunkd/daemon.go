@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/store"
@@ -165,11 +166,31 @@ func certHosts(listen string) []string {
 
 // howToConnect logs what an operator types next.
 func (d *Daemon) howToConnect() {
+	ctl := trunkctlPath()
 	addr := d.srv.Addr().String()
 	if d.cfg.JWTSecretFile != "" {
 		d.log.Info("mint an admin token",
-			"cmd", fmt.Sprintf("export TRUNKD_TOKEN=$(trunkctl token --secret-file %s --scope trunks:manage --ttl 1h)", d.cfg.JWTSecretFile))
+			"cmd", fmt.Sprintf("export TRUNKD_TOKEN=$(%s token --secret-file %s --scope trunks:manage --ttl 1h)", ctl, d.cfg.JWTSecretFile))
 	}
 	d.log.Info("then talk to trunkd",
-		"cmd", fmt.Sprintf("trunkctl --addr %s --ca %s list", addr, d.cfg.TLSCert))
+		"cmd", fmt.Sprintf("%s --addr %s --ca %s list", ctl, addr, d.cfg.TLSCert))
+}
+
+// trunkctlPath names the trunkctl built beside this trunkd (bin/trunkctl
+// after make build), or plain trunkctl.
+func trunkctlPath() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "trunkctl"
+	}
+	p := filepath.Join(filepath.Dir(exe), "trunkctl")
+	if !fileExists(p) {
+		return "trunkctl"
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return p
 }
