@@ -44,6 +44,11 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 bench: ## run the Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-etcd
+bench-etcd: ## etcd on loopback vs trunkd, measured alike (installs etcd-server if root)
+	@command -v etcd >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server; } || true
+	bench/etcd/run.sh
+
 .PHONY: clean
 clean: ## remove build output (not the data dir)
 	rm -rf $(BIN)

@@ -127,26 +127,20 @@ func (c *Client) streamErr(ctx context.Context, err error) error {
 	return fmt.Errorf("rpc: %w", err)
 }
 
-func newEncoder(buf *bytes.Buffer) *msgpack.Encoder {
-	enc := msgpack.NewEncoder(buf)
-	enc.SetCustomStructTag("json")
-	enc.UseCompactInts(true)
-	return enc
-}
-
 func encodeRequest(method string, req any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := newEncoder(&buf)
-	if err := enc.EncodeMapLen(1); err != nil {
+	e := encoders.Get().(*encoder)
+	defer encoders.Put(e)
+	e.buf.Reset()
+	if err := e.enc.EncodeMapLen(1); err != nil {
 		return nil, err
 	}
-	if err := enc.EncodeString(method); err != nil {
+	if err := e.enc.EncodeString(method); err != nil {
 		return nil, err
 	}
-	if err := enc.Encode(req); err != nil {
+	if err := e.enc.Encode(req); err != nil {
 		return nil, fmt.Errorf("rpc: encode %s request: %w", method, err)
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(e.buf.Bytes()), nil
 }
 
 // decodeResponse decodes {"Ok": body} into resp or {"Err": e} into *Error.
@@ -154,7 +148,9 @@ func decodeResponse(frame []byte, resp any) error {
 	if err := checkFrame(frame); err != nil {
 		return fmt.Errorf("rpc: malformed response: %w", err)
 	}
-	dec := msgpack.NewDecoder(bytes.NewReader(frame))
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	dec.Reset(bytes.NewReader(frame))
 	dec.SetCustomStructTag("json")
 	n, err := dec.DecodeMapLen()
 	if err != nil || n != 1 {
