@@ -83,3 +83,6 @@ func NewTrunkConfig(t *trunk.Trunk, st trunk.Status) TrunkConfig {
 func (r *TrunkRequest) token() string      { return r.AdminToken }
 func (r *TrunkIDRequest) token() string    { return r.AdminToken }
 func (r *ListTrunksRequest) token() string { return r.AdminToken }
+
+func (r *TrunkRequest) id() string   { return r.TrunkID }
+func (r *TrunkIDRequest) id() string { return r.TrunkID }

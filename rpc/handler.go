@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/trunkd/trunkd/trunk"
 	"github.com/vmihailenco/msgpack/v5"
@@ -76,8 +77,10 @@ type handler struct {
 
 // outcome records what happened to one request, for logs and metrics.
 type outcome struct {
-	method string
-	code   string // "" for success
+	method  string
+	code    string // "" for success
+	change  string // "added", "updated", "removed" for a write
+	trunkID string // the trunk a write changed
 }
 
 // serve decodes frame, runs the method and returns the encoded response.
@@ -86,7 +89,7 @@ func (h *handler) serve(ctx context.Context, frame []byte) ([]byte, outcome) {
 	out := outcome{method: name}
 	var resp any
 	if err == nil {
-		resp, err = h.run(ctx, name, r)
+		resp, err = h.run(ctx, name, r, &out)
 	}
 	if err != nil {
 		e, internal := wireError(err)
@@ -99,7 +102,21 @@ func (h *handler) serve(ctx context.Context, frame []byte) ([]byte, outcome) {
 	return encodeResponse("Ok", resp), out
 }
 
-func (h *handler) run(ctx context.Context, name string, r *reader) (any, error) {
+// logRequest logs every request at debug, and successful writes at info.
+func (h *handler) logRequest(ctx context.Context, out outcome, d time.Duration) {
+	if h.log.Enabled(ctx, slog.LevelDebug) {
+		code := out.code
+		if code == "" {
+			code = "OK"
+		}
+		h.log.Debug("rpc", "method", printable([]byte(out.method)), "code", code, "duration", d)
+	}
+	if out.code == "" && out.trunkID != "" {
+		h.log.Info("trunk "+out.change, "trunk_id", out.trunkID)
+	}
+}
+
+func (h *handler) run(ctx context.Context, name string, r *reader, out *outcome) (any, error) {
 	m, ok := methods[name]
 	if !ok {
 		return nil, Errorf(CodeUnknownMethod, "unknown method %q", printable([]byte(name)))
@@ -116,8 +133,14 @@ func (h *handler) run(ctx context.Context, name string, r *reader) (any, error) 
 			return nil, err
 		}
 	}
+	if c, ok := changes[name]; ok {
+		out.change, out.trunkID = c, req.(interface{ id() string }).id()
+	}
 	return m.call(ctx, h, req)
 }
+
+// changes names the writes logged at info.
+var changes = map[string]string{"AddTrunk": "added", "UpdateTrunk": "updated", "RemoveTrunk": "removed"}
 
 // decodeEnvelope reads the method name and leaves r at the request body.
 // The envelope is serde's externally tagged enum: a one-entry map

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trunkd/trunkd/trunk"
 )
@@ -171,5 +172,36 @@ func TestMethodsRoundTrip(t *testing.T) {
 	}
 	if len(rest.Trunks) != 1 || rest.Trunks[0].TrunkID != "c" || rest.NextCursor != "" {
 		t.Errorf("ListTrunks page 2 = %+v; want c and the end", rest)
+	}
+}
+
+// TestLogsWritesNotSecrets checks that a write is logged at info by trunk
+// id, every request at debug, and that no secret reaches the log.
+func TestLogsWritesNotSecrets(t *testing.T) {
+	var buf strings.Builder
+	h := newTestHandler()
+	h.log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	frame := env("AddTrunk", addBody("t1",
+		mpStr("sip_password"), mpStr("hunter2-secret"),
+		mpStr("api_bearer_token"), mpStr("bearer-secret")))
+	out, o := h.serve(context.Background(), frame)
+	h.logRequest(context.Background(), o, time.Millisecond)
+	if err := decodeResponse(out, &Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	h.logRequest(context.Background(), outcome{method: "AddTrunk", code: CodeTrunkExists, change: "added", trunkID: "t1"}, time.Millisecond)
+	log := buf.String()
+	if got := strings.Count(log, "trunk added"); got != 1 {
+		t.Errorf("want one 'trunk added' line (the failed add is not one), got %d:\n%s", got, log)
+	}
+	for _, want := range []string{"trunk_id=t1", "method=AddTrunk code=OK", "code=" + CodeTrunkExists} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	for _, secret := range []string{"hunter2-secret", "bearer-secret", manage} {
+		if strings.Contains(log, secret) {
+			t.Errorf("log leaks %q:\n%s", secret, log)
+		}
 	}
 }

@@ -245,7 +245,10 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
 		str.CancelWrite(streamCodeTimeout)
 		return
 	default:
-		resp, _ = s.h.serve(ctx, frame)
+		start := time.Now()
+		var out outcome
+		resp, out = s.h.serve(ctx, frame)
+		s.h.logRequest(ctx, out, time.Since(start))
 	}
 	str.SetWriteDeadline(time.Now().Add(s.timeout))
 	if _, err := str.Write(resp); err != nil {
