@@ -51,6 +51,12 @@ type TrunkConfig struct {
 	CurrentASR   float64 `json:"current_asr"`
 	CurrentACD   uint32  `json:"current_acd"`
 	CurrentMOS   float64 `json:"current_mos"`
+
+	SIPState          string `json:"sip_state"` // off, active, degraded
+	SIPError          string `json:"sip_error"` // why degraded
+	RegistrationState string `json:"registration_state"`
+	RegistrationError string `json:"registration_error"`
+	ActiveCalls       uint32 `json:"active_calls"`
 }
 
 // GetTrunkResponse answers GetTrunk. An unknown id is Found=false with a
@@ -77,7 +83,30 @@ func NewTrunkConfig(t *trunk.Trunk, st trunk.Status) TrunkConfig {
 		CurrentASR:   st.ASR,
 		CurrentACD:   st.ACD,
 		CurrentMOS:   st.MOS,
+
+		SIPState:          st.SIP.State,
+		SIPError:          st.SIP.Error,
+		RegistrationState: st.SIP.RegistrationState,
+		RegistrationError: st.SIP.RegistrationError,
+		ActiveCalls:       st.SIP.ActiveCalls,
 	}
+}
+
+// ExplainMatchRequest asks which trunk a call would belong to.
+type ExplainMatchRequest struct {
+	AdminToken string `json:"admin_token"`
+	SourceIP   string `json:"source_ip"`   // the INVITE's packet source address
+	Listener   string `json:"listener"`    // the bind it arrives on, "ip:port" (":5060" for all addresses)
+	RequestURI string `json:"request_uri"` // optional, for the domain tie-break
+}
+
+func (r *ExplainMatchRequest) token() string { return r.AdminToken }
+
+// ExplainMatchResponse is the answer: the trunk, or why none.
+type ExplainMatchResponse struct {
+	Matched bool   `json:"matched"`
+	TrunkID string `json:"trunk_id"`
+	Reason  string `json:"reason"`
 }
 
 func (r *TrunkRequest) token() string      { return r.AdminToken }

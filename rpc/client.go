@@ -217,3 +217,11 @@ func (c *Client) ListTrunks(ctx context.Context, cursor string, limit int) ([]Tr
 	err := c.Call(ctx, "ListTrunks", ListTrunksRequest{AdminToken: c.token, Limit: uint32(limit), Cursor: cursor}, &resp)
 	return resp.Trunks, resp.NextCursor, err
 }
+
+// ExplainMatch asks which trunk an INVITE from sourceIP arriving on
+// listener ("ip:port") with Request-URI requestURI would belong to.
+func (c *Client) ExplainMatch(ctx context.Context, sourceIP, listener, requestURI string) (ExplainMatchResponse, error) {
+	var resp ExplainMatchResponse
+	err := c.Call(ctx, "ExplainMatch", ExplainMatchRequest{AdminToken: c.token, SourceIP: sourceIP, Listener: listener, RequestURI: requestURI}, &resp)
+	return resp, err
+}

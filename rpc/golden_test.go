@@ -50,6 +50,7 @@ func goldenCases() []goldenCase {
 		{"remove_trunk", "RemoveTrunk", TrunkIDRequest{AdminToken: tok, TrunkID: "carrier-1"}},
 		{"remove_trunk_missing", "RemoveTrunk", TrunkIDRequest{AdminToken: tok, TrunkID: "carrier-1"}},
 		{"get_trunk_unauthenticated", "GetTrunk", TrunkIDRequest{AdminToken: "bad", TrunkID: "carrier-1"}},
+		{"explain_match", "ExplainMatch", ExplainMatchRequest{AdminToken: tok, SourceIP: "192.0.2.10", Listener: ":5060", RequestURI: "sip:100@sip.example.com"}},
 	}
 }
 

@@ -22,6 +22,11 @@ type Trunks interface {
 	ListTrunks(ctx context.Context, after string, limit int) ([]*trunk.Trunk, error)
 }
 
+// Matcher explains which trunk an inbound call would belong to.
+type Matcher interface {
+	ExplainMatch(ctx context.Context, sourceIP, listener, requestURI string) (trunk.Match, error)
+}
+
 // StatusSource reports a trunk's live figures.
 type StatusSource interface {
 	TrunkStatus(id string) trunk.Status
@@ -56,12 +61,13 @@ func def[Req, Resp any](scope string, newReq func() *Req, fn func(h *handler, ct
 }
 
 var methods = map[string]method{
-	"Ping":        def("", func() *PingRequest { return &PingRequest{} }, (*handler).ping),
-	"AddTrunk":    def(ScopeManage, newTrunkRequest, (*handler).addTrunk),
-	"UpdateTrunk": def(ScopeManage, newTrunkRequest, (*handler).updateTrunk),
-	"RemoveTrunk": def(ScopeManage, func() *TrunkIDRequest { return &TrunkIDRequest{} }, (*handler).removeTrunk),
-	"GetTrunk":    def(ScopeRead, func() *TrunkIDRequest { return &TrunkIDRequest{} }, (*handler).getTrunk),
-	"ListTrunks":  def(ScopeRead, func() *ListTrunksRequest { return &ListTrunksRequest{} }, (*handler).listTrunks),
+	"Ping":         def("", func() *PingRequest { return &PingRequest{} }, (*handler).ping),
+	"AddTrunk":     def(ScopeManage, newTrunkRequest, (*handler).addTrunk),
+	"UpdateTrunk":  def(ScopeManage, newTrunkRequest, (*handler).updateTrunk),
+	"RemoveTrunk":  def(ScopeManage, func() *TrunkIDRequest { return &TrunkIDRequest{} }, (*handler).removeTrunk),
+	"GetTrunk":     def(ScopeRead, func() *TrunkIDRequest { return &TrunkIDRequest{} }, (*handler).getTrunk),
+	"ListTrunks":   def(ScopeRead, func() *ListTrunksRequest { return &ListTrunksRequest{} }, (*handler).listTrunks),
+	"ExplainMatch": def(ScopeRead, func() *ExplainMatchRequest { return &ExplainMatchRequest{} }, (*handler).explainMatch),
 }
 
 func newTrunkRequest() *TrunkRequest { return &TrunkRequest{Trunk: trunk.Defaults()} }
@@ -71,6 +77,7 @@ func newTrunkRequest() *TrunkRequest { return &TrunkRequest{Trunk: trunk.Default
 type handler struct {
 	trunks Trunks
 	status StatusSource
+	match  Matcher
 	auth   Authorizer
 	log    *slog.Logger
 }
@@ -271,7 +278,18 @@ func (h *handler) listTrunks(ctx context.Context, req *ListTrunksRequest) (ListT
 
 func (h *handler) statusOf(id string) trunk.Status {
 	if h.status == nil {
-		return trunk.Status{}
+		return trunk.Status{SIP: trunk.SIPStatus{State: trunk.SIPOff, RegistrationState: trunk.RegOff}}
 	}
 	return h.status.TrunkStatus(id)
+}
+
+func (h *handler) explainMatch(ctx context.Context, req *ExplainMatchRequest) (ExplainMatchResponse, error) {
+	if h.match == nil {
+		return ExplainMatchResponse{}, trunk.Errorf(trunk.EUNAVAILABLE, "this server has no SIP plane")
+	}
+	m, err := h.match.ExplainMatch(ctx, req.SourceIP, req.Listener, req.RequestURI)
+	if err != nil {
+		return ExplainMatchResponse{}, err
+	}
+	return ExplainMatchResponse{Matched: m.Matched, TrunkID: m.TrunkID, Reason: m.Reason}, nil
 }

@@ -12,7 +12,17 @@ import (
 )
 
 func newTestHandler() *handler {
-	return &handler{trunks: newMemTrunks(), auth: scopeAuth{}, log: slog.New(slog.DiscardHandler)}
+	return &handler{trunks: newMemTrunks(), match: sourceMatcher{}, auth: scopeAuth{}, log: slog.New(slog.DiscardHandler)}
+}
+
+// sourceMatcher matches a call to a trunk named after its source address.
+type sourceMatcher struct{}
+
+func (sourceMatcher) ExplainMatch(_ context.Context, src, listener, ruri string) (trunk.Match, error) {
+	if src == "" {
+		return trunk.Match{}, trunk.FieldErrorf("source_ip", "required")
+	}
+	return trunk.Match{Matched: true, TrunkID: "from-" + src, Reason: "source " + src + " on " + listener}, nil
 }
 
 // call serves frame and decodes the response into resp, returning the

@@ -40,6 +40,7 @@ var ErrServerClosed = errors.New("rpc: server closed")
 type Config struct {
 	Trunks Trunks       // required
 	Status StatusSource // optional: live figures for GetTrunk and ListTrunks
+	Match  Matcher      // optional: ExplainMatch; without it the method is ERR_UNAVAILABLE
 	Auth   Authorizer   // required
 	Logger *slog.Logger // optional
 
@@ -71,7 +72,7 @@ func NewServer(cfg Config) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		h:          handler{trunks: cfg.Trunks, status: cfg.Status, auth: cfg.Auth, log: log},
+		h:          handler{trunks: cfg.Trunks, status: cfg.Status, match: cfg.Match, auth: cfg.Auth, log: log},
 		maxRequest: cmp(cfg.MaxRequestSize, DefaultMaxRequestSize),
 		timeout:    cmp(cfg.RequestTimeout, DefaultRequestTimeout),
 		maxStreams: cmp(cfg.MaxStreams, DefaultMaxStreams),

@@ -155,4 +155,37 @@ type Status struct {
 	ASR         float64 // answer-seizure ratio, percent
 	ACD         uint32  // average call duration, seconds
 	MOS         float64 // mean opinion score, 1–4.5; 0 when unknown
+	SIP         SIPStatus
+}
+
+// SIP plane states of a trunk.
+const (
+	SIPOff      = "off"      // not on the SIP plane (no SIP plane, or not applied)
+	SIPActive   = "active"   // listening and taking calls
+	SIPDegraded = "degraded" // stored but could not be applied; see Error
+)
+
+// Registration states of a trunk.
+const (
+	RegOff         = "off"
+	RegRegistering = "registering"
+	RegRegistered  = "registered"
+	RegFailed      = "failed"
+)
+
+// SIPStatus is a trunk's state on the SIP plane.
+type SIPStatus struct {
+	State             string // SIPOff, SIPActive, SIPDegraded
+	Error             string // why it is degraded
+	RegistrationState string // RegOff, RegRegistering, RegRegistered, RegFailed
+	RegistrationError string
+	ActiveCalls       uint32
+}
+
+// Match says which trunk an inbound call belongs to, and why; it answers
+// operators asking why a call matched or not.
+type Match struct {
+	Matched bool
+	TrunkID string
+	Reason  string
 }

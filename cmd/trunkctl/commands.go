@@ -216,3 +216,34 @@ func cmdToken(ctx context.Context, c *cli, args []string) error {
 	fmt.Fprintln(c.stdout, tok)
 	return nil
 }
+
+func cmdExplain(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("explain", "--source IP --listener ADDR [--ruri URI]")
+	source := fs.String("source", "", "the INVITE's packet source `IP`")
+	listener := fs.String("listener", "", "the SIP bind it arrives on, `ip:port` (\":5060\" for all addresses)")
+	ruri := fs.String("ruri", "", "its Request-URI, for the domain tie-break")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *source == "" || *listener == "" {
+		return usageError{errors.New("--source and --listener are required")}
+	}
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	m, err := cl.ExplainMatch(ctx, *source, *listener, *ruri)
+	if err != nil {
+		return err
+	}
+	if done, err := c.printValue(m); done {
+		return err
+	}
+	if m.Matched {
+		fmt.Fprintf(c.stdout, "matched %s: %s\n", m.TrunkID, m.Reason)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "no match (the call would get 403): %s\n", m.Reason)
+	return nil
+}

@@ -78,6 +78,7 @@ var commands = []command{
 	{"get", "TRUNK_ID", "show a trunk (never its credentials)", cmdGet},
 	{"list", "[--limit N] [--cursor C]", "list trunks in trunk_id order", cmdList},
 	{"rm", "TRUNK_ID", "remove a trunk", cmdRemove},
+	{"explain", "--source IP --listener ADDR [--ruri URI]", "say which trunk an inbound call would match, and why", cmdExplain},
 	{"token", "--secret-file F [--scope S] [--ttl D]", "mint an HS256 admin token", cmdToken},
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
+	"github.com/trunkd/trunkd/trunk"
 	"github.com/trunkd/trunkd/store"
 )
 
@@ -35,7 +36,7 @@ func server(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := rpc.NewServer(rpc.Config{Trunks: db, Auth: auth})
+	s := rpc.NewServer(rpc.Config{Trunks: db, Auth: auth, Match: fakeMatcher{}})
 	if err := s.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +46,16 @@ func server(t *testing.T, dir string) string {
 		db.Close()
 	})
 	return s.Addr().String()
+}
+
+// fakeMatcher matches 192.0.2.10 on :5060 to c1 and nothing else.
+type fakeMatcher struct{}
+
+func (fakeMatcher) ExplainMatch(_ context.Context, src, listener, ruri string) (trunk.Match, error) {
+	if src == "192.0.2.10" && listener == ":5060" {
+		return trunk.Match{Matched: true, TrunkID: "c1", Reason: "source 192.0.2.10 is its gateway_ip"}, nil
+	}
+	return trunk.Match{Reason: "source " + src + " is not the gateway_ip or sbc_ip of any trunk"}, nil
 }
 
 // ctl runs trunkctl in-process and returns its exit code and output.
@@ -93,6 +104,10 @@ func TestTrunkctlLifecycle(t *testing.T) {
 		{"rm again", "", []string{"rm", "c1"}, 1, "", "ERR_INVALID_TRUNK"},
 		{"no id", "", []string{"add", "--display-name", "x"}, 2, "", "trunk_id"},
 		{"unknown command", "", []string{"frobnicate"}, 2, "", "unknown command"},
+		{"explain matched", "", []string{"explain", "--source", "192.0.2.10", "--listener", ":5060"}, 0, "matched c1: source 192.0.2.10 is its gateway_ip", ""},
+		{"explain unmatched", "", []string{"explain", "--source", "192.0.2.99", "--listener", ":5060"}, 0, "no match (the call would get 403)", ""},
+		{"explain json", "", []string{"explain", "--source", "192.0.2.10", "--listener", ":5060", "-o", "json"}, 0, `"trunk_id": "c1"`, ""},
+		{"explain without listener", "", []string{"explain", "--source", "192.0.2.10"}, 2, "", "--listener"},
 		{"bad output", "", []string{"get", "c3", "-o", "xml"}, 2, "", "xml"},
 	}
 	for _, s := range steps {

@@ -46,6 +46,9 @@ func (c *cli) printTrunk(t rpc.TrunkConfig) error {
 	fmt.Fprintf(w, "asr:\t%.1f%%\n", t.CurrentASR)
 	fmt.Fprintf(w, "acd:\t%ds\n", t.CurrentACD)
 	fmt.Fprintf(w, "mos:\t%.2f\n", t.CurrentMOS)
+	fmt.Fprintf(w, "sip:\t%s\n", withError(t.SIPState, t.SIPError))
+	fmt.Fprintf(w, "registration:\t%s\n", withError(t.RegistrationState, t.RegistrationError))
+	fmt.Fprintf(w, "active_calls:\t%d\n", t.ActiveCalls)
 	return w.Flush()
 }
 
@@ -57,10 +60,10 @@ func (c *cli) printList(list []rpc.TrunkConfig) error {
 		return err
 	}
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TRUNK_ID\tCHANNELS\tDOMAIN\tDISPLAY_NAME\tBREAKER\tASR\tACD\tMOS")
+	fmt.Fprintln(w, "TRUNK_ID\tCHANNELS\tDOMAIN\tDISPLAY_NAME\tSIP\tREGISTRATION\tCALLS\tBREAKER\tASR\tACD\tMOS")
 	for _, t := range list {
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%.1f%%\t%ds\t%.2f\n", t.TrunkID, t.ChannelLimit, dash(t.Domain), dash(t.DisplayName),
-			breaker(t.IsCBTripped), t.CurrentASR, t.CurrentACD, t.CurrentMOS)
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%.1f%%\t%ds\t%.2f\n", t.TrunkID, t.ChannelLimit, dash(t.Domain), dash(t.DisplayName),
+			dash(t.SIPState), dash(t.RegistrationState), t.ActiveCalls, breaker(t.IsCBTripped), t.CurrentASR, t.CurrentACD, t.CurrentMOS)
 	}
 	return w.Flush()
 }
@@ -77,4 +80,12 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// withError appends an error to a state when there is one.
+func withError(state, err string) string {
+	if err == "" {
+		return dash(state)
+	}
+	return dash(state) + " (" + err + ")"
 }
