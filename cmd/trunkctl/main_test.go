@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
-	"github.com/trunkd/trunkd/trunk"
 	"github.com/trunkd/trunkd/store"
+	"github.com/trunkd/trunkd/trunk"
 )
 
 // server starts a real store and RPC server in dir and returns its address.
