@@ -53,10 +53,14 @@ func edToken(b *testing.B, priv ed25519.PrivateKey) string {
 	return s
 }
 
+// benchSIPPort is where benchmark trunks listen for SIP.
+var benchSIPPort uint16 = 25060
+
 // benchTrunk is a record of realistic size (about 600 bytes on the wire).
 func benchTrunk(id string) *trunk.Trunk {
 	t := trunk.Defaults()
 	t.TrunkID = id
+	t.InternalSIPIP, t.SourcePBXPort = "127.0.0.1", benchSIPPort
 	t.DisplayName = "Benchmark Carrier"
 	t.Domain = "sip.carrier.example"
 	t.GatewayIP = "192.0.2.10"

@@ -26,6 +26,7 @@ type Config struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
+	DrainTimeout    time.Duration
 }
 
 // listFlag is a repeatable string flag.
@@ -54,6 +55,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&level, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM lets calls in flight run before hanging them up")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

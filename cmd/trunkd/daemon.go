@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
+	"github.com/trunkd/trunkd/media"
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/store"
 )
@@ -22,6 +24,7 @@ type Daemon struct {
 	cfg    *Config
 	log    *slog.Logger
 	db     *store.DB
+	sip    *media.Plane
 	srv    *rpc.Server
 	served chan error
 }
@@ -56,7 +59,12 @@ func (d *Daemon) start() error {
 	if err != nil {
 		return err
 	}
-	d.srv = rpc.NewServer(rpc.Config{Trunks: d.db, Auth: auth, Logger: d.log})
+	d.sip = media.New(media.Config{Logger: d.log.With("plane", "sip")})
+	svc := &service{db: d.db, sip: d.sip}
+	if err := svc.load(context.Background()); err != nil {
+		return err
+	}
+	d.srv = rpc.NewServer(rpc.Config{Trunks: svc, Status: svc, Match: svc, Auth: auth, Logger: d.log})
 	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
 		return err
 	}
@@ -69,14 +77,26 @@ func (d *Daemon) start() error {
 // Addr is the address the admin RPC listens on.
 func (d *Daemon) Addr() net.Addr { return d.srv.Addr() }
 
-// Shutdown stops taking requests, lets those in flight finish (bounded by
-// ctx), and closes the store.
+// Shutdown stops taking requests and calls, lets RPCs in flight finish
+// (bounded by ctx) and calls drain (bounded by the drain timeout; the rest
+// are hung up), and closes the store.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	var wg sync.WaitGroup
+	var sipErr error
+	wg.Go(func() {
+		dctx, cancel := context.WithTimeout(context.Background(), d.cfg.DrainTimeout)
+		defer cancel()
+		sipErr = d.sip.Shutdown(dctx)
+	})
 	err := d.srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		d.log.Warn("shutdown: requests still in flight were cut off")
 	}
 	<-d.served
+	wg.Wait()
+	if sipErr != nil {
+		d.log.Warn("shutdown", "err", sipErr)
+	}
 	return errors.Join(err, d.close())
 }
 
@@ -84,6 +104,12 @@ func (d *Daemon) close() error {
 	var errs []error
 	if d.srv != nil {
 		errs = append(errs, d.srv.Close())
+	}
+	if d.sip != nil {
+		// A no-op after Shutdown drained it; else hang up at once.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		d.sip.Shutdown(ctx)
 	}
 	if d.db != nil {
 		errs = append(errs, d.db.Close())

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -38,6 +39,26 @@ func stopDaemon(t *testing.T, d *Daemon) {
 	if err := d.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
+}
+
+// freeSIPPort returns a loopback port free for both UDP and TCP.
+func freeSIPPort(t testing.TB) uint16 {
+	t.Helper()
+	for range 50 {
+		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return uint16(port)
+		}
+	}
+	t.Fatal("no free port")
+	return 0
 }
 
 func token(t *testing.T, dir, scope string) string {
@@ -93,8 +114,10 @@ func TestRestartKeepsTrunks(t *testing.T) {
 	tok := token(t, dir, "trunks:manage")
 	c := connect(t, d, dir, tok)
 	ctx := context.Background()
+	port := freeSIPPort(t)
 	for i := range 50 {
 		tr := trunk.Defaults()
+		tr.InternalSIPIP, tr.SourcePBXPort = "127.0.0.1", port // all on one listener
 		tr.TrunkID = fmt.Sprintf("carrier-%02d", i)
 		tr.DisplayName = fmt.Sprintf("Carrier %d", i)
 		tr.SIPPassword = "pw-" + tr.TrunkID
@@ -157,8 +180,8 @@ func TestRawEnvelopes(t *testing.T) {
 	ctx := context.Background()
 
 	add := enc(omap{"AddTrunk", omap{
-		"admin_token", tok, "trunk_id", "raw-1", "channel_limit", uint64(10), // uint64 on the wire
-		"source_pbx_port", int8(99), "codec_preferences", []any{"pcma"}, "display_name", nil,
+		"admin_token", tok, "trunk_id", "raw-1", "channel_limit", uint64(10), "inbound_rule", int8(0), // uint64, int8, int32 on the wire
+		"source_pbx_port", int32(freeSIPPort(t)), "internal_sip_ip", "127.0.0.1", "codec_preferences", []any{"pcma"}, "display_name", nil,
 	}})
 	if resp := rawCall(t, c, ctx, add); !bytes.Equal(resp, enc(omap{"Ok", omap{}})) {
 		t.Fatalf("AddTrunk response = % x; want {\"Ok\": {}}", resp)
@@ -231,6 +254,8 @@ func enc(v any) []byte {
 		b = encStr(x)
 	case int8:
 		b = []byte{0xd0, byte(x)}
+	case int32:
+		b = binary.BigEndian.AppendUint32([]byte{0xd2}, uint32(x))
 	case uint64:
 		b = binary.BigEndian.AppendUint64([]byte{0xcf}, x)
 	case []any:

@@ -1,0 +1,78 @@
+package media
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/trunkd/trunkd/trunk"
+)
+
+func liveFor(id, domain string, gw, sbc []string) *live {
+	t := trunk.Defaults()
+	t.TrunkID, t.Domain = id, domain
+	lv := &live{t: &t, bind: "0.0.0.0:5060"}
+	s := &addrSet{}
+	for _, a := range gw {
+		s.gateway = append(s.gateway, netip.MustParseAddr(a))
+	}
+	for _, a := range sbc {
+		s.sbc = append(s.sbc, netip.MustParseAddr(a))
+	}
+	lv.addrs.Store(s)
+	return lv
+}
+
+func TestMatch(t *testing.T) {
+	tb := buildTable(map[string]*live{
+		"b":   liveFor("b", "b.example", []string{"192.0.2.1"}, nil),
+		"a":   liveFor("a", "a.example", []string{"192.0.2.1"}, nil),
+		"c":   liveFor("c", "c.example", nil, []string{"198.51.100.7"}),
+		"dns": liveFor("dns", "", []string{"2001:db8::1", "203.0.113.5"}, nil),
+	})
+	for _, tc := range []struct {
+		src, host, want, reason string
+	}{
+		{"198.51.100.7", "", "c", "sbc_ip"},
+		{"203.0.113.5", "", "dns", "gateway_ip"},
+		{"2001:db8::1", "", "dns", "gateway_ip"},
+		{"192.0.2.1", "b.example", "b", "domain equals"},
+		{"192.0.2.1", "B.EXAMPLE", "b", "domain equals"},
+		{"192.0.2.1", "other.example", "a", "lowest trunk_id"},
+		{"192.0.2.1", "", "a", "lowest trunk_id"},
+		{"192.0.2.99", "a.example", "", "not the gateway_ip or sbc_ip"},
+	} {
+		lv, m := tb.match("0.0.0.0:5060", netip.MustParseAddr(tc.src), tc.host)
+		got := ""
+		if lv != nil {
+			got = lv.t.TrunkID
+		}
+		if got != tc.want || m.TrunkID != tc.want || m.Matched != (tc.want != "") || !strings.Contains(m.Reason, tc.reason) {
+			t.Errorf("match(%s, %q) = %q, %+v; want %q with reason containing %q", tc.src, tc.host, got, m, tc.want, tc.reason)
+		}
+	}
+	if lv, m := tb.match("127.0.0.1:5070", netip.MustParseAddr("192.0.2.1"), ""); lv != nil || !strings.Contains(m.Reason, "no trunk listens") {
+		t.Errorf("match on another listener = %v, %+v", lv, m)
+	}
+	// An empty table never accepts: no trunks is not "accept everything".
+	if lv, _ := buildTable(nil).match("0.0.0.0:5060", netip.MustParseAddr("192.0.2.1"), ""); lv != nil {
+		t.Error("empty table matched a call")
+	}
+}
+
+func TestNormalizeListener(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:5060": "127.0.0.1:5060",
+		":5060":          "0.0.0.0:5060",
+		"[::1]:5070":     "[::1]:5070",
+	} {
+		if got, err := normalizeListener(in); err != nil || got != want {
+			t.Errorf("normalizeListener(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"127.0.0.1", "host:5060", "127.0.0.1:0", "127.0.0.1:70000"} {
+		if _, err := normalizeListener(bad); err == nil {
+			t.Errorf("normalizeListener(%q) succeeded", bad)
+		}
+	}
+}
