@@ -1,6 +1,8 @@
 package media
 
 import (
+	"context"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -74,5 +76,34 @@ func TestNormalizeListener(t *testing.T) {
 		if _, err := normalizeListener(bad); err == nil {
 			t.Errorf("normalizeListener(%q) succeeded", bad)
 		}
+	}
+}
+
+// fakeResolver maps names to addresses.
+type fakeResolver map[string][]netip.Addr
+
+func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := f[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// TestGatewayByName: a gateway given as a DNS name matches calls from the
+// address it resolves to, and a name that does not resolve matches none.
+func TestGatewayByName(t *testing.T) {
+	p := newPlane(t, Config{Resolver: fakeResolver{"gw.carrier.example": {netip.MustParseAddr("127.0.0.1")}}})
+	port := freePort(t, "127.0.0.1")
+	tr := testTrunk("named", port)
+	tr.GatewayIP = "gw.carrier.example"
+	apply(t, p, tr)
+	if got := newUAC(t, "127.0.0.1").code(t, port); got != 603 {
+		t.Errorf("INVITE from the gateway's resolved address got %d; want 603", got)
+	}
+	tr2 := tr.Clone()
+	tr2.GatewayIP = "gone.carrier.example"
+	apply(t, p, tr2)
+	if got := newUAC(t, "127.0.0.1").code(t, port); got != 403 {
+		t.Errorf("INVITE after the gateway became an unresolvable name got %d; want 403", got)
 	}
 }

@@ -7,13 +7,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/trunkd/trunkd/media/audio"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -73,12 +76,16 @@ func (p *Plane) post(ctx context.Context, t *trunk.Trunk, body []byte) error {
 	}
 	res, err := p.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", redactURL(t.InboundWebhookURL), errWithoutURL(err))
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL, credentials and all
+		}
+		return fmt.Errorf("POST %s: %w", audio.Redact(t.InboundWebhookURL), err)
 	}
 	io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	res.Body.Close()
 	if res.StatusCode/100 != 2 {
-		return fmt.Errorf("POST %s: %s", redactURL(t.InboundWebhookURL), res.Status)
+		return fmt.Errorf("POST %s: %s", audio.Redact(t.InboundWebhookURL), res.Status)
 	}
 	return nil
 }
