@@ -4,14 +4,34 @@ GO    ?= go
 BIN   := bin
 DATA  ?= ./trunkd-data
 
+# Opus needs diago's cgo binding (libopus); nolibopusfile avoids libopusfile.
+export GOFLAGS := -tags=with_opus_c,nolibopusfile
+# What the tests and the Opus build need from Debian; `make deps` installs
+# what is missing (with sudo when not root).
+DEB_PKGS := sip-tester libopus-dev pkg-config
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+
 .DEFAULT_GOAL := help
 
 .PHONY: help
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z-]*:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+.PHONY: deps
+deps: ## install the Debian packages the build and tests need, if missing
+	@missing=""; \
+	  command -v sipp >/dev/null || missing="$$missing sip-tester"; \
+	  command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	  pkg-config --exists opus 2>/dev/null || missing="$$missing libopus-dev"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
+	      { echo "could not install:$$missing (apt-get install $(DEB_PKGS))"; exit 1; }; \
+	  fi
+
 .PHONY: build
-build: ## build bin/trunkd and bin/trunkctl
+build: deps ## build bin/trunkd and bin/trunkctl
 	$(GO) build -o $(BIN)/ ./cmd/trunkd ./cmd/trunkctl
 
 .PHONY: run
@@ -20,7 +40,7 @@ run: build ## start trunkd on embedded defaults (data in ./trunkd-data)
 	$(BIN)/trunkd --data $(DATA)
 
 .PHONY: test
-test: lint ## run every test, with the race detector
+test: deps lint ## run every test, with the race detector
 	$(GO) test -race -count=1 ./...
 
 .PHONY: lint

@@ -19,15 +19,16 @@ import (
 
 // call is one inbound call in flight.
 type call struct {
-	p      *Plane
-	lv     *live // the configuration the call started with
-	l      *listener
-	d      *diago.DialogServerSession
-	offer  *offer
-	ms     *media.MediaSession
-	port   int
-	hungUp atomic.Bool
-	reack  atomic.Uint32 // CSeq of the last re-INVITE answered here
+	p        *Plane
+	lv       *live // the configuration the call started with
+	l        *listener
+	d        *diago.DialogServerSession
+	offer    *offer
+	ms       *media.MediaSession
+	port     int
+	hungUp   atomic.Bool
+	finished atomic.Bool   // no longer counted in Plane.active
+	reack    atomic.Uint32 // CSeq of the last re-INVITE answered here
 
 	mu     sync.Mutex // guards ms after the answer: re-INVITEs replace it
 	handed bool       // ms was given to diago
@@ -65,11 +66,10 @@ func (l *listener) serve(d *diago.DialogServerSession) {
 		p.respond(d, sip.StatusServiceUnavailable, "Channel Limit Reached", p.retryAfter())
 		return
 	}
-	defer lv.slots.release()
 	l.active.Add(1)
 	p.active.Add(1)
-	defer func() { l.active.Add(-1); p.active.Add(-1) }()
 	c := &call{p: p, lv: lv, l: l, d: d}
+	defer c.finish()
 	id := req.CallID().Value()
 	p.calls.Store(id, c)
 	defer p.calls.Delete(id)
@@ -120,7 +120,7 @@ func (c *call) run() {
 	if body := c.d.InviteRequest.Body(); len(body) > 0 || act == actPlay {
 		if code, why := c.checkOffer(body); code != 0 {
 			c.p.log.Info("call refused for its media", "trunk_id", t.TrunkID, "code", code, "reason", why)
-			c.p.respond(c.d, code, why)
+			c.respond(code, why)
 			return
 		}
 	}
@@ -135,9 +135,28 @@ func (c *call) run() {
 	}
 }
 
+// respond ends the call with a final non-2xx response. The call stops
+// counting as in flight at once: diago then waits up to 32 s for an ACK
+// that a hostile or broken peer may never send, and shutdown must not.
+func (c *call) respond(code int, reason string, h ...sip.Header) {
+	c.finish()
+	c.hungUp.Store(true) // nothing left to hang up
+	c.p.respond(c.d, code, reason, h...)
+}
+
+// finish stops counting the call as in flight, and against the trunk's
+// channel_limit, once.
+func (c *call) finish() {
+	if c.finished.CompareAndSwap(false, true) {
+		c.lv.slots.release()
+		c.l.active.Add(-1)
+		c.p.active.Add(-1)
+	}
+}
+
 func (c *call) reject() {
 	code := int(c.lv.t.RejectSIPCode)
-	c.p.respond(c.d, code, reasonPhrase(code))
+	c.respond(code, reasonPhrase(code))
 }
 
 // checkOffer applies media_ip_cidrs and the codec list to the SDP offer;
@@ -189,9 +208,9 @@ func (c *call) play(url string) {
 	if code, err := c.openMedia(codecs); err != nil {
 		c.p.log.Warn("cannot set up media", "trunk_id", c.lv.t.TrunkID, "code", code, "err", err)
 		if code == sip.StatusServiceUnavailable {
-			c.p.respond(c.d, code, "Media Unavailable", c.p.retryAfter())
+			c.respond(code, "Media Unavailable", c.p.retryAfter())
 		} else {
-			c.p.respond(c.d, code, reasonPhrase(code))
+			c.respond(code, reasonPhrase(code))
 		}
 		return
 	}

@@ -330,11 +330,19 @@ func (p *Plane) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// hangupAll hangs up every call at once, waiting at most two seconds.
 func (p *Plane) hangupAll() {
 	hctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	var wg sync.WaitGroup
 	p.calls.Range(func(_, v any) bool {
-		v.(*call).hangup(hctx)
+		wg.Go(func() { v.(*call).hangup(hctx) })
 		return true
 	})
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-hctx.Done():
+	}
 }
