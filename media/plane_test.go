@@ -126,14 +126,15 @@ type uac struct {
 	dg *diago.Diago
 }
 
-func newUAC(t testing.TB, ip string) *uac {
+func newUAC(t testing.TB, ip string, opts ...diago.DiagoOption) *uac {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("caller"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t, ip)
-	dg := diago.NewDiago(ua, diago.WithTransport(diago.Transport{Transport: "udp", BindHost: ip, BindPort: int(port)}))
+	opts = append(opts, diago.WithTransport(diago.Transport{Transport: "udp", BindHost: ip, BindPort: int(port)}))
+	dg := diago.NewDiago(ua, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {}); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/emiago/diago"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/trunkd/trunkd/media/audio"
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/trunk"
 )
@@ -134,5 +137,62 @@ func TestDegradedAtStartup(t *testing.T) {
 	cfg, found, err := connect(t, d, dir, tok).GetTrunk(context.Background(), "later-busy")
 	if err != nil || !found || cfg.SIPState != "degraded" || !strings.Contains(cfg.SIPError, "source_pbx_port") {
 		t.Fatalf("GetTrunk = %+v, %v, %v; want found, degraded, naming source_pbx_port", cfg, found, err)
+	}
+}
+
+// TestPlaysRealWAV: a trunk whose reject_audio_file is a 16 kHz stereo
+// WAV answers, plays it converted to G.711 through the real audio cache,
+// and hangs up.
+func TestPlaysRealWAV(t *testing.T) {
+	dir := t.TempDir()
+	wav := filepath.Join(dir, "closed.wav")
+	samples := make([]int16, 2*16000*6/10) // 600 ms of 16 kHz stereo silence
+	if err := os.WriteFile(wav, audio.Encode(samples, audio.Format{Rate: 16000, Channels: 2}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, dir)
+	defer stopDaemon(t, d)
+	c := connect(t, d, dir, token(t, dir, "trunks:manage"))
+	port := freeSIPPort(t)
+	tr := sipTrunk("closed", port)
+	tr.RejectAudioFile = "file://" + wav
+	if err := c.AddTrunk(context.Background(), tr); err != nil {
+		t.Fatal(err)
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("carrier"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	dg := diago.NewDiago(ua, diago.WithTransport(diago.Transport{Transport: "udp", BindHost: "127.0.0.1", BindPort: int(freeSIPPort(t))}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := dg.ServeBackground(ctx, func(*diago.DialogServerSession) {}); err != nil {
+		t.Fatal(err)
+	}
+	call, err := dg.Invite(ctx, sip.Uri{User: "100", Host: "127.0.0.1", Port: int(port)}, diago.InviteOptions{})
+	if err != nil && strings.Contains(err.Error(), "address already in use") {
+		// sipgo registers a just-started listener's socket for reuse
+		// asynchronously; the first request can race it.
+		time.Sleep(50 * time.Millisecond)
+		call, err = dg.Invite(ctx, sip.Uri{User: "100", Host: "127.0.0.1", Port: int(port)}, diago.InviteOptions{})
+	}
+	if err != nil {
+		t.Fatalf("INVITE: %v", err)
+	}
+	defer call.Close()
+	r, _ := call.AudioReader()
+	n, buf := 0, make([]byte, 1500)
+	for {
+		k, err := r.Read(buf)
+		n += k
+		if err != nil {
+			break
+		}
+	}
+	<-call.Context().Done()
+	// 600 ms of G.711 is 30 packets of 160 bytes.
+	if n < 25*160 {
+		t.Errorf("heard %d bytes of the prompt before the BYE; want about %d", n, 30*160)
 	}
 }
