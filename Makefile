@@ -66,6 +66,15 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 bench: ## run the Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-sip
+bench-sip: deps ## inbound SIP with sipp: trunkd vs a bare diago server vs Kamailio (installs kamailio if root)
+	@command -v kamailio >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends kamailio >/dev/null || \
+	  echo "kamailio could not be installed; its rows will be missing"; }
+	$(GO) build -o $(BIN)/ ./cmd/trunkd ./cmd/trunkctl
+	$(GO) build -o $(BIN)/bareuas ./bench/sip/bareuas
+	$(GO) run ./bench/sip -out docs/benchmarks-sip.md $(SIPBENCH_FLAGS)
+
 .PHONY: bench-etcd
 bench-etcd: ## etcd on loopback vs trunkd, measured alike (installs etcd-server if root)
 	@command -v etcd >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server; } || true

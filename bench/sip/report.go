@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+type ramp struct {
+	name  string
+	steps []step
+}
+
+// sustained is the highest offered rate that passed, and that step.
+func (r ramp) sustained() (int, step) {
+	best, at := 0, step{}
+	for _, s := range r.steps {
+		if s.pass() {
+			best, at = s.rate, s
+		}
+	}
+	return best, at
+}
+
+type update struct {
+	n, stale  int
+	rpc, next []time.Duration
+}
+
+type live struct {
+	calls              int
+	beforeKiB, withKiB int
+}
+
+type report struct {
+	env    []string
+	ramps  []ramp
+	update *update
+	live   *live
+	notes  []string
+}
+
+func (r *report) machine() {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	kernel, _ := exec.Command("uname", "-r").Output()
+	sipp, _ := exec.Command("sipp", "-v").CombinedOutput()
+	kam, _ := exec.Command("kamailio", "-v").CombinedOutput()
+	r.env = []string{
+		fmt.Sprintf("%s, %d CPUs, Linux %s, %s", cpu, runtime.NumCPU(), strings.TrimSpace(string(kernel)), runtime.Version()),
+		"generator: " + firstLine(string(sipp)) + "; " + firstLine(string(kam)),
+		"server under test pinned to CPU " + serverCPU + ", sipp to CPU " + generatorCPU + " (taskset), UDP on loopback",
+	}
+}
+
+func firstLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			return l
+		}
+	}
+	return "not installed"
+}
+
+func (r *report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## SIP plane (inbound), %s\n\n", time.Now().UTC().Format("2006-01-02"))
+	for _, e := range r.env {
+		fmt.Fprintf(&b, "- %s\n", e)
+	}
+	b.WriteString("\nA rate passes when every call succeeds with no retransmission, p99 setup < 200 ms, and the server delivers ≥ 95% of the offered rate.\n\n")
+	b.WriteString("| server | offered/s | delivered/s | ok | failed | retrans | p50 ms | p99 ms | pass |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, rp := range r.ramps {
+		for _, s := range rp.steps {
+			fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %d | %d | %.1f | %.1f | %v |\n",
+				rp.name, s.rate, s.cps, s.ok, s.failed, s.retrans, ms(s.p50), ms(s.p99), s.pass())
+		}
+	}
+	b.WriteString("\n| server | sustained calls/s | p99 setup ms at it |\n|---|---:|---:|\n")
+	for _, rp := range r.ramps {
+		n, s := rp.sustained()
+		fmt.Fprintf(&b, "| %s | %d | %.1f |\n", rp.name, n, ms(s.p99))
+	}
+	r.ratios(&b)
+	r.extras(&b)
+	return b.String()
+}
+
+func (r *report) find(name string) int {
+	for _, rp := range r.ramps {
+		if rp.name == name {
+			n, _ := rp.sustained()
+			return n
+		}
+	}
+	return 0
+}
+
+func (r *report) ratios(b *strings.Builder) {
+	pairs := [][2]string{
+		{"trunkd REJECT", "bare diago REJECT"},
+		{"trunkd REJECT", "Kamailio 603 stateful"},
+		{"trunkd PLAY_AND_HANGUP", "bare diago PLAY"},
+	}
+	b.WriteString("\n")
+	for _, p := range pairs {
+		x, y := r.find(p[0]), r.find(p[1])
+		if y > 0 {
+			fmt.Fprintf(b, "- %s / %s: %d / %d = %.2f\n", p[0], p[1], x, y, float64(x)/float64(y))
+		}
+	}
+}
+
+func (r *report) extras(b *strings.Builder) {
+	if u := r.update; u != nil {
+		fmt.Fprintf(b, "- UpdateTrunk ack → next INVITE: %d of %d calls got the updated reject code (stale: %d); UpdateTrunk p50 %.2f ms; ack → final response p50 %.2f ms, p99 %.2f ms\n",
+			u.n-u.stale, u.n, u.stale, ms(pct(u.rpc, 0.5)), ms(pct(u.next, 0.5)), ms(pct(u.next, 0.99)))
+	}
+	if l := r.live; l != nil {
+		fmt.Fprintf(b, "- %d live answered calls (PCMU, 20 ms RTP out): trunkd RSS %d → %d KiB, %.1f KiB per call\n",
+			l.calls, l.beforeKiB, l.withKiB, float64(l.withKiB-l.beforeKiB)/float64(l.calls))
+	}
+	for _, n := range r.notes {
+		fmt.Fprintf(b, "- %s\n", n)
+	}
+}
+
+func pct(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1))]
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// step is one sipp run at a fixed offered rate.
+type step struct {
+	rate, calls  int
+	ok, failed   int
+	retrans      int
+	cps          float64 // final responses per second the server delivered
+	p50, p99     time.Duration
+	setupSamples int
+}
+
+// pass is the criterion for a sustained rate: no failed call, no
+// retransmission, p99 setup under 200 ms, and the offered rate delivered.
+func (s step) pass() bool {
+	return s.failed == 0 && s.retrans == 0 && s.p99 < 200*time.Millisecond &&
+		s.ok == s.calls && s.cps >= 0.95*float64(s.rate)
+}
+
+// sippRun runs scenario xml at rate calls/s for calls calls against
+// 127.0.0.1:port, on the generator's CPU.
+func sippRun(ctx context.Context, xml string, port, rate, calls int, extra ...string) (step, error) {
+	if len(extra) == 0 {
+		extra = []string{"-recv_timeout", "10000"}
+	}
+	dir, err := os.MkdirTemp("", "sipbench-sipp")
+	if err != nil {
+		return step{}, err
+	}
+	defer os.RemoveAll(dir)
+	sf := filepath.Join(dir, "scenario.xml")
+	if err := os.WriteFile(sf, []byte(xml), 0o600); err != nil {
+		return step{}, err
+	}
+	budget := time.Duration(calls/rate+60) * time.Second
+	ctx, cancel := context.WithTimeout(ctx, budget+10*time.Second)
+	defer cancel()
+	args := pin(generatorCPU, "sipp", "-sf", sf, "-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate),
+		"-l", strconv.Itoa(rate*10), "-i", "127.0.0.1", "-p", strconv.Itoa(freePort()), "-mp", strconv.Itoa(freePort()),
+		"-s", "100", "-nostdin", "-timeout", fmt.Sprintf("%ds", int(budget.Seconds())), "-timeout_error",
+		"-trace_stat", "-stf", "stat.csv", "-fd", "1", "-trace_rtt", "-rtt_freq", "1")
+	args = append(append(args, extra...), fmt.Sprintf("127.0.0.1:%d", port))
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil && cmd.ProcessState == nil {
+		return step{}, fmt.Errorf("sipp: %v: %s", err, out)
+	}
+	s := step{rate: rate, calls: calls}
+	if err := readStat(filepath.Join(dir, "stat.csv"), &s); err != nil {
+		return s, fmt.Errorf("sipp exit %d: %v\n%s", cmd.ProcessState.ExitCode(), err, tail(out))
+	}
+	rtt, _ := filepath.Glob(filepath.Join(dir, "*_rtt.csv"))
+	if len(rtt) == 0 {
+		return s, fmt.Errorf("sipp wrote no response times\n%s", tail(out))
+	}
+	return s, readRTT(rtt[0], &s)
+}
+
+// readStat takes the cumulative counters from the last line of sipp's
+// statistics file.
+func readStat(path string, s *step) error {
+	rows, err := readCSV(path)
+	if err != nil {
+		return err
+	}
+	if len(rows) < 2 {
+		return fmt.Errorf("%s: no statistics", path)
+	}
+	last := rows[len(rows)-1]
+	for i, h := range rows[0] {
+		if i >= len(last) {
+			break
+		}
+		n, _ := strconv.Atoi(last[i])
+		switch h {
+		case "SuccessfulCall(C)":
+			s.ok = n
+		case "FailedCall(C)":
+			s.failed = n
+		case "Retransmissions(C)":
+			s.retrans = n
+		}
+	}
+	return nil
+}
+
+// readRTT reads every setup time sample (INVITE sent to final response
+// received) and the span they were received over.
+func readRTT(path string, s *step) error {
+	rows, err := readCSV(path)
+	if err != nil {
+		return err
+	}
+	var at, rt []float64
+	for _, r := range rows {
+		if len(r) < 2 {
+			continue
+		}
+		d, err1 := strconv.ParseFloat(r[0], 64)
+		v, err2 := strconv.ParseFloat(r[1], 64)
+		if err1 != nil || err2 != nil {
+			continue // the header
+		}
+		at, rt = append(at, d), append(rt, v)
+	}
+	if len(rt) == 0 {
+		return fmt.Errorf("%s: %d samples", path, len(rt))
+	}
+	slices.Sort(rt)
+	ms := func(q float64) time.Duration {
+		return time.Duration(rt[int(q*float64(len(rt)-1))] * float64(time.Millisecond))
+	}
+	s.p50, s.p99, s.setupSamples = ms(0.50), ms(0.99), len(rt)
+	span := (slices.Max(at) - slices.Min(at)) / 1000
+	if span > 0 {
+		s.cps = float64(len(at)-1) / span
+	}
+	return nil
+}
+
+func readCSV(path string) ([][]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.Comma, r.FieldsPerRecord, r.LazyQuotes = ';', -1, true
+	return r.ReadAll()
+}
+
+func tail(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 2000 {
+		s = "…" + s[len(s)-2000:]
+	}
+	return s
+}
