@@ -28,6 +28,19 @@ type sippResult struct {
 // installs it.
 func runSipp(t *testing.T, scenario string, port uint16, calls int, expect int) sippResult {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd, stat := sippCmd(ctx, t, scenario, port, calls, calls, expect)
+	out, _ := cmd.CombinedOutput()
+	r := sippResult{exit: cmd.ProcessState.ExitCode(), output: string(out)}
+	r.successful, r.failed = sippCounts(t, stat)
+	return r
+}
+
+// sippCmd prepares a sipp run of scenario at rate calls/s; stat is where
+// its statistics go.
+func sippCmd(ctx context.Context, t testing.TB, scenario string, port uint16, calls, rate, expect int) (cmd *exec.Cmd, stat string) {
+	t.Helper()
 	bin, err := exec.LookPath("sipp")
 	if err != nil {
 		t.Fatal("sipp is not installed: run `make deps` (Debian package sip-tester)")
@@ -44,23 +57,18 @@ func runSipp(t *testing.T, scenario string, port uint16, calls int, expect int) 
 	if err := os.WriteFile(sf, xml, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	stat := filepath.Join(dir, "stat.csv")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-sf", sf, "-m", strconv.Itoa(calls), "-l", strconv.Itoa(calls),
-		"-r", strconv.Itoa(calls), "-i", "127.0.0.1", "-p", strconv.Itoa(int(freePort(t, "127.0.0.1"))),
+	stat = filepath.Join(dir, "stat.csv")
+	cmd = exec.CommandContext(ctx, bin, "-sf", sf, "-m", strconv.Itoa(calls), "-l", strconv.Itoa(calls),
+		"-r", strconv.Itoa(rate), "-i", "127.0.0.1", "-p", strconv.Itoa(int(freePort(t, "127.0.0.1"))),
 		"-mp", strconv.Itoa(int(freePort(t, "127.0.0.1"))), "-s", "100", "-nostdin", "-timeout", "30s", "-timeout_error",
 		"-trace_stat", "-stf", stat, "-fd", "1", fmt.Sprintf("127.0.0.1:%d", port))
 	cmd.Dir = dir
-	out, _ := cmd.CombinedOutput()
-	r := sippResult{exit: cmd.ProcessState.ExitCode(), output: string(out)}
-	r.successful, r.failed = sippCounts(t, stat)
-	return r
+	return cmd, stat
 }
 
 // sippCounts reads the cumulative successful and failed call counts from
 // the last line of sipp's statistics file.
-func sippCounts(t *testing.T, path string) (int, int) {
+func sippCounts(t testing.TB, path string) (int, int) {
 	f, err := os.Open(path)
 	if err != nil {
 		return -1, -1
