@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"github.com/trunkd/trunkd/trunk"
+	"math"
 )
 
 // Request and response DTOs. The json tags are the wire names (MessagePack
@@ -81,7 +82,7 @@ func NewTrunkConfig(t *trunk.Trunk, st trunk.Status) TrunkConfig {
 		Domain:       t.Domain,
 		IsCBTripped:  st.CircuitOpen,
 		CurrentASR:   st.ASR,
-		CurrentACD:   st.ACD,
+		CurrentACD:   uint32(math.Round(st.ACD)),
 		CurrentMOS:   st.MOS,
 
 		SIPState:          st.SIP.State,

@@ -16,6 +16,10 @@ const (
 	ENOTFOUND    Code = "not_found"   // no such trunk
 	EUNAVAILABLE Code = "unavailable" // a dependency (disk, SIP stack) cannot serve now
 	EINTERNAL    Code = "internal"    // a bug or an unexpected failure
+
+	ECHANNELLIMIT Code = "channel_limit" // the trunk has channel_limit calls in flight
+	ECIRCUITOPEN  Code = "circuit_open"  // the trunk's circuit breaker is open
+	ENOCALL       Code = "no_call"       // no call in flight has that call_id
 )
 
 // Error is a domain error: a code, the field it concerns (if any) and a

@@ -151,10 +151,8 @@ func (t *Trunk) LogValue() slog.Value {
 // Status is the live, per-trunk state the SIP plane reports. Its zero value
 // is what a trunk shows before the SIP plane has anything to say.
 type Status struct {
-	CircuitOpen bool    // the circuit breaker is open
-	ASR         float64 // answer-seizure ratio, percent
-	ACD         uint32  // average call duration, seconds
-	MOS         float64 // mean opinion score, 1–4.5; 0 when unknown
+	CircuitOpen bool // the circuit breaker is not closed (open or half-open)
+	Quality          // ASR, ACD, MOS, PDD over the quality window; breaker state
 	SIP         SIPStatus
 }
 
