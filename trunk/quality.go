@@ -1,0 +1,122 @@
+package trunk
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// qualityBuckets is how many buckets a QualityWindow has.
+const qualityBuckets = 60
+
+// DefaultQualityWindow is the length of the quality window when none is
+// given.
+const DefaultQualityWindow = 30 * time.Minute
+
+// figures is one bucket of a QualityWindow.
+type figures struct {
+	attempted, answered uint64
+	pddSum              time.Duration
+	pddCount            uint64
+	endedSum            time.Duration
+	endedCount          uint64
+	mosSum              float64
+	mosCount            uint64
+}
+
+func (f *figures) add(g *figures) {
+	f.attempted += g.attempted
+	f.answered += g.answered
+	f.pddSum += g.pddSum
+	f.pddCount += g.pddCount
+	f.endedSum += g.endedSum
+	f.endedCount += g.endedCount
+	f.mosSum += g.mosSum
+	f.mosCount += g.mosCount
+}
+
+// QualityWindow holds one trunk's call figures (ASR, ACD, MOS, PDD) over a
+// sliding window. It is safe for concurrent use.
+//
+// The window is kept in 60 buckets of a 60th of its length each, starting
+// at NewQualityWindow: an event leaves the figures between 59/60 of the
+// window and the whole window after it happened.
+type QualityWindow struct {
+	mu sync.Mutex
+	w  *window[figures]
+}
+
+// NewQualityWindow returns an empty window of the given length;
+// DefaultQualityWindow when length is zero or less.
+func NewQualityWindow(length time.Duration) *QualityWindow {
+	if length <= 0 {
+		length = DefaultQualityWindow
+	}
+	return &QualityWindow{w: newWindow[figures](length, qualityBuckets)}
+}
+
+// Attempt records that one outbound call's setup ended, answered or not.
+// pdd is the time from the INVITE to the first 180 or 183; 0 when none
+// came, and then it is left out of the mean.
+func (q *QualityWindow) Attempt(answered bool, pdd time.Duration) {
+	q.add(func(f *figures) {
+		f.attempted++
+		if answered {
+			f.answered++
+		}
+		if pdd > 0 {
+			f.pddSum += pdd
+			f.pddCount++
+		}
+	})
+}
+
+// Ended records that an answered call, in either direction, ended after d.
+func (q *QualityWindow) Ended(d time.Duration) {
+	q.add(func(f *figures) {
+		f.endedSum += max(d, 0)
+		f.endedCount++
+	})
+}
+
+// AddMOS records one call's MOS. NaN and infinities are ignored.
+func (q *QualityWindow) AddMOS(m float64) {
+	if math.IsNaN(m) || math.IsInf(m, 0) {
+		return
+	}
+	q.add(func(f *figures) {
+		f.mosSum += m
+		f.mosCount++
+	})
+}
+
+func (q *QualityWindow) add(f func(*figures)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	f(q.w.at(time.Now()))
+}
+
+// Snapshot returns the figures of the window as it is now. BreakerState is
+// left empty for the caller to fill.
+func (q *QualityWindow) Snapshot() Quality {
+	var sum figures
+	q.mu.Lock()
+	q.w.each(time.Now(), sum.add)
+	q.mu.Unlock()
+	return Quality{
+		Attempted: sum.attempted,
+		Answered:  sum.answered,
+		ASR:       mean(float64(sum.answered)*100, sum.attempted),
+		ACD:       mean(sum.endedSum.Seconds(), sum.endedCount),
+		MOS:       mean(sum.mosSum, sum.mosCount),
+		PDDms:     mean(float64(sum.pddSum)/float64(time.Millisecond), sum.pddCount),
+	}
+}
+
+// mean is sum/n, or 0 when n is 0.
+func mean(sum float64, n uint64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
