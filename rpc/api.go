@@ -1,8 +1,10 @@
 package rpc
 
 import (
-	"github.com/trunkd/trunkd/trunk"
 	"math"
+	"time"
+
+	"github.com/trunkd/trunkd/trunk"
 )
 
 // Request and response DTOs. The json tags are the wire names (MessagePack
@@ -53,6 +55,11 @@ type TrunkConfig struct {
 	CurrentACD   uint32  `json:"current_acd"`
 	CurrentMOS   float64 `json:"current_mos"`
 
+	CallsAttempted uint64  `json:"calls_attempted"` // outbound setups ended in the quality window
+	CallsAnswered  uint64  `json:"calls_answered"`  // of which answered
+	CurrentPDDms   float64 `json:"current_pdd_ms"`  // mean INVITE -> first 180/183
+	BreakerState   string  `json:"breaker_state"`   // closed, open, half-open; "" when unknown
+
 	SIPState          string `json:"sip_state"` // off, active, degraded
 	SIPError          string `json:"sip_error"` // why degraded
 	RegistrationState string `json:"registration_state"`
@@ -85,6 +92,11 @@ func NewTrunkConfig(t *trunk.Trunk, st trunk.Status) TrunkConfig {
 		CurrentACD:   uint32(math.Round(st.ACD)),
 		CurrentMOS:   st.MOS,
 
+		CallsAttempted: st.Attempted,
+		CallsAnswered:  st.Answered,
+		CurrentPDDms:   st.PDDms,
+		BreakerState:   st.BreakerState,
+
 		SIPState:          st.SIP.State,
 		SIPError:          st.SIP.Error,
 		RegistrationState: st.SIP.RegistrationState,
@@ -116,3 +128,80 @@ func (r *ListTrunksRequest) token() string { return r.AdminToken }
 
 func (r *TrunkRequest) id() string   { return r.TrunkID }
 func (r *TrunkIDRequest) id() string { return r.TrunkID }
+
+// Dial limits, in seconds.
+const (
+	DefaultDialTimeoutSec = 30  // timeout_sec when absent or 0
+	MaxDialTimeoutSec     = 300 // timeout_sec above this is refused
+)
+
+// DialDeadlineMargin is how long past its timeout_sec a Dial may run on the
+// server: time to fetch audio_url and to settle a final response. The
+// server answers a Dial within timeout_sec + DialDeadlineMargin.
+const DialDeadlineMargin = 10 * time.Second
+
+// maxDialText bounds the to and from of a Dial, in bytes.
+const maxDialText = 256
+
+// DialRequest is the body of Dial: an outbound call through a trunk.
+type DialRequest struct {
+	AdminToken     string `json:"admin_token"`
+	TrunkID        string `json:"trunk_id"`
+	To             string `json:"to"`               // number, SIP user or sip: URI of the callee
+	From           string `json:"from"`             // caller user part; "" for the trunk's sip_username
+	TimeoutSec     uint32 `json:"timeout_sec"`      // ring time; 0 for DefaultDialTimeoutSec
+	AudioURL       string `json:"audio_url"`        // played once answered, then hang up; "" to stay up
+	MaxDurationSec uint32 `json:"max_duration_sec"` // hang up after this long answered; 0 for no limit
+}
+
+// DialResponse is the final outcome of a Dial's INVITE. A call the carrier
+// refused or did not answer is a response with Answered false, not an
+// error.
+type DialResponse struct {
+	CallID   string `json:"call_id"`
+	Answered bool   `json:"answered"`
+	SIPCode  uint16 `json:"sip_code"` // final response code; 0 when none arrived
+	Reason   string `json:"reason"`   // reason phrase, or why no response arrived
+	SetupMs  uint32 `json:"setup_ms"` // INVITE sent to final outcome
+}
+
+// CallIDRequest is the body of Hangup.
+type CallIDRequest struct {
+	AdminToken string `json:"admin_token"`
+	CallID     string `json:"call_id"`
+}
+
+// ListCallsRequest is the body of ListCalls; TrunkID "" lists every trunk.
+type ListCallsRequest struct {
+	AdminToken string `json:"admin_token"`
+	TrunkID    string `json:"trunk_id"`
+}
+
+// CallInfo is a call in flight (ApiCall on the wire).
+type CallInfo struct {
+	CallID    string `json:"call_id"`
+	TrunkID   string `json:"trunk_id"`
+	Direction string `json:"direction"` // inbound, outbound
+	From      string `json:"from"`
+	To        string `json:"to"`
+	State     string `json:"state"` // ringing, answered
+	Start     int64  `json:"start"` // unix milliseconds; 0 when unknown
+}
+
+// ListCallsResponse answers ListCalls, oldest call first.
+type ListCallsResponse struct {
+	Calls []CallInfo `json:"calls"`
+}
+
+// NewCallInfo is the wire view of c.
+func NewCallInfo(c trunk.Call) CallInfo {
+	var start int64
+	if !c.Start.IsZero() {
+		start = c.Start.UnixMilli()
+	}
+	return CallInfo{CallID: c.CallID, TrunkID: c.TrunkID, Direction: c.Direction, From: c.From, To: c.To, State: c.State, Start: start}
+}
+
+func (r *DialRequest) token() string      { return r.AdminToken }
+func (r *CallIDRequest) token() string    { return r.AdminToken }
+func (r *ListCallsRequest) token() string { return r.AdminToken }

@@ -225,3 +225,28 @@ func (c *Client) ExplainMatch(ctx context.Context, sourceIP, listener, requestUR
 	err := c.Call(ctx, "ExplainMatch", ExplainMatchRequest{AdminToken: c.token, SourceIP: sourceIP, Listener: listener, RequestURI: requestURI}, &resp)
 	return resp, err
 }
+
+// Dial places a call and returns once its INVITE has a final outcome: a
+// call that was refused or not answered is a response with Answered false,
+// not an error. req.AdminToken is filled in. ctx should allow the ring
+// time (req.TimeoutSec, DefaultDialTimeoutSec when 0) plus
+// DialDeadlineMargin and the round trip.
+func (c *Client) Dial(ctx context.Context, req DialRequest) (DialResponse, error) {
+	req.AdminToken = c.token
+	var resp DialResponse
+	err := c.Call(ctx, "Dial", req, &resp)
+	return resp, err
+}
+
+// Hangup ends the call callID, in either direction.
+func (c *Client) Hangup(ctx context.Context, callID string) error {
+	return c.Call(ctx, "Hangup", CallIDRequest{AdminToken: c.token, CallID: callID}, nil)
+}
+
+// ListCalls returns the calls in flight on trunkID, or on every trunk when
+// trunkID is "", oldest first.
+func (c *Client) ListCalls(ctx context.Context, trunkID string) ([]CallInfo, error) {
+	var resp ListCallsResponse
+	err := c.Call(ctx, "ListCalls", ListCallsRequest{AdminToken: c.token, TrunkID: trunkID}, &resp)
+	return resp.Calls, err
+}

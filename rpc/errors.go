@@ -18,6 +18,9 @@ const (
 	CodeTrunkExists      = "ERR_TRUNK_EXISTS"
 	CodeInvalidTrunk     = "ERR_INVALID_TRUNK"
 	CodeUnavailable      = "ERR_UNAVAILABLE"
+	CodeChannelLimit     = "ERR_CHANNEL_LIMIT"
+	CodeCircuitOpen      = "ERR_CIRCUIT_OPEN"
+	CodeUnknownCall      = "ERR_UNKNOWN_CALL"
 	CodeInternal         = "ERR_INTERNAL"
 )
 
@@ -75,6 +78,12 @@ func wireError(err error) (e *Error, internal bool) {
 		return &Error{Code: CodeInvalidTrunk, Message: te.Message}, false
 	case trunk.EUNAVAILABLE:
 		return &Error{Code: CodeUnavailable, Message: te.Message}, false
+	case trunk.ECHANNELLIMIT:
+		return &Error{Code: CodeChannelLimit, Message: te.Message}, false
+	case trunk.ECIRCUITOPEN:
+		return &Error{Code: CodeCircuitOpen, Message: te.Message}, false
+	case trunk.ENOCALL:
+		return &Error{Code: CodeUnknownCall, Message: te.Message}, false
 	}
 	return &Error{Code: CodeInternal, Message: "internal error"}, true
 }

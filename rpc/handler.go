@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trunkd/trunkd/trunk"
 	"github.com/vmihailenco/msgpack/v5"
@@ -25,6 +29,25 @@ type Trunks interface {
 // Matcher explains which trunk an inbound call would belong to.
 type Matcher interface {
 	ExplainMatch(ctx context.Context, sourceIP, listener, requestURI string) (trunk.Match, error)
+}
+
+// Calls places, ends and lists calls on the SIP plane.
+//
+// Dial returns once the INVITE has a final outcome. A call the carrier
+// refuses or does not answer is a DialResult with Answered false, not an
+// error; errors are for calls never placed (trunk.ENOTFOUND,
+// ECHANNELLIMIT, ECIRCUITOPEN, EINVALID naming the field, EUNAVAILABLE).
+// ctx bounds the call's setup only: the server gives it a deadline of
+// r.Timeout plus DialDeadlineMargin, and cancels it when the client's
+// connection goes away; an answered call outlives it.
+//
+// Hangup ends a call in flight in either direction, or returns
+// trunk.ENOCALL. ListCalls lists the calls in flight of one trunk, or of
+// all when trunkID is "".
+type Calls interface {
+	Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult, error)
+	Hangup(ctx context.Context, callID string) error
+	ListCalls(trunkID string) []trunk.Call
 }
 
 // StatusSource reports a trunk's live figures.
@@ -68,6 +91,9 @@ var methods = map[string]method{
 	"GetTrunk":     def(ScopeRead, func() *TrunkIDRequest { return &TrunkIDRequest{} }, (*handler).getTrunk),
 	"ListTrunks":   def(ScopeRead, func() *ListTrunksRequest { return &ListTrunksRequest{} }, (*handler).listTrunks),
 	"ExplainMatch": def(ScopeRead, func() *ExplainMatchRequest { return &ExplainMatchRequest{} }, (*handler).explainMatch),
+	"Dial":         def(ScopeCalls, func() *DialRequest { return &DialRequest{} }, (*handler).dial),
+	"Hangup":       def(ScopeCalls, func() *CallIDRequest { return &CallIDRequest{} }, (*handler).hangup),
+	"ListCalls":    def(ScopeRead, func() *ListCallsRequest { return &ListCallsRequest{} }, (*handler).listCalls),
 }
 
 func newTrunkRequest() *TrunkRequest { return &TrunkRequest{Trunk: trunk.Defaults()} }
@@ -78,6 +104,7 @@ type handler struct {
 	trunks Trunks
 	status StatusSource
 	match  Matcher
+	calls  Calls
 	auth   Authorizer
 	log    *slog.Logger
 }
@@ -285,11 +312,126 @@ func (h *handler) statusOf(id string) trunk.Status {
 
 func (h *handler) explainMatch(ctx context.Context, req *ExplainMatchRequest) (ExplainMatchResponse, error) {
 	if h.match == nil {
-		return ExplainMatchResponse{}, trunk.Errorf(trunk.EUNAVAILABLE, "this server has no SIP plane")
+		return ExplainMatchResponse{}, errNoSIPPlane
 	}
 	m, err := h.match.ExplainMatch(ctx, req.SourceIP, req.Listener, req.RequestURI)
 	if err != nil {
 		return ExplainMatchResponse{}, err
 	}
 	return ExplainMatchResponse{Matched: m.Matched, TrunkID: m.TrunkID, Reason: m.Reason}, nil
+}
+
+// errNoSIPPlane answers the methods of the SIP plane on a server without one.
+var errNoSIPPlane = trunk.Errorf(trunk.EUNAVAILABLE, "this server has no SIP plane")
+
+func (h *handler) dial(ctx context.Context, req *DialRequest) (DialResponse, error) {
+	timeout, err := req.validate()
+	if err != nil {
+		return DialResponse{}, err
+	}
+	if h.calls == nil {
+		return DialResponse{}, errNoSIPPlane
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout+DialDeadlineMargin)
+	defer cancel()
+	res, err := h.calls.Dial(ctx, trunk.DialRequest{
+		TrunkID:     req.TrunkID,
+		To:          req.To,
+		From:        req.From,
+		Timeout:     timeout,
+		AudioURL:    req.AudioURL,
+		MaxDuration: time.Duration(req.MaxDurationSec) * time.Second,
+	})
+	if err != nil {
+		return DialResponse{}, err
+	}
+	return DialResponse{
+		CallID:   res.CallID,
+		Answered: res.Answered,
+		SIPCode:  uint16(min(max(res.SIPCode, 0), math.MaxUint16)),
+		Reason:   res.Reason,
+		SetupMs:  uint32(min(max(res.Setup.Milliseconds(), 0), math.MaxUint32)),
+	}, nil
+}
+
+// validate checks a Dial's fields in wire order and returns its ring time.
+func (r *DialRequest) validate() (time.Duration, error) {
+	if err := trunk.ValidateID(r.TrunkID); err != nil {
+		return 0, err
+	}
+	if r.To == "" {
+		return 0, trunk.FieldErrorf("to", "is required")
+	}
+	for _, f := range []struct{ name, value string }{{"to", r.To}, {"from", r.From}} {
+		if len(f.value) > maxDialText {
+			return 0, trunk.FieldErrorf(f.name, "is %d bytes long; at most %d are allowed", len(f.value), maxDialText)
+		}
+		if err := checkText(f.name, f.value); err != nil {
+			return 0, err
+		}
+	}
+	sec := r.TimeoutSec
+	switch {
+	case sec == 0:
+		sec = DefaultDialTimeoutSec
+	case sec > MaxDialTimeoutSec:
+		return 0, trunk.FieldErrorf("timeout_sec", "%d is above the maximum of %d", sec, MaxDialTimeoutSec)
+	}
+	if err := checkText("audio_url", r.AudioURL); err != nil {
+		return 0, err
+	}
+	return time.Duration(sec) * time.Second, nil
+}
+
+func (h *handler) hangup(ctx context.Context, req *CallIDRequest) (Empty, error) {
+	if req.CallID == "" {
+		return Empty{}, trunk.FieldErrorf("call_id", "is required")
+	}
+	if err := checkText("call_id", req.CallID); err != nil {
+		return Empty{}, err
+	}
+	if h.calls == nil {
+		return Empty{}, errNoSIPPlane
+	}
+	return Empty{}, h.calls.Hangup(ctx, req.CallID)
+}
+
+func (h *handler) listCalls(ctx context.Context, req *ListCallsRequest) (ListCallsResponse, error) {
+	if req.TrunkID != "" {
+		if err := trunk.ValidateID(req.TrunkID); err != nil {
+			return ListCallsResponse{}, err
+		}
+	}
+	if h.calls == nil {
+		return ListCallsResponse{}, errNoSIPPlane
+	}
+	list := h.calls.ListCalls(req.TrunkID)
+	resp := ListCallsResponse{Calls: make([]CallInfo, 0, len(list))}
+	for _, c := range list {
+		resp.Calls = append(resp.Calls, NewCallInfo(c))
+	}
+	slices.SortFunc(resp.Calls, func(a, b CallInfo) int {
+		switch {
+		case a.Start < b.Start:
+			return -1
+		case a.Start > b.Start:
+			return 1
+		}
+		return strings.Compare(a.CallID, b.CallID)
+	})
+	return resp, nil
+}
+
+// checkText refuses what must not reach a SIP header: invalid UTF-8 and
+// control characters.
+func checkText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return trunk.FieldErrorf(field, "is not valid UTF-8")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 {
+			return trunk.FieldErrorf(field, "contains control character %U", r)
+		}
+	}
+	return nil
 }

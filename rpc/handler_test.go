@@ -12,7 +12,7 @@ import (
 )
 
 func newTestHandler() *handler {
-	return &handler{trunks: newMemTrunks(), match: sourceMatcher{}, auth: scopeAuth{}, log: slog.New(slog.DiscardHandler)}
+	return &handler{trunks: newMemTrunks(), status: fakeStatus{}, match: sourceMatcher{}, calls: newFakeCalls(), auth: scopeAuth{}, log: slog.New(slog.DiscardHandler)}
 }
 
 // sourceMatcher matches a call to a trunk named after its source address.

@@ -22,9 +22,9 @@ import (
 
 // Scopes a token's space-separated "scope" claim may grant.
 const (
-	ScopeRead   = "trunks:read"   // GetTrunk, ListTrunks
+	ScopeRead   = "trunks:read"   // GetTrunk, ListTrunks, ExplainMatch, ListCalls
 	ScopeManage = "trunks:manage" // everything
-	ScopeCalls  = "calls:manage"  // call control (a later protocol addition)
+	ScopeCalls  = "calls:manage"  // Dial, Hangup
 )
 
 // Token limits.

@@ -133,6 +133,10 @@ func TestAuthorize(t *testing.T) {
 		{"several scopes", all, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims("openid trunks:read calls:manage"), "")
 		}, ScopeCalls, ""},
+		{"manage scope placing calls", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeManage), "") }, ScopeCalls, ""},
+		{"read scope placing calls", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead), "") }, ScopeCalls, CodePermissionDenied},
+		{"calls scope writing trunks", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeCalls), "") }, ScopeManage, CodePermissionDenied},
+		{"calls scope reading", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeCalls), "") }, ScopeRead, CodePermissionDenied},
 		{"no scope", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(""), "") }, ScopeRead, CodePermissionDenied},
 		{"scope as array", all, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims("", func(c jwt.MapClaims) { c["scope"] = []string{ScopeManage} }), "")

@@ -41,8 +41,15 @@ type Config struct {
 	Trunks Trunks       // required
 	Status StatusSource // optional: live figures for GetTrunk and ListTrunks
 	Match  Matcher      // optional: ExplainMatch; without it the method is ERR_UNAVAILABLE
+	Calls  Calls        // optional: Dial, Hangup, ListCalls; without it they are ERR_UNAVAILABLE
 	Auth   Authorizer   // required
 	Logger *slog.Logger // optional
+
+	// Observe, optional, is called once for every request answered, for
+	// metrics: method is the method name, or "unknown" for any name the
+	// protocol does not have (so labels stay bounded); code is "" for
+	// success, else the wire error code; d is the time spent serving it.
+	Observe func(method, code string, d time.Duration)
 
 	MaxRequestSize int           // bytes; 0 means DefaultMaxRequestSize
 	RequestTimeout time.Duration // to receive a whole request; 0 means DefaultRequestTimeout
@@ -56,6 +63,7 @@ type Server struct {
 	maxRequest int
 	timeout    time.Duration
 	maxStreams int64
+	observe    func(method, code string, d time.Duration)
 
 	mu      sync.Mutex
 	ln      *quic.Listener
@@ -72,11 +80,15 @@ func NewServer(cfg Config) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		h:          handler{trunks: cfg.Trunks, status: cfg.Status, match: cfg.Match, auth: cfg.Auth, log: log},
+		h:          handler{trunks: cfg.Trunks, status: cfg.Status, match: cfg.Match, calls: cfg.Calls, auth: cfg.Auth, log: log},
 		maxRequest: cmp(cfg.MaxRequestSize, DefaultMaxRequestSize),
 		timeout:    cmp(cfg.RequestTimeout, DefaultRequestTimeout),
 		maxStreams: cmp(cfg.MaxStreams, DefaultMaxStreams),
 		conns:      map[*quic.Conn]struct{}{},
+		observe:    cfg.Observe,
+	}
+	if s.observe == nil {
+		s.observe = func(string, string, time.Duration) {}
 	}
 	return s
 }
@@ -240,6 +252,7 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
 	case len(frame) > s.maxRequest:
 		str.CancelRead(streamCodeTooLarge)
 		resp = encodeResponse("Err", Errorf(CodeTooLarge, "request is larger than %d bytes", s.maxRequest))
+		s.observe(unknownMethod, CodeTooLarge, 0)
 	case err != nil:
 		// Timed out or reset by the peer: nothing complete to answer.
 		str.CancelRead(streamCodeTimeout)
@@ -249,7 +262,9 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
 		start := time.Now()
 		var out outcome
 		resp, out = s.h.serve(ctx, frame)
-		s.h.logRequest(ctx, out, time.Since(start))
+		d := time.Since(start)
+		s.h.logRequest(ctx, out, d)
+		s.observe(metricName(out.method), out.code, d)
 	}
 	str.SetWriteDeadline(time.Now().Add(s.timeout))
 	if _, err := str.Write(resp); err != nil {
@@ -309,4 +324,15 @@ func (s *Server) closeAll() {
 		tr.Close()
 		tr.Conn.Close()
 	}
+}
+
+// unknownMethod stands for every method name the protocol does not have.
+const unknownMethod = "unknown"
+
+// metricName bounds a client-supplied method name to the known ones.
+func metricName(method string) string {
+	if _, ok := methods[method]; ok {
+		return method
+	}
+	return unknownMethod
 }

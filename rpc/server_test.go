@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/trunkd/trunkd/trunk"
 )
 
 // testServer runs a Server with in-memory trunks on a random loopback port
@@ -245,5 +247,115 @@ func TestPinnedTLSRefusesOtherCert(t *testing.T) {
 	if c, err := Dial(ctx, s.Addr().String(), tc, ""); err == nil {
 		c.Close()
 		t.Fatal("Dial with another pinned certificate succeeded; want a TLS error")
+	}
+}
+
+// slowCalls delays a Dial to "slow", as ringing does.
+type slowCalls struct {
+	*fakeCalls
+	delay time.Duration
+}
+
+func (s slowCalls) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult, error) {
+	if r.To != "slow" {
+		return s.fakeCalls.Dial(ctx, r)
+	}
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return trunk.DialResult{}, ctx.Err()
+	}
+	return s.fakeCalls.Dial(ctx, r)
+}
+
+func TestCallsOverQUIC(t *testing.T) {
+	// A Dial rings for longer than the time a request may take to arrive:
+	// that limit must not cut it short.
+	_, c := testServer(t, Config{Calls: slowCalls{newFakeCalls(), 700 * time.Millisecond}, RequestTimeout: 300 * time.Millisecond}, ScopeCalls)
+	ctx := ctxT(t)
+
+	res, err := c.Dial(ctx, DialRequest{TrunkID: "carrier-1", To: "slow", TimeoutSec: 5})
+	if err != nil || !res.Answered || res.CallID != "call-1" || res.SIPCode != 200 || res.SetupMs != 2345 {
+		t.Fatalf("Dial = %+v, %v; want call-1 answered", res, err)
+	}
+	res, err = c.Dial(ctx, DialRequest{TrunkID: "carrier-1", To: "486"})
+	if err != nil || res.Answered || res.SIPCode != 486 || res.Reason != "Busy Here" {
+		t.Errorf("Dial busy = %+v, %v; want a response with answered false and 486 Busy Here", res, err)
+	}
+	for trunkID, want := range map[string]string{"carrier-2": CodeCircuitOpen, "full": CodeChannelLimit, "gone": CodeInvalidTrunk} {
+		if _, err := c.Dial(ctx, DialRequest{TrunkID: trunkID, To: "100"}); ErrorCode(err) != want {
+			t.Errorf("Dial through %s = %v; want %s", trunkID, err, want)
+		}
+	}
+	var e *Error
+	if _, err := c.Dial(ctx, DialRequest{TrunkID: "carrier-1", TimeoutSec: 301, To: "1"}); !errors.As(err, &e) || e.Field != "timeout_sec" {
+		t.Errorf("Dial with timeout_sec 301 = %v; want %s naming timeout_sec", err, CodeInvalidArgument)
+	}
+
+	calls, err := c.ListCalls(ctx, "carrier-1")
+	if err == nil {
+		t.Errorf("ListCalls with a calls:manage token = %+v; want %s (it needs trunks:read)", calls, CodePermissionDenied)
+	}
+	reader := &Client{conn: c.conn, tr: c.tr, token: ScopeRead} // the same connection, another token
+	calls, err = reader.ListCalls(ctx, "carrier-1")
+	if err != nil || len(calls) != 2 || calls[0].CallID != "in-1" || calls[1].CallID != "call-1" || calls[1].Start != fakeNow.UnixMilli() {
+		t.Errorf("ListCalls = %+v, %v; want in-1 then call-1", calls, err)
+	}
+	if _, err := reader.Dial(ctx, DialRequest{TrunkID: "carrier-1", To: "100"}); ErrorCode(err) != CodePermissionDenied {
+		t.Errorf("Dial with a read token = %v; want %s", err, CodePermissionDenied)
+	}
+	if err := reader.Hangup(ctx, "call-1"); ErrorCode(err) != CodePermissionDenied {
+		t.Errorf("Hangup with a read token = %v; want %s", err, CodePermissionDenied)
+	}
+
+	if err := c.Hangup(ctx, "call-1"); err != nil {
+		t.Fatalf("Hangup: %v", err)
+	}
+	if err := c.Hangup(ctx, "call-1"); ErrorCode(err) != CodeUnknownCall {
+		t.Errorf("Hangup again = %v; want %s", err, CodeUnknownCall)
+	}
+	if calls, err := reader.ListCalls(ctx, ""); err != nil || len(calls) != 1 {
+		t.Errorf("ListCalls after the hangup = %+v, %v; want in-1 only", calls, err)
+	}
+}
+
+func TestCallsOverQUICWithoutSIPPlane(t *testing.T) {
+	_, c := testServer(t, Config{}, ScopeManage)
+	ctx := ctxT(t)
+	if _, err := c.Dial(ctx, DialRequest{TrunkID: "carrier-1", To: "100"}); ErrorCode(err) != CodeUnavailable {
+		t.Errorf("Dial = %v; want %s", err, CodeUnavailable)
+	}
+	if err := c.Hangup(ctx, "x"); ErrorCode(err) != CodeUnavailable {
+		t.Errorf("Hangup = %v; want %s", err, CodeUnavailable)
+	}
+	if _, err := c.ListCalls(ctx, ""); ErrorCode(err) != CodeUnavailable {
+		t.Errorf("ListCalls = %v; want %s", err, CodeUnavailable)
+	}
+}
+
+func TestObserve(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	observe := func(method, code string, d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, method+" "+code)
+	}
+	_, c := testServer(t, Config{Calls: newFakeCalls(), Observe: observe}, ScopeCalls)
+	ctx := ctxT(t)
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Dial(ctx, DialRequest{TrunkID: "carrier-2", To: "100"}); ErrorCode(err) != CodeCircuitOpen {
+		t.Fatalf("Dial = %v; want %s", err, CodeCircuitOpen)
+	}
+	if _, err := c.CallRaw(ctx, env("Drop\xffTables", mpMap())); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"Ping ", "Dial " + CodeCircuitOpen, "unknown " + CodeUnknownMethod}
+	if !slices.Equal(seen, want) {
+		t.Errorf("observed %q; want %q", seen, want)
 	}
 }

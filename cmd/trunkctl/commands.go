@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -18,11 +19,12 @@ type cli struct {
 	g globals
 }
 
-// flags returns a FlagSet for a command that also takes the global flags.
-func (c *cli) flags(name, args string) *flag.FlagSet {
+// flags returns a FlagSet for a command that also takes the global flags,
+// but those named in except.
+func (c *cli) flags(name, args string, except ...string) *flag.FlagSet {
 	fs := flag.NewFlagSet("trunkctl "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	c.g.register(fs, c.g)
+	c.g.register(fs, c.g, except...)
 	fs.Usage = func() {
 		fmt.Fprintf(c.stderr, "usage: trunkctl %s %s\n", name, args)
 		fs.PrintDefaults()
@@ -192,7 +194,7 @@ func cmdRemove(ctx context.Context, c *cli, args []string) error {
 func cmdToken(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("token", "--secret-file F [--scope S] [--ttl D]")
 	secretFile := fs.String("secret-file", "", "HMAC secret `file` (trunkd's DATA/jwt.secret)")
-	scope := fs.String("scope", "trunks:manage", "space-separated `scopes`: trunks:read, trunks:manage")
+	scope := fs.String("scope", "trunks:manage", "space-separated `scopes`: trunks:read, trunks:manage, calls:manage")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
 	issuer := fs.String("issuer", "", "iss claim (when trunkd runs with --jwt-issuer)")
 	audience := fs.String("audience", "", "aud claim (when trunkd runs with --jwt-audience)")
@@ -246,4 +248,95 @@ func cmdExplain(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "no match (the call would get 403): %s\n", m.Reason)
 	return nil
+}
+
+func cmdDial(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("dial", "--trunk ID --to NUMBER [--from N] [--audio-url URL] [--timeout S] [--max-duration S]", "timeout")
+	var req rpc.DialRequest
+	fs.StringVar(&req.TrunkID, "trunk", "", "the trunk to call through (`ID`)")
+	fs.StringVar(&req.To, "to", "", "the callee: a `number`, SIP user or sip: URI")
+	fs.StringVar(&req.From, "from", "", "the caller user part (`N`; default: the trunk's sip_username)")
+	fs.StringVar(&req.AudioURL, "audio-url", "", "play this WAV once answered, then hang up (`URL`: absolute path, file://, http(s)://)")
+	ring := fs.Uint("timeout", rpc.DefaultDialTimeoutSec, fmt.Sprintf("ring for at most this many `seconds` (1-%d)", rpc.MaxDialTimeoutSec))
+	maxDur := fs.Uint("max-duration", 0, "hang up after this many `seconds` answered (0: no limit)")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	switch {
+	case req.TrunkID == "" || req.To == "":
+		return usageError{errors.New("--trunk and --to are required")}
+	case *ring < 1 || *ring > rpc.MaxDialTimeoutSec:
+		return usageError{fmt.Errorf("--timeout must be 1-%d seconds", rpc.MaxDialTimeoutSec)}
+	case *maxDur > math.MaxUint32:
+		return usageError{fmt.Errorf("--max-duration must be at most %d seconds", uint64(math.MaxUint32))}
+	}
+	req.TimeoutSec, req.MaxDurationSec = uint32(*ring), uint32(*maxDur)
+	// trunkd answers within the ring time plus rpc.DialDeadlineMargin;
+	// --timeout covers the connection and the round trip on top.
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(*ring)*time.Second+rpc.DialDeadlineMargin+c.g.timeout)
+	defer cancel()
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := cl.Dial(ctx, req)
+	if err != nil {
+		return err
+	}
+	done, err := c.printValue(res)
+	if err != nil {
+		return err
+	}
+	if !res.Answered {
+		return fmt.Errorf("call %s not answered: %s", dash(res.CallID), sipOutcome(res))
+	}
+	if !done {
+		fmt.Fprintf(c.stdout, "call %s answered after %d ms\n", res.CallID, res.SetupMs)
+	}
+	return nil
+}
+
+// sipOutcome says how a call that was not answered ended.
+func sipOutcome(r rpc.DialResponse) string {
+	if r.SIPCode == 0 {
+		return "no SIP response (" + r.Reason + ")"
+	}
+	return fmt.Sprintf("%d %s", r.SIPCode, r.Reason)
+}
+
+func cmdHangup(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("hangup", "CALL_ID")
+	rest, err := c.parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Hangup(ctx, rest[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "call %s hung up\n", rest[0])
+	return nil
+}
+
+func cmdCalls(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("calls", "[--trunk ID]")
+	trunkID := fs.String("trunk", "", "only the calls of this trunk (`ID`)")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	calls, err := cl.ListCalls(ctx, *trunkID)
+	if err != nil {
+		return err
+	}
+	return c.printCalls(calls)
 }

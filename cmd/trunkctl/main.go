@@ -2,7 +2,8 @@
 //
 //	trunkctl [--addr A] [--token T] [--ca FILE | --insecure] COMMAND [flags]
 //
-// Commands: add, update, get, list, rm, token. Run trunkctl help for more.
+// Commands: add, update, get, list, rm, explain, dial, hangup, calls, token.
+// Run trunkctl help for more.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -57,13 +59,17 @@ func globalsFromEnv(e env) globals {
 	return g
 }
 
-// register binds the global flags to g's fields, defaulting to def.
-func (g *globals) register(fs *flag.FlagSet, def globals) {
+// register binds the global flags to g's fields, defaulting to def. A
+// command that has a flag of its own named like a global one (dial's
+// --timeout) passes its name in except.
+func (g *globals) register(fs *flag.FlagSet, def globals, except ...string) {
 	fs.StringVar(&g.addr, "addr", def.addr, "trunkd admin `address` (env TRUNKD_ADDR)")
 	fs.StringVar(&g.token, "token", def.token, "admin JWT (env TRUNKD_TOKEN)")
 	fs.StringVar(&g.ca, "ca", def.ca, "PEM `file` of the server certificate to pin, e.g. trunkd-data/tls.crt (env TRUNKD_CA)")
 	fs.BoolVar(&g.insecure, "insecure", def.insecure, "do not verify the server certificate (development only)")
-	fs.DurationVar(&g.timeout, "timeout", def.timeout, "give up on the command after this long")
+	if !slices.Contains(except, "timeout") {
+		fs.DurationVar(&g.timeout, "timeout", def.timeout, "give up on the command after this long (dial waits its ring time on top; give it before dial, whose own --timeout is the ring time)")
+	}
 	fs.StringVar(&g.output, "o", def.output, "output `format`: table, json or yaml")
 }
 
@@ -79,6 +85,9 @@ var commands = []command{
 	{"list", "[--limit N] [--cursor C]", "list trunks in trunk_id order", cmdList},
 	{"rm", "TRUNK_ID", "remove a trunk", cmdRemove},
 	{"explain", "--source IP --listener ADDR [--ruri URI]", "say which trunk an inbound call would match, and why", cmdExplain},
+	{"dial", "--trunk ID --to NUMBER [flags]", "place a call; exit 0 only when it is answered", cmdDial},
+	{"hangup", "CALL_ID", "end a call in flight", cmdHangup},
+	{"calls", "[--trunk ID]", "list the calls in flight", cmdCalls},
 	{"token", "--secret-file F [--scope S] [--ttl D]", "mint an HS256 admin token", cmdToken},
 }
 
@@ -107,9 +116,16 @@ func run(ctx context.Context, args []string, e env) int {
 	return exitUsage
 }
 
+// ownDeadline names the commands that set their own deadline: dial waits
+// for the ring time on top of --timeout.
+var ownDeadline = map[string]bool{"dial": true}
+
 func (c *cli) exec(ctx context.Context, cmd command, args []string) int {
-	ctx, cancel := context.WithTimeout(ctx, c.g.timeout)
-	defer cancel()
+	if !ownDeadline[cmd.name] {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.g.timeout)
+		defer cancel()
+	}
 	err := cmd.run(ctx, c, args)
 	if err == nil {
 		return exitOK
@@ -136,7 +152,7 @@ func (c *cli) usage(fs *flag.FlagSet) {
 	fmt.Fprintln(w, "usage: trunkctl [global flags] COMMAND [flags]")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, cmd := range commands {
-		fmt.Fprintf(w, "  %-7s %-40s %s\n", cmd.name, cmd.args, cmd.help)
+		fmt.Fprintf(w, "  %-7s %-42s %s\n", cmd.name, cmd.args, cmd.help)
 	}
 	fmt.Fprintln(w, "\nglobal flags (also accepted after the command):")
 	fs.PrintDefaults()

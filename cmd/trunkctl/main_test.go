@@ -5,9 +5,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +22,12 @@ import (
 
 // server starts a real store and RPC server in dir and returns its address.
 func server(t *testing.T, dir string) string {
+	t.Helper()
+	return serverWith(t, dir, newFakeCalls())
+}
+
+// serverWith is server with calls as its SIP plane.
+func serverWith(t *testing.T, dir string, calls rpc.Calls) string {
 	t.Helper()
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	if err := os.WriteFile(filepath.Join(dir, "jwt.secret"), append(secret, '\n'), 0o600); err != nil {
@@ -36,7 +46,7 @@ func server(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := rpc.NewServer(rpc.Config{Trunks: db, Auth: auth, Match: fakeMatcher{}})
+	s := rpc.NewServer(rpc.Config{Trunks: db, Auth: auth, Match: fakeMatcher{}, Status: fakeStatus{}, Calls: calls})
 	if err := s.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +66,84 @@ func (fakeMatcher) ExplainMatch(_ context.Context, src, listener, ruri string) (
 		return trunk.Match{Matched: true, TrunkID: "c1", Reason: "source 192.0.2.10 is its gateway_ip"}, nil
 	}
 	return trunk.Match{Reason: "source " + src + " is not the gateway_ip or sbc_ip of any trunk"}, nil
+}
+
+// fakeStatus gives c1 live figures and nothing to the other trunks.
+type fakeStatus struct{}
+
+func (fakeStatus) TrunkStatus(id string) trunk.Status {
+	if id != "c1" {
+		return trunk.Status{SIP: trunk.SIPStatus{State: trunk.SIPOff, RegistrationState: trunk.RegOff}}
+	}
+	return trunk.Status{
+		CircuitOpen: true,
+		Quality:     trunk.Quality{Attempted: 16, Answered: 10, ASR: 62.5, ACD: 94.6, MOS: 4.21, PDDms: 1830.5, BreakerState: "half-open"},
+		SIP:         trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegOff, ActiveCalls: 2},
+	}
+}
+
+// fakeCalls places calls through c1 (tripped's breaker is open, any other
+// trunk is unknown): "486" is busy, "slow" answers after 1.5 s, anything
+// else answers at once. in-1 is an inbound call on c1 from the start.
+type fakeCalls struct {
+	mu      sync.Mutex
+	calls   map[string]trunk.Call
+	n       int
+	dialled map[string]trunk.DialRequest // by call_id
+}
+
+func newFakeCalls() *fakeCalls {
+	return &fakeCalls{dialled: map[string]trunk.DialRequest{}, calls: map[string]trunk.Call{"in-1": {CallID: "in-1", TrunkID: "c1", Direction: trunk.Inbound,
+		From: "+15550001111", To: "+15552223333", State: trunk.CallRinging, Start: time.Now()}}}
+}
+
+func (f *fakeCalls) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult, error) {
+	if r.To == "slow" {
+		select {
+		case <-time.After(1500 * time.Millisecond):
+		case <-ctx.Done():
+			return trunk.DialResult{}, ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch r.TrunkID {
+	case "c1":
+	case "tripped":
+		return trunk.DialResult{}, trunk.Errorf(trunk.ECIRCUITOPEN, "trunk %q: circuit breaker is open", r.TrunkID)
+	default:
+		return trunk.DialResult{}, trunk.Errorf(trunk.ENOTFOUND, "no trunk %q", r.TrunkID)
+	}
+	f.n++
+	id := fmt.Sprintf("call-%d", f.n)
+	f.dialled[id] = r
+	if r.To == "486" {
+		return trunk.DialResult{CallID: id, SIPCode: 486, Reason: "Busy Here", Setup: 120 * time.Millisecond}, nil
+	}
+	f.calls[id] = trunk.Call{CallID: id, TrunkID: r.TrunkID, Direction: trunk.Outbound, From: r.From, To: r.To, State: trunk.CallAnswered, Start: time.Now()}
+	return trunk.DialResult{CallID: id, Answered: true, SIPCode: 200, Reason: "OK", Setup: 2345 * time.Millisecond}, nil
+}
+
+func (f *fakeCalls) Hangup(ctx context.Context, callID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.calls[callID]; !ok {
+		return trunk.Errorf(trunk.ENOCALL, "no call %q in flight", callID)
+	}
+	delete(f.calls, callID)
+	return nil
+}
+
+func (f *fakeCalls) ListCalls(trunkID string) []trunk.Call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []trunk.Call
+	for _, c := range f.calls {
+		if trunkID == "" || c.TrunkID == trunkID {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // ctl runs trunkctl in-process and returns its exit code and output.
@@ -144,5 +232,133 @@ func TestTrunkctlAuthErrors(t *testing.T) {
 	delete(base, "TRUNKD_CA")
 	if code, _, errOut := ctl(t, base, "", "list"); code != 2 || !strings.Contains(errOut, "--ca") {
 		t.Errorf("list without --ca or --insecure = exit %d, %q; want a usage error naming --ca", code, errOut)
+	}
+}
+
+func TestTrunkctlCalls(t *testing.T) {
+	dir := t.TempDir()
+	fake := newFakeCalls()
+	addr := serverWith(t, dir, fake)
+	secret := filepath.Join(dir, "jwt.secret")
+	tokenFor := func(scope string) map[string]string {
+		code, tok, stderr := ctl(t, nil, "", "token", "--secret-file", secret, "--scope", scope, "--ttl", "10m")
+		if code != 0 {
+			t.Fatalf("token %q: exit %d: %s", scope, code, stderr)
+		}
+		return map[string]string{"TRUNKD_ADDR": addr, "TRUNKD_TOKEN": strings.TrimSpace(tok), "TRUNKD_CA": filepath.Join(dir, "tls.crt")}
+	}
+	calls := tokenFor("calls:manage trunks:read")
+	manage := tokenFor("trunks:manage")
+	read := tokenFor("trunks:read")
+
+	steps := []struct {
+		name   string
+		vars   map[string]string
+		args   []string
+		code   int
+		stdout string // substring expected in stdout
+		stderr string // substring expected in stderr
+	}{
+		{"dial answered", calls, []string{"dial", "--trunk", "c1", "--to", "+15551234567", "--from", "+15557654321"}, 0, "call call-1 answered after 2345 ms", ""},
+		{"dial with trunks:manage", manage, []string{"dial", "--trunk", "c1", "--to", "200"}, 0, "call call-2 answered", ""},
+		{"dial busy", calls, []string{"dial", "--trunk", "c1", "--to", "486"}, 1, "", "call call-3 not answered: 486 Busy Here"},
+		{"dial circuit open", calls, []string{"dial", "--trunk", "tripped", "--to", "200"}, 1, "", "ERR_CIRCUIT_OPEN"},
+		{"dial unknown trunk", calls, []string{"dial", "--trunk", "nope", "--to", "200"}, 1, "", "ERR_INVALID_TRUNK"},
+		{"dial read only", read, []string{"dial", "--trunk", "c1", "--to", "200"}, 1, "", "ERR_PERMISSION_DENIED"},
+		{"dial json", calls, []string{"dial", "--trunk", "c1", "--to", "201", "-o", "json"}, 0, `"call_id": "call-4"`, ""},
+		{"dial busy json", calls, []string{"dial", "--trunk", "c1", "--to", "486", "-o", "json"}, 1, `"sip_code": 486`, "486 Busy Here"},
+		{"dial every flag", calls, []string{"dial", "--trunk", "c1", "--to", "202", "--from", "100", "--audio-url", "https://media.example.com/a.wav",
+			"--timeout", "45", "--max-duration", "90"}, 0, "call call-6 answered", ""},
+		{"dial without --to", calls, []string{"dial", "--trunk", "c1"}, 2, "", "--to"},
+		{"dial ring too long", calls, []string{"dial", "--trunk", "c1", "--to", "1", "--timeout", "301"}, 2, "", "--timeout"},
+		// The global --timeout bounds the command on top of the ring time.
+		{"dial rings past --timeout", calls, []string{"--timeout", "1s", "dial", "--trunk", "c1", "--to", "slow", "--timeout", "5"}, 0, "answered", ""},
+		{"calls table", read, []string{"calls"}, 0, "in-1", ""},
+		{"calls of a trunk", read, []string{"calls", "--trunk", "c1"}, 0, "call-1", ""},
+		{"calls none json", read, []string{"calls", "--trunk", "c2", "-o", "json"}, 0, "[]", ""},
+		{"calls with calls:manage alone", tokenFor("calls:manage"), []string{"calls"}, 1, "", "ERR_PERMISSION_DENIED"},
+		{"hangup read only", read, []string{"hangup", "call-1"}, 1, "", "ERR_PERMISSION_DENIED"},
+		{"hangup", calls, []string{"hangup", "call-1"}, 0, "call call-1 hung up", ""},
+		{"hangup again", calls, []string{"hangup", "call-1"}, 1, "", "ERR_UNKNOWN_CALL"},
+		{"hangup without id", calls, []string{"hangup"}, 2, "", "argument"},
+	}
+	for _, s := range steps {
+		code, out, errOut := ctl(t, s.vars, "", s.args...)
+		if code != s.code || !strings.Contains(out, s.stdout) || !strings.Contains(errOut, s.stderr) {
+			t.Errorf("%s: trunkctl %s = exit %d, stdout %q, stderr %q; want exit %d, stdout ~%q, stderr ~%q",
+				s.name, strings.Join(s.args, " "), code, out, errOut, s.code, s.stdout, s.stderr)
+		}
+	}
+
+	want := trunk.DialRequest{TrunkID: "c1", To: "202", From: "100", AudioURL: "https://media.example.com/a.wav", Timeout: 45 * time.Second, MaxDuration: 90 * time.Second}
+	if fake.dialled["call-6"] != want {
+		t.Errorf("dial with every flag sent %+v; want %+v", fake.dialled["call-6"], want)
+	}
+	if got := fake.dialled["call-1"].Timeout; got != 30*time.Second {
+		t.Errorf("dial without --timeout rang for %v; want 30s", got)
+	}
+
+	code, out, _ := ctl(t, read, "", "calls", "-o", "json")
+	var list []rpc.CallInfo
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil {
+		t.Fatalf("calls -o json = exit %d, %q (%v); want a JSON list", code, out, err)
+	}
+	var ids []string
+	for _, c := range list {
+		ids = append(ids, c.CallID)
+		if c.Start == 0 || c.TrunkID != "c1" {
+			t.Errorf("calls -o json: %+v; want a start time and trunk c1", c)
+		}
+	}
+	slices.Sort(ids)
+	if want := []string{"call-2", "call-4", "call-6", "call-7", "in-1"}; !slices.Equal(ids, want) {
+		t.Errorf("calls after hanging up call-1 = %v; want %v", ids, want)
+	}
+	code, out, _ = ctl(t, read, "", "calls")
+	for _, want := range []string{"CALL_ID", "TRUNK", "DIRECTION", "FROM", "TO", "STATE", "START", "inbound", "outbound", "ringing", "answered", "+15550001111"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("calls = exit %d, %q; want %q in the table", code, out, want)
+		}
+	}
+}
+
+// TestTrunkctlGetShowsLiveFigures checks that get shows every field of
+// GetTrunk: all of them as JSON, the live ones in the table.
+func TestTrunkctlGetShowsLiveFigures(t *testing.T) {
+	dir := t.TempDir()
+	addr := server(t, dir)
+	_, tok, _ := ctl(t, nil, "", "token", "--secret-file", filepath.Join(dir, "jwt.secret"))
+	vars := map[string]string{"TRUNKD_ADDR": addr, "TRUNKD_TOKEN": strings.TrimSpace(tok), "TRUNKD_CA": filepath.Join(dir, "tls.crt")}
+	if code, _, errOut := ctl(t, vars, "", "add", "--trunk-id", "c1"); code != 0 {
+		t.Fatalf("add: %s", errOut)
+	}
+
+	code, out, errOut := ctl(t, vars, "", "get", "c1", "-o", "json")
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil {
+		t.Fatalf("get -o json = exit %d, %q, %q (%v)", code, out, errOut, err)
+	}
+	typ := reflect.TypeFor[rpc.TrunkConfig]()
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if _, ok := got[name]; !ok {
+			t.Errorf("get -o json lacks %q: %s", name, out)
+		}
+	}
+	if len(got) != typ.NumField() {
+		t.Errorf("get -o json has %d fields; want %d", len(got), typ.NumField())
+	}
+	for name, want := range map[string]any{"calls_attempted": 16.0, "calls_answered": 10.0, "current_pdd_ms": 1830.5, "breaker_state": "half-open", "is_cb_tripped": true, "current_acd": 95.0} {
+		if got[name] != want {
+			t.Errorf("get -o json: %s = %v; want %v", name, got[name], want)
+		}
+	}
+
+	code, out, _ = ctl(t, vars, "", "get", "c1")
+	for _, want := range []string{"circuit_breaker:  half-open", "calls_attempted:  16", "calls_answered:   10", "asr:              62.5%",
+		"acd:              95s", "mos:              4.21", "pdd:              1830 ms", "active_calls:     2"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("get c1 = exit %d:\n%s\nwant a line %q", code, out, want)
+		}
 	}
 }

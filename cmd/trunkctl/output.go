@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/trunkd/trunkd/rpc"
 	"sigs.k8s.io/yaml"
@@ -42,10 +43,13 @@ func (c *cli) printTrunk(t rpc.TrunkConfig) error {
 	fmt.Fprintf(w, "display_name:\t%s\n", t.DisplayName)
 	fmt.Fprintf(w, "domain:\t%s\n", t.Domain)
 	fmt.Fprintf(w, "channel_limit:\t%d\n", t.ChannelLimit)
-	fmt.Fprintf(w, "circuit_breaker:\t%s\n", breaker(t.IsCBTripped))
+	fmt.Fprintf(w, "circuit_breaker:\t%s\n", breaker(t))
+	fmt.Fprintf(w, "calls_attempted:\t%d\n", t.CallsAttempted)
+	fmt.Fprintf(w, "calls_answered:\t%d\n", t.CallsAnswered)
 	fmt.Fprintf(w, "asr:\t%.1f%%\n", t.CurrentASR)
 	fmt.Fprintf(w, "acd:\t%ds\n", t.CurrentACD)
 	fmt.Fprintf(w, "mos:\t%.2f\n", t.CurrentMOS)
+	fmt.Fprintf(w, "pdd:\t%.0f ms\n", t.CurrentPDDms)
 	fmt.Fprintf(w, "sip:\t%s\n", withError(t.SIPState, t.SIPError))
 	fmt.Fprintf(w, "registration:\t%s\n", withError(t.RegistrationState, t.RegistrationError))
 	fmt.Fprintf(w, "active_calls:\t%d\n", t.ActiveCalls)
@@ -63,16 +67,44 @@ func (c *cli) printList(list []rpc.TrunkConfig) error {
 	fmt.Fprintln(w, "TRUNK_ID\tCHANNELS\tDOMAIN\tDISPLAY_NAME\tSIP\tREGISTRATION\tCALLS\tBREAKER\tASR\tACD\tMOS")
 	for _, t := range list {
 		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%.1f%%\t%ds\t%.2f\n", t.TrunkID, t.ChannelLimit, dash(t.Domain), dash(t.DisplayName),
-			dash(t.SIPState), dash(t.RegistrationState), t.ActiveCalls, breaker(t.IsCBTripped), t.CurrentASR, t.CurrentACD, t.CurrentMOS)
+			dash(t.SIPState), dash(t.RegistrationState), t.ActiveCalls, breaker(t), t.CurrentASR, t.CurrentACD, t.CurrentMOS)
 	}
 	return w.Flush()
 }
 
-func breaker(open bool) string {
-	if open {
+// breaker is the state of a trunk's circuit breaker: closed, open or
+// half-open; "-" when the SIP plane has nothing to say.
+func breaker(t rpc.TrunkConfig) string {
+	switch {
+	case t.BreakerState != "":
+		return t.BreakerState
+	case t.IsCBTripped:
 		return "open"
 	}
-	return "closed"
+	return "-"
+}
+
+func (c *cli) printCalls(list []rpc.CallInfo) error {
+	if list == nil {
+		list = []rpc.CallInfo{}
+	}
+	if done, err := c.printValue(list); done {
+		return err
+	}
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CALL_ID\tTRUNK\tDIRECTION\tFROM\tTO\tSTATE\tSTART")
+	for _, k := range list {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.CallID, k.TrunkID, k.Direction, dash(k.From), dash(k.To), k.State, startTime(k.Start))
+	}
+	return w.Flush()
+}
+
+// startTime shows a call's start (unix milliseconds) in local time.
+func startTime(ms int64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return time.UnixMilli(ms).Local().Format(time.DateTime)
 }
 
 func dash(s string) string {
