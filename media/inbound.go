@@ -13,7 +13,6 @@ import (
 	"github.com/emiago/diago"
 	"github.com/emiago/diago/media"
 	"github.com/emiago/sipgo/sip"
-	"github.com/trunkd/trunkd/media/audio"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -26,12 +25,15 @@ type call struct {
 	offer    *offer
 	ms       *media.MediaSession
 	port     int
+	start    time.Time
 	hungUp   atomic.Bool
 	finished atomic.Bool   // no longer counted in Plane.active
 	reack    atomic.Uint32 // CSeq of the last re-INVITE answered here
 
-	mu     sync.Mutex // guards ms after the answer: re-INVITEs replace it
-	handed bool       // ms was given to diago
+	mu         sync.Mutex // guards ms after the answer: re-INVITEs replace it
+	handed     bool       // ms was given to diago
+	answeredAt time.Time
+	rtp        *rtpWatch
 }
 
 func (c *call) answered() bool {
@@ -62,13 +64,14 @@ func (l *listener) serve(d *diago.DialogServerSession) {
 		return
 	}
 	if !lv.slots.acquire(lv.t.ChannelLimit) {
+		lv.h.count(trunk.Inbound, "refused")
 		p.log.Info("call over channel_limit", "trunk_id", lv.t.TrunkID, "channel_limit", lv.t.ChannelLimit)
 		p.respond(d, sip.StatusServiceUnavailable, "Channel Limit Reached", p.retryAfter())
 		return
 	}
 	l.active.Add(1)
 	p.active.Add(1)
-	c := &call{p: p, lv: lv, l: l, d: d}
+	c := &call{p: p, lv: lv, l: l, d: d, start: time.Now()}
 	defer c.finish()
 	id := req.CallID().Value()
 	p.calls.Store(id, c)
@@ -119,6 +122,7 @@ func (c *call) run() {
 	act, url := policy(t)
 	if body := c.d.InviteRequest.Body(); len(body) > 0 || act == actPlay {
 		if code, why := c.checkOffer(body); code != 0 {
+			c.lv.h.count(trunk.Inbound, "refused")
 			c.p.log.Info("call refused for its media", "trunk_id", t.TrunkID, "code", code, "reason", why)
 			c.respond(code, why)
 			return
@@ -148,6 +152,12 @@ func (c *call) respond(code int, reason string, h ...sip.Header) {
 // channel_limit, once.
 func (c *call) finish() {
 	if c.finished.CompareAndSwap(false, true) {
+		c.mu.Lock()
+		at, w := c.answeredAt, c.rtp
+		c.mu.Unlock()
+		if !at.IsZero() {
+			c.lv.h.ended(time.Since(at), w)
+		}
 		c.lv.slots.release()
 		c.l.active.Add(-1)
 		c.p.active.Add(-1)
@@ -155,6 +165,7 @@ func (c *call) finish() {
 }
 
 func (c *call) reject() {
+	c.lv.h.count(trunk.Inbound, "rejected")
 	code := int(c.lv.t.RejectSIPCode)
 	c.respond(code, reasonPhrase(code))
 }
@@ -192,10 +203,7 @@ func inPrefixes(l []netip.Prefix, a netip.Addr) bool {
 // fetched the call is rejected with reject_sip_code instead of answered.
 func (c *call) play(url string) {
 	codecs, _ := negotiate(c.lv.codecs, c.offer.codecs)
-	f := audio.Format{Rate: 8000, Channels: 1}
-	if codecs[0].Name == media.CodecAudioOpus.Name {
-		f = audio.Format{Rate: 48000, Channels: 2}
-	}
+	f := formatFor(codecs[0])
 	_ = c.d.Trying()
 	ctx, cancel := context.WithTimeout(c.d.Context(), 15*time.Second)
 	wav, err := c.p.cfg.Audio.WAV(ctx, url, f)
@@ -218,14 +226,44 @@ func (c *call) play(url string) {
 		c.p.log.Debug("answer failed", "trunk_id", c.lv.t.TrunkID, "err", err)
 		return
 	}
-	pb, err := c.d.PlaybackCreate()
-	if err == nil {
-		_, err = pb.Play(bytes.NewReader(wav), "audio/wav")
-	}
+	c.answer(codecs[0])
+	err = playWAV(c.d.PlaybackCreate, wav)
 	if err != nil && c.d.Context().Err() == nil {
 		c.p.log.Warn("playback failed", "trunk_id", c.lv.t.TrunkID, "err", err)
 	}
 	c.hangup(c.d.Context())
+}
+
+// answer marks the call answered and starts watching its RTP.
+func (c *call) answer(codec media.Codec) {
+	c.lv.h.count(trunk.Inbound, "answered")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.answeredAt = time.Now()
+	c.rtp = watchRTP(c.d.RTPPacketReader, nil, int(codec.SampleRate))
+}
+
+// snapshot describes the call for ListCalls.
+func (c *call) snapshot() trunk.Call {
+	req := c.d.InviteRequest
+	st := trunk.CallRinging
+	c.mu.Lock()
+	if !c.answeredAt.IsZero() {
+		st = trunk.CallAnswered
+	}
+	c.mu.Unlock()
+	return trunk.Call{CallID: req.CallID().Value(), TrunkID: c.lv.t.TrunkID, Direction: trunk.Inbound,
+		From: req.From().Address.User, To: req.To().Address.User, State: st, Start: c.start}
+}
+
+// playWAV plays a complete WAV file to the end of the file or of ctx.
+func playWAV(create func() (diago.AudioPlayback, error), wav []byte) error {
+	pb, err := create()
+	if err != nil {
+		return err
+	}
+	_, err = pb.Play(bytes.NewReader(wav), "audio/wav")
+	return err
 }
 
 // openMedia binds the call's RTP sockets from the trunk's own port range

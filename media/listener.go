@@ -25,6 +25,7 @@ type listener struct {
 	ua     *sipgo.UserAgent
 	dg     *diago.Diago
 	cancel context.CancelFunc
+	clientState
 	refs   int          // live trunk configurations using it; guarded by Plane.mu
 	active atomic.Int64 // calls in flight on it
 }

@@ -27,6 +27,10 @@ type Config struct {
 	WebhookTimeout time.Duration // the longest a SIP reply waits on a webhook; 1s
 	HTTPClient     *http.Client  // for webhooks
 	RetryAfter     time.Duration // Retry-After on 503 replies; 5s
+
+	Breaker       trunk.BreakerConfig // per-trunk circuit breaker; trunk.DefaultBreakerConfig()
+	QualityWindow time.Duration       // ASR/ACD/MOS/PDD window; 30m
+	ProbeInterval time.Duration       // OPTIONS keepalive to every trunk's carrier; 0 = off
 }
 
 // AudioSource fetches audio converted to a call's format.
@@ -48,11 +52,13 @@ type Plane struct {
 	mu        sync.Mutex // guards the maps below and table swaps
 	trunks    map[string]*live
 	listeners map[string]*listener
-	degraded  map[string]string // trunk id -> why it could not be applied
-	slots     map[string]*slots // per trunk id, shared across updates
+	degraded  map[string]string  // trunk id -> why it could not be applied
+	slots     map[string]*slots  // per trunk id, shared across updates
+	health    map[string]*health // per trunk id, shared across updates
 
 	table   atomic.Pointer[table]
-	calls   sync.Map // Call-ID -> *call
+	calls   sync.Map // Call-ID -> *call (inbound)
+	out     sync.Map // Call-ID -> *outCall
 	active  atomic.Int64
 	closing atomic.Bool
 	stop    context.CancelFunc
@@ -85,6 +91,12 @@ func New(cfg Config) *Plane {
 	if cfg.Audio == nil {
 		cfg.Audio = audio.New(audio.Options{})
 	}
+	if cfg.Breaker == (trunk.BreakerConfig{}) {
+		cfg.Breaker = trunk.DefaultBreakerConfig()
+	}
+	if cfg.QualityWindow <= 0 {
+		cfg.QualityWindow = 30 * time.Minute
+	}
 	// Answers list codecs in the trunk's order of preference, not the
 	// offerer's: codec_preferences is what operators set.
 	media.SDPCodecPreferLocalOrder = 1
@@ -92,11 +104,12 @@ func New(cfg Config) *Plane {
 	p := &Plane{
 		cfg: cfg, log: cfg.Logger,
 		trunks: map[string]*live{}, listeners: map[string]*listener{},
-		degraded: map[string]string{}, slots: map[string]*slots{},
+		degraded: map[string]string{}, slots: map[string]*slots{}, health: map[string]*health{},
 		stop: cancel, done: make(chan struct{}),
 	}
 	p.table.Store(buildTable(nil))
 	go p.refreshDNS(ctx)
+	go p.probeLoop(ctx)
 	return p
 }
 
@@ -109,6 +122,7 @@ type live struct {
 	codecs []media.Codec
 	ports  *portPool
 	slots  *slots
+	h      *health
 	cidrs  []netip.Prefix
 	rtpIP  net.IP // bind address for RTP sockets
 	extRTP net.IP // advertised in SDP; nil means rtpIP
@@ -201,6 +215,7 @@ func (c *Change) Commit() {
 	p.mu.Lock()
 	prev := p.trunks[lv.t.TrunkID]
 	lv.slots = p.slotsFor(lv.t.TrunkID)
+	lv.h = p.healthFor(lv.t.TrunkID)
 	p.trunks[lv.t.TrunkID] = lv
 	delete(p.degraded, lv.t.TrunkID)
 	p.table.Store(buildTable(p.trunks))
@@ -230,6 +245,7 @@ func (p *Plane) Remove(id string) {
 	defer p.mu.Unlock()
 	delete(p.degraded, id)
 	delete(p.slots, id)
+	delete(p.health, id)
 	lv := p.trunks[id]
 	if lv == nil {
 		return
@@ -337,6 +353,10 @@ func (p *Plane) hangupAll() {
 	var wg sync.WaitGroup
 	p.calls.Range(func(_, v any) bool {
 		wg.Go(func() { v.(*call).hangup(hctx) })
+		return true
+	})
+	p.out.Range(func(_, v any) bool {
+		v.(*outCall).hangup()
 		return true
 	})
 	done := make(chan struct{})

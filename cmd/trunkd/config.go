@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/trunkd/trunkd/trunk"
 )
 
 // Config is everything trunkd is started with.
@@ -27,6 +29,11 @@ type Config struct {
 	LogFormat       string
 	ShutdownTimeout time.Duration
 	DrainTimeout    time.Duration
+
+	MetricsListen string
+	Breaker       trunk.BreakerConfig
+	QualityWindow time.Duration
+	ProbeInterval time.Duration
 }
 
 // listFlag is a repeatable string flag.
@@ -56,6 +63,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM lets calls in flight run before hanging them up")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "TCP `address` for Prometheus /metrics, /healthz and /readyz (off when empty), e.g. 127.0.0.1:9464")
+	breakerFlags(fs, &cfg.Breaker)
+	fs.DurationVar(&cfg.QualityWindow, "quality-window", 30*time.Minute, "sliding window of the ASR, ACD, MOS and PDD figures")
+	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", 0, "send OPTIONS to every trunk's carrier this often, feeding its breaker (0: only to test an open breaker)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -72,8 +83,26 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 		return nil, fmt.Errorf("-log-format: %q is not text or json", cfg.LogFormat)
 	}
+	if err := cfg.Breaker.Validate(); err != nil {
+		return nil, fmt.Errorf("breaker flags: %w", err)
+	}
+	if cfg.QualityWindow < time.Minute {
+		return nil, errors.New("-quality-window: must be at least 1m")
+	}
 	cfg.fillDefaults()
 	return cfg, nil
+}
+
+// breakerFlags binds the circuit breaker's settings, defaulting to
+// trunk.DefaultBreakerConfig.
+func breakerFlags(fs *flag.FlagSet, b *trunk.BreakerConfig) {
+	d := trunk.DefaultBreakerConfig()
+	fs.IntVar(&b.ConsecutiveFaults, "breaker-faults", d.ConsecutiveFaults, "consecutive carrier faults that open a trunk's breaker")
+	fs.Float64Var(&b.FaultRatio, "breaker-ratio", d.FaultRatio, "share of faulty calls in -breaker-window that opens the breaker")
+	fs.IntVar(&b.MinAttempts, "breaker-min-attempts", d.MinAttempts, "calls in -breaker-window before -breaker-ratio applies")
+	fs.DurationVar(&b.Window, "breaker-window", d.Window, "window of the fault ratio")
+	fs.DurationVar(&b.Cooldown, "breaker-cooldown", d.Cooldown, "how long an open breaker waits before probing (doubles after each failed probe)")
+	fs.DurationVar(&b.MaxCooldown, "breaker-max-cooldown", d.MaxCooldown, "the longest cooldown")
 }
 
 // applyEnv sets every flag not given on the command line from its

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/trunkd/trunkd/media"
 	"github.com/trunkd/trunkd/rpc"
@@ -26,6 +27,7 @@ type Daemon struct {
 	db     *store.DB
 	sip    *media.Plane
 	srv    *rpc.Server
+	met    *metrics
 	served chan error
 }
 
@@ -59,16 +61,24 @@ func (d *Daemon) start() error {
 	if err != nil {
 		return err
 	}
-	d.sip = media.New(media.Config{Logger: d.log.With("plane", "sip")})
+	d.sip = media.New(media.Config{Logger: d.log.With("plane", "sip"),
+		Breaker: d.cfg.Breaker, QualityWindow: d.cfg.QualityWindow, ProbeInterval: d.cfg.ProbeInterval})
+	d.met = newMetrics(d.sip)
+	if d.cfg.MetricsListen != "" {
+		if err := d.met.listen(d.cfg.MetricsListen); err != nil {
+			return fmt.Errorf("-metrics-listen: %w", err)
+		}
+	}
 	svc := &service{db: d.db, sip: d.sip}
 	if err := svc.load(context.Background()); err != nil {
 		return err
 	}
-	d.srv = rpc.NewServer(rpc.Config{Trunks: svc, Status: svc, Match: svc, Auth: auth, Logger: d.log})
+	d.srv = rpc.NewServer(rpc.Config{Trunks: svc, Status: svc, Match: svc, Calls: svc, Auth: auth, Logger: d.log, Observe: d.met.observe})
 	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
 		return err
 	}
 	go func() { d.served <- d.srv.Serve() }()
+	d.met.ready.Store(true)
 	n, _ := d.db.Count()
 	d.log.Info("trunkd serving", "listen", d.srv.Addr().String(), "data", d.cfg.DataDir, "trunks", n)
 	return nil
@@ -77,10 +87,19 @@ func (d *Daemon) start() error {
 // Addr is the address the admin RPC listens on.
 func (d *Daemon) Addr() net.Addr { return d.srv.Addr() }
 
+// MetricsAddr is the address /metrics is served on; nil when off.
+func (d *Daemon) MetricsAddr() net.Addr {
+	if d.met.ln == nil {
+		return nil
+	}
+	return d.met.ln.Addr()
+}
+
 // Shutdown stops taking requests and calls, lets RPCs in flight finish
 // (bounded by ctx) and calls drain (bounded by the drain timeout; the rest
 // are hung up), and closes the store.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.met.ready.Store(false)
 	var wg sync.WaitGroup
 	var sipErr error
 	wg.Go(func() {
@@ -102,6 +121,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 
 func (d *Daemon) close() error {
 	var errs []error
+	if d.met != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		errs = append(errs, d.met.close(ctx))
+		cancel()
+	}
 	if d.srv != nil {
 		errs = append(errs, d.srv.Close())
 	}

@@ -66,7 +66,19 @@ func (s *service) ListTrunks(ctx context.Context, after string, limit int) ([]*t
 }
 
 func (s *service) TrunkStatus(id string) trunk.Status {
-	return trunk.Status{SIP: s.sip.Status(id)}
+	return s.sip.TrunkStatus(id)
+}
+
+func (s *service) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult, error) {
+	return s.sip.Dial(ctx, r)
+}
+
+func (s *service) Hangup(ctx context.Context, callID string) error {
+	return s.sip.Hangup(ctx, callID)
+}
+
+func (s *service) ListCalls(trunkID string) []trunk.Call {
+	return s.sip.ListCalls(trunkID)
 }
 
 func (s *service) ExplainMatch(_ context.Context, source, listener, ruri string) (trunk.Match, error) {
