@@ -2,10 +2,16 @@ package media
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+	"github.com/trunkd/trunkd/media/rtpstats"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -77,4 +83,98 @@ func BenchmarkInboundReject(b *testing.B) {
 	if ok != n || failed != 0 {
 		b.Fatalf("%d calls: %d ok, %d failed", n, ok, failed)
 	}
+}
+
+// BenchmarkQualityTracking is the CPU cost per received RTP packet of
+// reading it (socket read and RTP header parse, as diago does) with and
+// without trunkd's quality tracking (rtpstats) on top; a call receives 50
+// packets a second.
+func BenchmarkQualityTracking(b *testing.B) {
+	for _, track := range []bool{false, true} {
+		name := "off"
+		if track {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			rx, tx := udpPair(b)
+			rs := rtpstats.NewReceiver(8000)
+			go blast(tx, rx.LocalAddr().(*net.UDPAddr))
+			buf := make([]byte, 1500)
+			var h rtp.Header
+			b.ResetTimer()
+			for range b.N {
+				n, err := rx.Read(buf)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := h.Unmarshal(buf[:n]); err != nil {
+					b.Fatal(err)
+				}
+				if track {
+					rs.Packet(h.SequenceNumber, h.Timestamp, time.Now())
+				}
+			}
+			b.StopTimer()
+			tx.Close()
+			rx.Close()
+		})
+	}
+}
+
+func udpPair(b *testing.B) (rx, tx *net.UDPConn) {
+	rx, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = rx.SetReadBuffer(4 << 20)
+	tx, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rx, tx
+}
+
+// blast sends PCMU packets to to until tx is closed.
+func blast(tx *net.UDPConn, to *net.UDPAddr) {
+	pkt := make([]byte, 12+160)
+	pkt[0] = 0x80
+	for i := 0; ; i++ {
+		binary.BigEndian.PutUint16(pkt[2:], uint16(i))
+		binary.BigEndian.PutUint32(pkt[4:], uint32(i*160))
+		if _, err := tx.WriteToUDP(pkt, to); err != nil {
+			return
+		}
+	}
+}
+
+// BenchmarkBreakerReaction counts the calls a dead carrier (it never
+// answers) receives before its trunk's breaker opens, with Dials arriving
+// one after another and 10 at a time, at the default breaker settings.
+func BenchmarkBreakerReaction(b *testing.B) {
+	for _, par := range []int{1, 10} {
+		b.Run(fmt.Sprintf("parallel=%d", par), func(b *testing.B) {
+			for range b.N {
+				b.ReportMetric(float64(callsBeforeOpen(b, par)), "calls-before-open")
+			}
+		})
+	}
+}
+
+func callsBeforeOpen(b *testing.B, par int) int {
+	c := newCarrier(b, silent)
+	p := newPlane(b, Config{})
+	tr := testTrunk("dead", freePort(b, "127.0.0.1"))
+	tr.DestinationSBCPort = c.port
+	apply(b, p, tr)
+	for !p.TrunkStatus("dead").CircuitOpen {
+		var wg sync.WaitGroup
+		for range par {
+			wg.Go(func() {
+				_, _ = p.Dial(context.Background(), trunk.DialRequest{TrunkID: "dead", To: "100", Timeout: 200 * time.Millisecond})
+			})
+		}
+		wg.Wait()
+	}
+	n, _, _ := c.counts()
+	return n
 }

@@ -28,7 +28,7 @@ import (
 
 type options struct {
 	trunkd, bareuas, kamailioCfg, scenarios string
-	rejectRates, playRates                  []int
+	rejectRates, playRates, dialRates       []int
 	stepDur                                 time.Duration
 	liveCalls                               int
 	out                                     string
@@ -36,13 +36,14 @@ type options struct {
 
 func main() {
 	var o options
-	var rejectRates, playRates string
+	var rejectRates, playRates, dialRates string
 	flag.StringVar(&o.trunkd, "trunkd", "bin/trunkd", "trunkd `binary`")
 	flag.StringVar(&o.bareuas, "bareuas", "bin/bareuas", "bareuas `binary`")
 	flag.StringVar(&o.kamailioCfg, "kamailio-cfg", "bench/sip/kamailio-reject603.cfg", "Kamailio anchor `config` (skipped when kamailio is not installed)")
 	flag.StringVar(&o.scenarios, "scenarios", "testdata/sipp", "`dir` of the sipp scenarios")
 	flag.StringVar(&rejectRates, "reject-rates", "250,500,750,1000,1200,1500,2000", "offered calls/s for REJECT, in steps")
-	flag.StringVar(&playRates, "play-rates", "50,100,200,300,400,600", "offered calls/s for PLAY_AND_HANGUP, in steps")
+	flag.StringVar(&playRates, "play-rates", "100,200,400,600,800,1000,1200", "offered calls/s for PLAY_AND_HANGUP, in steps")
+	flag.StringVar(&dialRates, "dial-rates", "50,100,200,400,600,800,1000", "Dial calls/s through trunkd to a sipp UAS, in steps")
 	flag.DurationVar(&o.stepDur, "step", 10*time.Second, "how long each rate step offers calls")
 	flag.IntVar(&o.liveCalls, "live-calls", 300, "answered calls held to measure memory per call")
 	flag.StringVar(&o.out, "out", "", "also write the report to this `file`")
@@ -60,6 +61,9 @@ func main() {
 	}
 	if err == nil {
 		o.playRates, err = ints(playRates)
+	}
+	if err == nil {
+		o.dialRates, err = ints(dialRates)
 	}
 	if err == nil {
 		err = run(o)

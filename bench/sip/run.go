@@ -43,6 +43,9 @@ func (b *bench) all() error {
 	if err := b.playPath(d, t, play); err != nil {
 		return err
 	}
+	if err := b.outbound(d); err != nil {
+		return err
+	}
 	d.stop()
 	return b.liveCalls(play)
 }
