@@ -173,21 +173,28 @@ func (c *call) reject() {
 // checkOffer applies media_ip_cidrs and the codec list to the SDP offer;
 // it returns 0 when the call may proceed, else the SIP code and reason.
 func (c *call) checkOffer(body []byte) (int, string) {
+	o, code, why := checkOffer(c.lv, body)
+	c.offer = o
+	return code, why
+}
+
+// checkOffer parses an offer and checks it against lv's media_ip_cidrs
+// and codecs: code is 0 when it is acceptable, else 488 and why.
+func checkOffer(lv *live, body []byte) (*offer, int, string) {
 	o, err := parseOffer(body)
 	if err != nil {
-		return sip.StatusNotAcceptableHere, "Not Acceptable Here: " + err.Error()
+		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: " + err.Error()
 	}
-	if len(c.lv.cidrs) > 0 && !inPrefixes(c.lv.cidrs, o.addr) {
-		return sip.StatusNotAcceptableHere, "Not Acceptable Here: media address not allowed"
+	if len(lv.cidrs) > 0 && !inPrefixes(lv.cidrs, o.addr) {
+		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: media address not allowed"
 	}
-	if _, ok := negotiate(c.lv.codecs, o.codecs); !ok {
-		return sip.StatusNotAcceptableHere, "Not Acceptable Here: no common codec"
+	if _, ok := negotiate(lv.codecs, o.codecs); !ok {
+		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: no common codec"
 	}
 	if o.proto != "RTP/AVP" {
-		return sip.StatusNotAcceptableHere, "Not Acceptable Here: only RTP/AVP media"
+		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: only RTP/AVP media"
 	}
-	c.offer = o
-	return 0, ""
+	return o, 0, ""
 }
 
 func inPrefixes(l []netip.Prefix, a netip.Addr) bool {

@@ -27,6 +27,8 @@ func (l *listener) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 			case req.IsAck() && l.ownAck(req):
 				return
 			}
+		} else if req.IsInvite() && l.answerEarly(req, tx) {
+			return
 		}
 		next(req, tx)
 	}
