@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"syscall"
@@ -79,7 +80,10 @@ func (p *Plane) listen(lv *live) (*listener, error) {
 }
 
 func (l *listener) start(host string, port int) error {
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(l.p.cfg.UserAgent))
+	quiet := slog.New(debugOnly{l.p.log.Handler()}).With("listener", l.key)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(l.p.cfg.UserAgent),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
 	if err != nil {
 		return err
 	}
@@ -156,3 +160,21 @@ func (l *listener) contact() string {
 	_, port, _ := net.SplitHostPort(l.key)
 	return fmt.Sprintf("<sip:%s@%s>", l.p.cfg.UserAgent, net.JoinHostPort(l.contactHost(), port))
 }
+
+// debugOnly logs every record at debug level. sipgo's transport and
+// transaction layers log what peers send — unparsable datagrams in full,
+// at error level — so a flood of garbage would flood the log; at debug it
+// is there when asked for.
+type debugOnly struct{ h slog.Handler }
+
+func (d debugOnly) Enabled(ctx context.Context, _ slog.Level) bool {
+	return d.h.Enabled(ctx, slog.LevelDebug)
+}
+
+func (d debugOnly) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = slog.LevelDebug
+	return d.h.Handle(ctx, r)
+}
+
+func (d debugOnly) WithAttrs(a []slog.Attr) slog.Handler { return debugOnly{d.h.WithAttrs(a)} }
+func (d debugOnly) WithGroup(g string) slog.Handler      { return debugOnly{d.h.WithGroup(g)} }
