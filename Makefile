@@ -65,6 +65,11 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	  $(GO) test ./media/rtpstats -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./media/audio -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
 
+.PHONY: soak
+soak: deps ## mixed RPC and SIP load for SOAK_DURATION (default 10m); goroutines and heap must return to baseline
+	SOAK_DURATION=$${SOAK_DURATION:-10m} $(GO) test -tags soak -count=1 -timeout 0 -run '^TestSoak$$' -v ./cmd/trunkd 2>&1 | \
+	  grep -E '^(=== RUN|--- |\s+soak_test|VERDICT|PASS|FAIL|ok)'; exit $${PIPESTATUS[0]}
+
 .PHONY: bench
 bench: ## run the Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
