@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -50,6 +51,10 @@ func holdCalls(b *testing.B, n int) (goroutines, heap float64) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(time.Second) // every call playing
+	if s := os.Getenv("TRUNKD_BENCH_HOLD"); s != "" {
+		d, _ := time.ParseDuration(s)
+		time.Sleep(d)
+	}
 	g1, h1 := settle()
 	cancel()
 	_ = cmd.Wait()

@@ -62,11 +62,15 @@ func testTrunk(id string, port uint16) *trunk.Trunk {
 	return &t
 }
 
-// fakeAudio serves a generated tone of the given length in any format.
+// fakeAudio serves a generated tone of the given length in any format,
+// one shared copy per format as the real cache does.
 type fakeAudio struct {
 	length time.Duration
 	err    error
 	calls  atomic.Int32
+
+	mu    sync.Mutex
+	cache map[audio.Format][]byte
 }
 
 func (f *fakeAudio) WAV(ctx context.Context, url string, fm audio.Format) ([]byte, error) {
@@ -74,8 +78,17 @@ func (f *fakeAudio) WAV(ctx context.Context, url string, fm audio.Format) ([]byt
 	if f.err != nil {
 		return nil, f.err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if b, ok := f.cache[fm]; ok {
+		return b, nil
+	}
+	if f.cache == nil {
+		f.cache = map[audio.Format][]byte{}
+	}
 	n := int(f.length.Seconds()*float64(fm.Rate)) * fm.Channels
-	return wavBytes(make([]int16, n), fm.Rate, fm.Channels), nil
+	f.cache[fm] = wavBytes(make([]int16, n), fm.Rate, fm.Channels)
+	return f.cache[fm], nil
 }
 
 func wavBytes(s []int16, rate, ch int) []byte {

@@ -30,7 +30,8 @@ type options struct {
 	trunkd, bareuas, kamailioCfg, scenarios string
 	rejectRates, playRates, dialRates       []int
 	stepDur                                 time.Duration
-	liveCalls                               int
+	liveCalls, heldCalls                    int
+	hold                                    time.Duration
 	out                                     string
 }
 
@@ -46,6 +47,8 @@ func main() {
 	flag.StringVar(&dialRates, "dial-rates", "50,100,200,400,600,800,1000", "Dial calls/s through trunkd to a sipp UAS, in steps")
 	flag.DurationVar(&o.stepDur, "step", 10*time.Second, "how long each rate step offers calls")
 	flag.IntVar(&o.liveCalls, "live-calls", 300, "answered calls held to measure memory per call")
+	flag.IntVar(&o.heldCalls, "held-calls", 100, "outbound calls with live RTP held -hold long (0: skip)")
+	flag.DurationVar(&o.hold, "hold", time.Minute, "how long the -held-calls stay up")
 	flag.StringVar(&o.out, "out", "", "also write the report to this `file`")
 	flag.Parse()
 	// the in-process SIP client's transport chatter is not the report

@@ -47,7 +47,10 @@ func (b *bench) all() error {
 		return err
 	}
 	d.stop()
-	return b.liveCalls(play)
+	if err := b.liveCalls(play); err != nil {
+		return err
+	}
+	return b.held(b.o.heldCalls, b.o.hold)
 }
 
 func (b *bench) rejectPath(d *trunkd, t *trunk.Trunk, xml string) error {
