@@ -28,6 +28,30 @@ func buildTable(trunks map[string]*live) *table {
 	return t
 }
 
+// replace returns a copy of t with prev (if any) taken out and next (if
+// any) put in. Only the listeners they are on are copied, so a write costs
+// O(trunks on that listener), not O(all trunks).
+func (t *table) replace(prev, next *live) *table {
+	n := &table{byListener: make(map[string][]*live, len(t.byListener)+1)}
+	for k, v := range t.byListener {
+		n.byListener[k] = v
+	}
+	if prev != nil {
+		l := slices.DeleteFunc(slices.Clone(n.byListener[prev.bind]), func(x *live) bool { return x == prev })
+		if len(l) == 0 {
+			delete(n.byListener, prev.bind)
+		} else {
+			n.byListener[prev.bind] = l
+		}
+	}
+	if next != nil {
+		l := slices.Clone(n.byListener[next.bind])
+		i, _ := slices.BinarySearchFunc(l, next.t.TrunkID, func(x *live, id string) int { return strings.Compare(x.t.TrunkID, id) })
+		n.byListener[next.bind] = slices.Insert(l, i, next)
+	}
+	return n
+}
+
 // match finds the trunk for a call arriving on listener from src with
 // Request-URI host ruriHost. Only the packet's source address counts: the
 // trunk whose gateway_ip or sbc_ip (resolved) equals it. Ties go to the

@@ -107,3 +107,38 @@ func TestGatewayByName(t *testing.T) {
 		t.Errorf("INVITE after the gateway became an unresolvable name got %d; want 403", got)
 	}
 }
+
+// TestTableReplaceMatchesRebuild: replacing trunks one at a time gives the
+// same table as building it from scratch.
+func TestTableReplaceMatchesRebuild(t *testing.T) {
+	trunks := map[string]*live{}
+	tb := buildTable(nil)
+	mk := func(id, bind string) *live {
+		tr := trunk.Defaults()
+		tr.TrunkID = id
+		return &live{t: &tr, bind: bind}
+	}
+	steps := []struct{ id, bind string }{
+		{"b", "l1"}, {"a", "l1"}, {"c", "l2"}, {"a", "l2"}, {"d", "l1"}, {"b", ""}, {"c", ""}, {"e", "l1"},
+	}
+	for _, st := range steps {
+		prev := trunks[st.id]
+		var next *live
+		if st.bind != "" {
+			next = mk(st.id, st.bind)
+			trunks[st.id] = next
+		} else {
+			delete(trunks, st.id)
+		}
+		tb = tb.replace(prev, next)
+		want := buildTable(trunks)
+		if len(tb.byListener) != len(want.byListener) {
+			t.Fatalf("after %v: listeners %v; want %v", st, tb.byListener, want.byListener)
+		}
+		for k, l := range want.byListener {
+			if ids(tb.byListener[k]) != ids(l) {
+				t.Fatalf("after %v: %s holds %s; want %s", st, k, ids(tb.byListener[k]), ids(l))
+			}
+		}
+	}
+}

@@ -218,7 +218,7 @@ func (c *Change) Commit() {
 	lv.h = p.healthFor(lv.t.TrunkID)
 	p.trunks[lv.t.TrunkID] = lv
 	delete(p.degraded, lv.t.TrunkID)
-	p.table.Store(buildTable(p.trunks))
+	p.table.Store(p.table.Load().replace(prev, lv))
 	old := p.handOver(prev, lv)
 	p.mu.Unlock()
 	if prev != nil {
@@ -251,7 +251,7 @@ func (p *Plane) Remove(id string) {
 		return
 	}
 	delete(p.trunks, id)
-	p.table.Store(buildTable(p.trunks))
+	p.table.Store(p.table.Load().replace(lv, nil))
 	p.mu.Unlock()
 	p.retire(lv.reg, lv.l)
 	p.mu.Lock()
