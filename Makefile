@@ -71,14 +71,25 @@ soak: deps ## mixed RPC and SIP load for SOAK_DURATION (default 10m); goroutines
 	  grep -E '^(=== RUN|--- |\s+soak_test|VERDICT|PASS|FAIL|ok)'; exit $${PIPESTATUS[0]}
 
 .PHONY: bench
-bench: ## run the Go benchmarks
+bench: deps bench-deps ## every benchmark, medians and side-by-side ratios; writes docs/benchmarks.md (about 30 min)
+	$(GO) build -o $(BIN)/ ./cmd/trunkd ./cmd/trunkctl
+	$(GO) build -o $(BIN)/bareuas ./bench/sip/bareuas
+	$(GO) run ./bench/all $(BENCH_FLAGS)
+
+.PHONY: bench-go
+bench-go: ## only the Go benchmarks, once each
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-deps
+bench-deps: ## install what the comparisons run against: kamailio and etcd (Debian), if missing
+	@missing=""; command -v kamailio >/dev/null || missing="$$missing kamailio"; \
+	  command -v etcd >/dev/null || missing="$$missing etcd-server"; \
+	  if [ -n "$$missing" ]; then echo "installing:$$missing"; export DEBIAN_FRONTEND=noninteractive; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
+	    echo "could not install:$$missing; those comparisons will be missing"; fi
+
 .PHONY: bench-sip
-bench-sip: deps ## inbound SIP with sipp: trunkd vs a bare diago server vs Kamailio (installs kamailio if root)
-	@command -v kamailio >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends kamailio >/dev/null || \
-	  echo "kamailio could not be installed; its rows will be missing"; }
+bench-sip: deps bench-deps ## only the SIP comparisons with sipp: trunkd vs a bare diago server vs Kamailio
 	$(GO) build -o $(BIN)/ ./cmd/trunkd ./cmd/trunkctl
 	$(GO) build -o $(BIN)/bareuas ./bench/sip/bareuas
 	$(GO) run ./bench/sip -out docs/benchmarks-sip.md $(SIPBENCH_FLAGS)

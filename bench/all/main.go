@@ -1,0 +1,237 @@
+// Command benchall is `make bench`: it runs every benchmark of trunkd —
+// the Go benchmarks several times each (medians reported), etcd on
+// loopback measured like trunkd's RPC, and the SIP comparisons with sipp
+// (bench/sip) — and writes one report, docs/benchmarks.md, with the
+// machine it ran on. Ratios compare figures measured in the same run.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type options struct {
+	count    int
+	out      string
+	sipFlags string
+	skipSIP  bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.count, "count", 5, "runs of each Go benchmark (the median is reported)")
+	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "report `file`")
+	flag.StringVar(&o.sipFlags, "sip-flags", "", "extra flags for bench/sip")
+	flag.BoolVar(&o.skipSIP, "skip-sip", false, "leave out the sipp comparisons (minutes long)")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "benchall:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	start := time.Now()
+	r := &results{med: map[string]map[string]float64{}}
+	for _, g := range goBenchmarks(o.count) {
+		if err := r.goBench(g); err != nil {
+			return err
+		}
+	}
+	etcd, err := r.etcd(o.count)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchall: etcd comparison left out:", err)
+	}
+	sip := ""
+	if !o.skipSIP {
+		if sip, err = sipReport(o.sipFlags); err != nil {
+			return err
+		}
+	}
+	text := r.report(o, etcd, sip, time.Since(start))
+	fmt.Print(text)
+	return os.WriteFile(o.out, []byte(text), 0o644)
+}
+
+// goBench is one `go test -bench` invocation.
+type goBench struct {
+	pkg, pattern, benchtime string
+	count                   int
+}
+
+func goBenchmarks(count int) []goBench {
+	return []goBench{
+		{"./cmd/trunkd", "^(BenchmarkRPC|BenchmarkHTTPJSON|BenchmarkDialAndCall)$", "1s", count},
+		{"./store", "^(BenchmarkUpdateTrunk|BenchmarkDiskFsync|BenchmarkGetTrunk)$", "1s", count},
+		{"./rpc", "^BenchmarkAuthorize$", "1s", count},
+		{"./media", "^(BenchmarkQualityTracking|BenchmarkInboundReject)$", "1s", count},
+		{"./media", "^(BenchmarkLiveCalls|BenchmarkBreakerReaction)$", "1x", max(count/2, 1)},
+		{"./media/rtpstats", "^BenchmarkPacket$", "1s", count},
+		{"./media/audio", "^BenchmarkConvert$", "1s", count},
+		{"./cmd/trunkd", "^BenchmarkGetTrunkUnderSIPLoad$", "1x", max(count/2, 1)},
+		{"./cmd/trunkd", "^BenchmarkScale100k$", "1x", 1},
+	}
+}
+
+// results holds the median of every benchmark figure, by benchmark name
+// (without the -GOMAXPROCS suffix) and unit.
+type results struct {
+	med map[string]map[string]float64
+	env []string
+}
+
+func (r *results) goBench(g goBench) error {
+	fmt.Fprintf(os.Stderr, "benchall: %s %s (×%d)\n", g.pkg, g.pattern, g.count)
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", g.pattern, "-benchtime", g.benchtime,
+		"-count", strconv.Itoa(g.count), "-timeout", "60m", g.pkg)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("go test %s: %v\n%s", g.pkg, err, out)
+	}
+	r.parse(out)
+	return nil
+}
+
+// parse collects `go test -bench` lines and keeps medians.
+func (r *results) parse(out []byte) {
+	all := map[string]map[string][]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			if len(f) > 1 && f[0] == "cpu:" {
+				r.env = append(r.env, strings.Join(f[1:], " "))
+			}
+			continue
+		}
+		name := f[0]
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			if _, err := strconv.Atoi(name[i+1:]); err == nil {
+				name = name[:i]
+			}
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			if all[name] == nil {
+				all[name] = map[string][]float64{}
+			}
+			all[name][f[i+1]] = append(all[name][f[i+1]], v)
+		}
+	}
+	for name, units := range all {
+		if r.med[name] == nil {
+			r.med[name] = map[string]float64{}
+		}
+		for u, vs := range units {
+			r.med[name][u] = median(vs)
+		}
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// get returns a median figure, or NaN-like false when it was not measured.
+func (r *results) get(name, unit string) (float64, bool) {
+	v, ok := r.med[name][unit]
+	return v, ok
+}
+
+// etcd runs bench/etcd's measurement count times against etcd on
+// loopback and keeps medians under names like etcd/get/16.
+func (r *results) etcd(count int) (string, error) {
+	if _, err := exec.LookPath("etcd"); err != nil {
+		return "", fmt.Errorf("etcd is not installed (Debian: etcd-server)")
+	}
+	var version string
+	if out, err := exec.Command("etcd", "--version").Output(); err == nil {
+		version = strings.SplitN(string(out), "\n", 2)[0]
+	}
+	all := map[string]map[string][]float64{}
+	for range count {
+		out, err := runEtcdOnce()
+		if err != nil {
+			return "", err
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 4 || strings.HasPrefix(f[0], "etcd") {
+				continue
+			}
+			name := "etcd/" + f[0]
+			if all[name] == nil {
+				all[name] = map[string][]float64{}
+			}
+			for i, u := range []string{"req/s", "p50-µs", "p99-µs"} {
+				v, _ := strconv.ParseFloat(f[i+1], 64)
+				all[name][u] = append(all[name][u], v)
+			}
+		}
+	}
+	for name, units := range all {
+		r.med[name] = map[string]float64{}
+		for u, vs := range units {
+			r.med[name][u] = median(vs)
+		}
+	}
+	return version, nil
+}
+
+// runEtcdOnce starts a fresh etcd, measures it, and stops it.
+func runEtcdOnce() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "benchall-etcd")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	etcd := exec.Command("etcd", "--data-dir", filepath.Join(dir, "etcd"),
+		"--listen-client-urls", "http://127.0.0.1:23790", "--advertise-client-urls", "http://127.0.0.1:23790",
+		"--listen-peer-urls", "http://127.0.0.1:23800", "--initial-advertise-peer-urls", "http://127.0.0.1:23800",
+		"--initial-cluster", "default=http://127.0.0.1:23800", "--log-level", "error")
+	if err := etcd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { _ = etcd.Process.Kill(); _ = etcd.Wait() }()
+	time.Sleep(2 * time.Second)
+	cmd := exec.Command("go", "run", ".", "-duration", "2s")
+	cmd.Dir = filepath.Join("bench", "etcd")
+	cmd.Stderr = os.Stderr
+	return cmd.Output()
+}
+
+// sipReport runs the sipp comparisons and returns their markdown.
+func sipReport(flags string) (string, error) {
+	f, err := os.CreateTemp("", "benchall-sip-*.md")
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	defer os.Remove(f.Name())
+	args := append([]string{"run", "./bench/sip", "-out", f.Name()}, strings.Fields(flags)...)
+	cmd := exec.Command("go", args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("bench/sip: %w", err)
+	}
+	b, err := os.ReadFile(f.Name())
+	return string(b), err
+}

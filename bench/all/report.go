@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+func (r *results) report(o options, etcdVersion, sip string, took time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# trunkd benchmarks\n\nWritten by `make bench` on %s (took %s). Each Go figure is the median of %d runs;\nratios compare figures measured in this same run. Client and server share the machine.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second), o.count)
+	r.machine(&b, etcdVersion)
+	r.rpcTable(&b)
+	r.storeTable(&b)
+	r.sipGoFigures(&b)
+	r.scale(&b)
+	if sip != "" {
+		b.WriteString("\n" + strings.Replace(sip, "## SIP plane (inbound)", "## SIP with sipp", 1))
+	} else {
+		b.WriteString("\n## SIP with sipp\n\nLeft out of this run (-skip-sip).\n")
+	}
+	return b.String()
+}
+
+func (r *results) machine(b *strings.Builder, etcdVersion string) {
+	kernel, _ := exec.Command("uname", "-r").Output()
+	cpu := "unknown CPU"
+	if len(r.env) > 0 {
+		cpu = r.env[0]
+	}
+	fmt.Fprintf(b, "Machine: %s, %d CPUs, Linux %s, %s", cpu, runtime.NumCPU(), strings.TrimSpace(string(kernel)), runtime.Version())
+	if etcdVersion != "" {
+		fmt.Fprintf(b, "; %s", etcdVersion)
+	}
+	b.WriteString(".\n")
+}
+
+// cell formats a median or a dash when it was not measured.
+func (r *results) cell(name, unit, format string) string {
+	v, ok := r.get(name, unit)
+	if !ok {
+		return "—"
+	}
+	return fmt.Sprintf(format, v)
+}
+
+func (r *results) ratio(a, unitA, b, unitB string) string {
+	x, ok1 := r.get(a, unitA)
+	y, ok2 := r.get(b, unitB)
+	if !ok1 || !ok2 || y == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", x/y)
+}
+
+func (r *results) rpcTable(b *strings.Builder) {
+	b.WriteString("\n## Admin RPC\n\nOne client connection, N requests in flight; trunkd's QUIC + msgpack RPC against the same handler\nserved over HTTP/2 + JSON with net/http (TLS), against etcd (serializable gets, durable puts of a\nrecord of the same size), and against the null method (Ping) as the ceiling.\n\n")
+	b.WriteString("| method | in flight | trunkd req/s | p50 µs | p99 µs | HTTP/2+JSON req/s | p99 µs | etcd req/s | p99 µs | trunkd / HTTP | trunkd / etcd | / Ping |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, m := range []struct{ name, etcd string }{{"GetTrunk", "get-serializable"}, {"UpdateTrunk", "put"}, {"Ping", ""}, {"GetTrunk-EdDSA", ""}} {
+		for _, n := range []int{1, 16, 64} {
+			t := fmt.Sprintf("BenchmarkRPC/%s/inflight=%d", m.name, n)
+			h := fmt.Sprintf("BenchmarkHTTPJSON/%s/inflight=%d", m.name, n)
+			e := fmt.Sprintf("etcd/%s/%d", m.etcd, n)
+			p := fmt.Sprintf("BenchmarkRPC/Ping/inflight=%d", n)
+			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.name, n,
+				r.cell(t, "req/s", "%.0f"), r.cell(t, "p50-µs", "%.0f"), r.cell(t, "p99-µs", "%.0f"),
+				r.cell(h, "req/s", "%.0f"), r.cell(h, "p99-µs", "%.0f"),
+				r.cell(e, "req/s", "%.0f"), r.cell(e, "p99-µs", "%.0f"),
+				r.ratio(t, "req/s", h, "req/s"), r.ratio(t, "req/s", e, "req/s"), r.ratio(t, "req/s", p, "req/s"))
+		}
+	}
+	dial := "—"
+	if v, ok := r.get("BenchmarkDialAndCall", "ns/op"); ok {
+		dial = fmt.Sprintf("%.2f ms", v/1e6)
+	}
+	fmt.Fprintf(b, "\nNew connection (QUIC + TLS 1.3 handshake) and one GetTrunk: %s.\n", dial)
+	fmt.Fprintf(b, "Token verification (cached / uncached): %s.\n", r.authLine())
+}
+
+func (r *results) authLine() string {
+	var parts []string
+	for name := range r.med {
+		if strings.HasPrefix(name, "BenchmarkAuthorize/") {
+			parts = append(parts, fmt.Sprintf("%s %s ns", strings.TrimPrefix(name, "BenchmarkAuthorize/"), r.cell(name, "ns/op", "%.0f")))
+		}
+	}
+	if len(parts) == 0 {
+		return "—"
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
+
+func (r *results) storeTable(b *strings.Builder) {
+	b.WriteString("\n## Store\n\nDurable writes per second (acknowledged only after fsync) with grouped commits and with one\ntransaction per write, against the disk's own fsync rate measured in the same run (the physical\nlimit of one-write-per-fsync).\n\n")
+	b.WriteString("| writers | grouped writes/s | one tx per write | disk fsyncs/s | grouped / fsync |\n|---:|---:|---:|---:|---:|\n")
+	for _, n := range []int{1, 8, 64} {
+		g := fmt.Sprintf("BenchmarkUpdateTrunk/grouped/writers=%d", n)
+		t := fmt.Sprintf("BenchmarkUpdateTrunk/tx-per-write/writers=%d", n)
+		f := fmt.Sprintf("BenchmarkDiskFsync/writers=%d", n)
+		fmt.Fprintf(b, "| %d | %s | %s | %s | %s |\n", n, r.cell(g, "writes/s", "%.0f"), r.cell(t, "writes/s", "%.0f"),
+			r.cell(f, "fsyncs/s", "%.0f"), r.ratio(g, "writes/s", f, "fsyncs/s"))
+	}
+}
+
+func (r *results) sipGoFigures(b *strings.Builder) {
+	b.WriteString("\n## SIP plane, in process\n\n")
+	fmt.Fprintf(b, "- An answered call (PLAY_AND_HANGUP, sipp holding it): %s goroutines and %s bytes of live heap per call.\n",
+		r.cell("BenchmarkLiveCalls", "goroutines/call", "%.1f"), r.cell("BenchmarkLiveCalls", "heap-B/call", "%.0f"))
+	fmt.Fprintf(b, "- Quality tracking per received RTP packet: reading it costs %s ns without tracking and %s ns with (ratio %s); rtpstats alone %s ns/packet.\n",
+		r.cell("BenchmarkQualityTracking/off", "ns/op", "%.0f"), r.cell("BenchmarkQualityTracking/on", "ns/op", "%.0f"),
+		r.ratio("BenchmarkQualityTracking/on", "ns/op", "BenchmarkQualityTracking/off", "ns/op"), r.cell("BenchmarkPacket", "ns/op", "%.1f"))
+	fmt.Fprintf(b, "- Breaker reaction to a dead carrier (never answers), default settings: %s calls sent before it opens with Dials one at a time, %s with 10 at a time.\n",
+		r.cell("BenchmarkBreakerReaction/parallel=1", "calls-before-open", "%.0f"), r.cell("BenchmarkBreakerReaction/parallel=10", "calls-before-open", "%.0f"))
+	fmt.Fprintf(b, "- Admin plane under SIP load: GetTrunk p99 %s µs idle, %s µs while sipp sends %s REJECT calls/s (ratio %s).\n",
+		r.cell("BenchmarkGetTrunkUnderSIPLoad", "idle-p99-µs", "%.0f"), r.cell("BenchmarkGetTrunkUnderSIPLoad", "load-p99-µs", "%.0f"),
+		r.cell("BenchmarkGetTrunkUnderSIPLoad", "sip-cps", "%.0f"), r.cell("BenchmarkGetTrunkUnderSIPLoad", "p99-ratio", "%.2f"))
+	fmt.Fprintf(b, "- WAV conversion (44.1 kHz stereo → 8 kHz mono, 10 s): %s ns.\n", r.cell("BenchmarkConvert", "ns/op", "%.0f"))
+}
+
+func (r *results) scale(b *strings.Builder) {
+	n := "BenchmarkScale100k"
+	b.WriteString("\n## Scale: 100 000 trunks stored\n\n")
+	fmt.Fprintf(b, "Start-up to serving %s ms; GetTrunk p50 %s µs, p99 %s µs; ListTrunks (100 a page) p50 %s µs, p99 %s µs; listing all %s ms; database %s MiB.\n",
+		r.cell(n, "startup-ms", "%.0f"), r.cell(n, "get-p50-µs", "%.0f"), r.cell(n, "get-p99-µs", "%.0f"),
+		r.cell(n, "list-p50-µs", "%.0f"), r.cell(n, "list-p99-µs", "%.0f"), r.cell(n, "list-all-ms", "%.0f"), r.cell(n, "db-MiB", "%.1f"))
+}
