@@ -32,12 +32,13 @@ type outCall struct {
 	d     *diago.DialogClientSession
 	info  trunk.Call
 	port  int
-	setup context.CancelFunc // ends the INVITE while ringing
+	setup context.CancelFunc // ends the INVITE while ringing; guarded by mu
 
 	mu         sync.Mutex
 	state      string
 	answeredAt time.Time
 	ended      bool
+	hangReq    bool // a hangup was asked for, perhaps before setup existed
 	hangupOnce sync.Once
 	bye        chan struct{} // closed when a hangup is asked for
 	rtp        *rtpWatch
@@ -201,9 +202,12 @@ func (c *outCall) invite(ctx context.Context, timeout time.Duration) trunk.DialR
 	start := time.Now()
 	var ringing atomic.Bool
 	var pdd time.Duration
+	var pddSet bool
 	onResponse := func(r *sip.Response) error {
-		if (r.StatusCode == 180 || r.StatusCode == 183) && !ringing.Load() {
-			pdd = time.Since(start)
+		// PDD: INVITE to the first 180/183, or to the 200 when it came
+		// first (sipgo may also drop a 180 overtaken by the 200).
+		if (r.StatusCode == 180 || r.StatusCode == 183 || r.StatusCode == 200) && !pddSet {
+			pdd, pddSet = time.Since(start), true
 		}
 		if r.IsProvisional() && r.StatusCode != 100 {
 			ringing.Store(true)
@@ -211,7 +215,13 @@ func (c *outCall) invite(ctx context.Context, timeout time.Duration) trunk.DialR
 		return nil
 	}
 	ictx, cancel := context.WithCancelCause(ctx)
+	c.mu.Lock()
 	c.setup = func() { cancel(errHungUp) }
+	early := c.hangReq
+	c.mu.Unlock()
+	if early {
+		cancel(errHungUp)
+	}
 	timer := time.AfterFunc(timeout, func() {
 		if ringing.Load() {
 			cancel(context.DeadlineExceeded)
@@ -354,8 +364,12 @@ func (c *outCall) play(url string) {
 // gets a BYE.
 func (c *outCall) hangup() {
 	c.hangupOnce.Do(func() {
-		if c.setup != nil {
-			c.setup()
+		c.mu.Lock()
+		c.hangReq = true
+		cancel := c.setup
+		c.mu.Unlock()
+		if cancel != nil {
+			cancel()
 		}
 		close(c.bye)
 	})

@@ -99,7 +99,7 @@ func New(cfg Config) *Plane {
 	}
 	// Answers list codecs in the trunk's order of preference, not the
 	// offerer's: codec_preferences is what operators set.
-	media.SDPCodecPreferLocalOrder = 1
+	setPreferLocalOrder.Do(func() { media.SDPCodecPreferLocalOrder = 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Plane{
 		cfg: cfg, log: cfg.Logger,
@@ -112,6 +112,9 @@ func New(cfg Config) *Plane {
 	go p.probeLoop(ctx)
 	return p
 }
+
+// setPreferLocalOrder sets diago's process-wide codec order once.
+var setPreferLocalOrder sync.Once
 
 // live is one trunk configuration as the SIP plane runs it. It is never
 // modified after Commit; an Update builds a new one.
