@@ -65,6 +65,19 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	  $(GO) test ./media/rtpstats -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./media/audio -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
 
+CRASH_ROUNDS ?= 20
+.PHONY: crash
+crash: deps ## kill -9 under concurrent writes CRASH_ROUNDS times (default 20), disk full, foreign data files
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	  CRASH_ROUNDS=$(CRASH_ROUNDS) $(GO) test -tags crash -race=false -count=1 -timeout 0 -run '^TestCrash' -v ./cmd/trunkd 2>&1 | tee "$$log"; \
+	  rc=$${PIPESTATUS[0]}; \
+	  kill9=$$(grep -o 'SUMMARY: .*' "$$log" | sed 's/^SUMMARY: //'); \
+	  failed=$$(grep -oE -- '--- FAIL: [^ ]+' "$$log" | sed 's/^--- FAIL: //' | tr '\n' ' '); \
+	  if [ $$rc -eq 0 ]; then \
+	    echo "VERDICT crash: PASS - kill -9: $${kill9:-?}; disk full: ERR_UNAVAILABLE, reads kept, nothing lost; foreign data files refused and untouched"; \
+	  else echo "VERDICT crash: FAIL - $${failed:-go test exited $$rc}- kill -9: $${kill9:-did not finish}"; fi; \
+	  exit $$rc
+
 .PHONY: soak
 soak: deps ## mixed RPC and SIP load for SOAK_DURATION (default 10m); goroutines and heap must return to baseline
 	SOAK_DURATION=$${SOAK_DURATION:-10m} $(GO) test -tags soak -count=1 -timeout 0 -run '^TestSoak$$' -v ./cmd/trunkd 2>&1 | \

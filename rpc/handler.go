@@ -127,8 +127,13 @@ func (h *handler) serve(ctx context.Context, frame []byte) ([]byte, outcome) {
 	}
 	if err != nil {
 		e, internal := wireError(err)
-		if internal {
+		switch {
+		case internal:
 			h.log.Error("request failed", "method", name, "err", err)
+		case e.Code == CodeUnavailable:
+			// the client sees only ERR_UNAVAILABLE; the operator needs the
+			// cause (disk full, I/O error, SIP plane closing)
+			h.log.Warn("request refused: unavailable", "method", name, "err", err)
 		}
 		out.code = e.Code
 		return encodeResponse("Err", e), out

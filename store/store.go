@@ -93,7 +93,10 @@ func checkFile(path string) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("store: %s is not a regular file; refusing to use it", path)
 	}
-	return nil
+	if fi.Size() == 0 {
+		return nil
+	}
+	return checkExisting(path, fi.Size())
 }
 
 func openError(path string, err error) error {

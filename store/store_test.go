@@ -255,7 +255,29 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 	}
 	fdb.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("users")); return err })
 	fdb.Close()
-	for _, path := range []string{garbage, foreign} {
+	// another program's file without a synced freelist: bbolt opened
+	// read-write would write one into it
+	nofree := filepath.Join(dir, "nofreelist.db")
+	ndb, err := bolt.Open(nofree, 0o600, &bolt.Options{NoFreelistSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ndb.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("users")); return err })
+	ndb.Close()
+	// trunkd's own database cut short: bbolt would read past its end
+	truncated := filepath.Join(dir, "truncated.db")
+	tdb := open(t, truncated)
+	for i := range 300 {
+		tr := trunk.Defaults()
+		tr.TrunkID, tr.GatewayIP, tr.DisplayName = fmt.Sprintf("t%03d", i), "192.0.2.1", strings.Repeat("x", 200)
+		if err := tdb.AddTrunk(context.Background(), &tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tdb.Close()
+	full, _ := os.ReadFile(truncated)
+	os.WriteFile(truncated, full[:len(full)/4], 0o600)
+	for _, path := range []string{garbage, foreign, nofree, truncated} {
 		before, _ := os.ReadFile(path)
 		if db, err := Open(path, testKey); err == nil {
 			db.Close()
