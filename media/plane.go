@@ -61,6 +61,7 @@ type Plane struct {
 	out     sync.Map // Call-ID -> *outCall
 	active  atomic.Int64
 	closing atomic.Bool
+	bulk    atomic.Bool // LoadAll in progress: the table is built once at its end
 	stop    context.CancelFunc
 	done    chan struct{}
 }
@@ -221,13 +222,36 @@ func (c *Change) Commit() {
 	lv.h = p.healthFor(lv.t.TrunkID)
 	p.trunks[lv.t.TrunkID] = lv
 	delete(p.degraded, lv.t.TrunkID)
-	p.table.Store(p.table.Load().replace(prev, lv))
+	bulk := p.bulk.Load()
+	if !bulk {
+		p.table.Store(p.table.Load().replace(prev, lv))
+	}
 	old := p.handOver(prev, lv)
 	p.mu.Unlock()
 	if prev != nil {
 		p.retire(old, prev.l)
 	}
-	p.log.Info("trunk live on SIP", "trunk_id", lv.t.TrunkID, "listener", lv.bind)
+	level := slog.LevelInfo
+	if bulk {
+		level = slog.LevelDebug
+	}
+	p.log.Log(context.Background(), level, "trunk live on SIP", "trunk_id", lv.t.TrunkID, "listener", lv.bind)
+}
+
+// LoadAll applies the stored trunks at start-up, as Load does one by one,
+// building the match table once at the end: per-trunk updates would copy
+// a listener's list once per trunk on it.
+func (p *Plane) LoadAll(ctx context.Context, ts []*trunk.Trunk) {
+	p.bulk.Store(true)
+	for _, t := range ts {
+		p.Load(ctx, t)
+	}
+	p.mu.Lock()
+	p.table.Store(buildTable(p.trunks))
+	live, degraded := len(p.trunks), len(p.degraded)
+	p.bulk.Store(false)
+	p.mu.Unlock()
+	p.log.Info("stored trunks applied to SIP", "live", live, "degraded", degraded)
 }
 
 // Abort undoes Prepare.

@@ -92,9 +92,7 @@ func (s *service) load(ctx context.Context) error {
 		all = append(all, t)
 		return nil
 	})
-	for _, t := range all {
-		s.sip.Load(ctx, t)
-	}
+	s.sip.LoadAll(ctx, all)
 	return err
 }
 
