@@ -105,7 +105,7 @@ bench-deps: ## install what the comparisons run against: kamailio and etcd (Debi
 bench-sip: deps bench-deps ## only the SIP comparisons with sipp: trunkd vs a bare diago server vs Kamailio
 	$(GO) build -o $(BIN)/ ./cmd/trunkd ./cmd/trunkctl
 	$(GO) build -o $(BIN)/bareuas ./bench/sip/bareuas
-	$(GO) run ./bench/sip -out docs/benchmarks-sip.md $(SIPBENCH_FLAGS)
+	$(GO) run ./bench/sip $(SIPBENCH_FLAGS)
 
 .PHONY: bench-etcd
 bench-etcd: ## etcd on loopback vs trunkd, measured alike (installs etcd-server if root)
