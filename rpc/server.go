@@ -54,6 +54,14 @@ type Config struct {
 	MaxRequestSize int           // bytes; 0 means DefaultMaxRequestSize
 	RequestTimeout time.Duration // to receive a whole request; 0 means DefaultRequestTimeout
 	MaxStreams     int64         // concurrent requests per connection; 0 means DefaultMaxStreams
+
+	// RetryAbove is how many QUIC handshakes may be in progress at once
+	// before every new connection attempt must first validate its address
+	// with a QUIC Retry (RFC 9000 §8.1.2), so that a flood from spoofed
+	// sources cannot make the server do handshake work. Honest clients
+	// follow the Retry on their own, for one extra round trip. 0 means
+	// DefaultRetryAbove; a negative value validates every attempt.
+	RetryAbove int
 }
 
 // Server serves the admin RPC over QUIC: one request per client-initiated
@@ -64,6 +72,7 @@ type Server struct {
 	timeout    time.Duration
 	maxStreams int64
 	observe    func(method, code string, d time.Duration)
+	gate       *handshakeGate
 
 	mu      sync.Mutex
 	ln      *quic.Listener
@@ -86,6 +95,7 @@ func NewServer(cfg Config) *Server {
 		maxStreams: cmp(cfg.MaxStreams, DefaultMaxStreams),
 		conns:      map[*quic.Conn]struct{}{},
 		observe:    cfg.Observe,
+		gate:       newHandshakeGate(cfg.RetryAbove, log),
 	}
 	if s.observe == nil {
 		s.observe = func(string, string, time.Duration) {}
@@ -111,7 +121,7 @@ func ServerTLSConfig(base *tls.Config) *tls.Config {
 
 func (s *Server) quicConfig() *quic.Config {
 	return &quic.Config{
-		HandshakeIdleTimeout:           5 * time.Second,
+		HandshakeIdleTimeout:           handshakeTimeout,
 		MaxIdleTimeout:                 60 * time.Second,
 		MaxIncomingStreams:             s.maxStreams,
 		MaxIncomingUniStreams:          -1,
@@ -138,7 +148,11 @@ func (s *Server) Listen(addr string, tlsConf *tls.Config) error {
 	if err != nil {
 		return fmt.Errorf("rpc: listen %s: %w", addr, err)
 	}
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{
+		Conn:                udp,
+		VerifySourceAddress: s.gate.verifySourceAddress,
+		ConnContext:         s.gate.connContext,
+	}
 	ln, err := tr.Listen(ServerTLSConfig(tlsConf), s.quicConfig())
 	if err != nil {
 		udp.Close()
@@ -176,6 +190,7 @@ func (s *Server) Serve() error {
 			}
 			return fmt.Errorf("rpc: accept: %w", err)
 		}
+		s.gate.accepted(conn)
 		if !s.track(conn) {
 			conn.CloseWithError(connCodeShutdown, "server shutting down")
 			return ErrServerClosed

@@ -18,7 +18,7 @@ import (
 
 // testServer runs a Server with in-memory trunks on a random loopback port
 // and returns a connected client holding token.
-func testServer(t *testing.T, cfg Config, token string) (*Server, *Client) {
+func testServer(t testing.TB, cfg Config, token string) (*Server, *Client) {
 	t.Helper()
 	dir := t.TempDir()
 	cert, _, err := LoadOrCreateCert(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), []string{"localhost", "127.0.0.1"})
@@ -47,7 +47,7 @@ func testServer(t *testing.T, cfg Config, token string) (*Server, *Client) {
 	return s, c
 }
 
-func dialTest(t *testing.T, s *Server, caFile, token string) *Client {
+func dialTest(t testing.TB, s *Server, caFile, token string) *Client {
 	t.Helper()
 	tc, err := PinnedTLSConfig(caFile, "127.0.0.1")
 	if err != nil {
@@ -63,7 +63,7 @@ func dialTest(t *testing.T, s *Server, caFile, token string) *Client {
 	return c
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -29,6 +30,7 @@ type Config struct {
 	LogFormat       string
 	ShutdownTimeout time.Duration
 	DrainTimeout    time.Duration
+	RPCRetryAbove   int
 
 	MetricsListen string
 	Breaker       trunk.BreakerConfig
@@ -51,6 +53,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs := flag.NewFlagSet("trunkd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:7443", "UDP `address` of the admin RPC (QUIC)")
+	fs.IntVar(&cfg.RPCRetryAbove, "rpc-retry-above", rpc.DefaultRetryAbove, "admin `handshakes` in progress above which new connections must validate their address (QUIC Retry); -1: always")
 	fs.StringVar(&cfg.DataDir, "data", "./trunkd-data", "data `dir`: database, generated certificate and secrets")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate `file` (default: DATA/tls.crt, generated self-signed when absent)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key `file` (default: DATA/tls.key)")
@@ -88,6 +91,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	if cfg.QualityWindow < time.Minute {
 		return nil, errors.New("-quality-window: must be at least 1m")
+	}
+	if cfg.RPCRetryAbove < -1 || cfg.RPCRetryAbove == 0 {
+		return nil, errors.New("-rpc-retry-above: must be at least 1, or -1 to validate every connection")
 	}
 	cfg.fillDefaults()
 	return cfg, nil

@@ -73,7 +73,8 @@ func (d *Daemon) start() error {
 	if err := svc.load(context.Background()); err != nil {
 		return err
 	}
-	d.srv = rpc.NewServer(rpc.Config{Trunks: svc, Status: svc, Match: svc, Calls: svc, Auth: auth, Logger: d.log, Observe: d.met.observe})
+	d.srv = rpc.NewServer(rpc.Config{Trunks: svc, Status: svc, Match: svc, Calls: svc, Auth: auth, Logger: d.log, Observe: d.met.observe,
+		RetryAbove: d.cfg.RPCRetryAbove})
 	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
 		return err
 	}
