@@ -104,13 +104,7 @@ func (p *Plane) refreshDNS(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		p.mu.Lock()
-		lives := make([]*live, 0, len(p.trunks))
-		for _, lv := range p.trunks {
-			lives = append(lives, lv)
-		}
-		p.mu.Unlock()
-		for _, lv := range lives {
+		for _, lv := range p.liveTrunks() {
 			if !isIP(lv.t.GatewayIP) || !isIP(lv.t.SBCIP) {
 				lv.addrs.Store(p.resolve(ctx, lv.t))
 			}

@@ -15,12 +15,11 @@ import (
 
 // step is one sipp run at a fixed offered rate.
 type step struct {
-	rate, calls  int
-	ok, failed   int
-	retrans      int
-	cps          float64 // final responses per second the server delivered
-	p50, p99     time.Duration
-	setupSamples int
+	rate, calls int
+	ok, failed  int
+	retrans     int
+	cps         float64 // final responses per second the server delivered
+	p50, p99    time.Duration
 }
 
 // pass is the criterion for a sustained rate: no failed call, no
@@ -124,7 +123,7 @@ func readRTT(path string, s *step) error {
 	ms := func(q float64) time.Duration {
 		return time.Duration(rt[int(q*float64(len(rt)-1))] * float64(time.Millisecond))
 	}
-	s.p50, s.p99, s.setupSamples = ms(0.50), ms(0.99), len(rt)
+	s.p50, s.p99 = ms(0.50), ms(0.99)
 	span := (slices.Max(at) - slices.Min(at)) / 1000
 	if span > 0 {
 		s.cps = float64(len(at)-1) / span

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -73,11 +72,8 @@ func (m *metrics) listen(addr string) error {
 	}
 	m.ln = ln
 	m.srv = &http.Server{Handler: m.handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err // the listener was closed under it; nothing to do
-		}
-	}()
+	go m.srv.Serve(ln) // returns http.ErrServerClosed at close
+
 	return nil
 }
 
