@@ -171,7 +171,7 @@ func callsBeforeOpen(b *testing.B, par int) int {
 	tr := testTrunk("dead", freePort(b, "127.0.0.1"))
 	tr.DestinationSBCPort = c.port
 	apply(b, p, tr)
-	for !p.TrunkStatus("dead").CircuitOpen {
+	for !p.TrunkStatus("dead").CircuitOpen() {
 		var wg sync.WaitGroup
 		for range par {
 			wg.Go(func() {

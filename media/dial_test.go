@@ -127,7 +127,7 @@ func TestBreakerOpensOnCarrierFaults(t *testing.T) {
 	for range 5 {
 		dial(t, p, trunk.DialRequest{TrunkID: "out", To: "100", Timeout: time.Second})
 	}
-	if st := p.TrunkStatus("out"); st.CircuitOpen {
+	if st := p.TrunkStatus("out"); st.CircuitOpen() {
 		t.Fatal("five busy answers opened the breaker")
 	}
 	c.setScript(reply(503))
@@ -135,7 +135,7 @@ func TestBreakerOpensOnCarrierFaults(t *testing.T) {
 		dial(t, p, trunk.DialRequest{TrunkID: "out", To: "100", Timeout: time.Second})
 	}
 	st := p.TrunkStatus("out")
-	if !st.CircuitOpen || st.BreakerState != trunk.BreakerOpen {
+	if !st.CircuitOpen() || st.Breaker != trunk.BreakerOpen {
 		t.Fatalf("after 3 consecutive 503s: %+v; want the breaker open", st)
 	}
 	before, _, _ := c.counts()
@@ -147,7 +147,7 @@ func TestBreakerOpensOnCarrierFaults(t *testing.T) {
 		t.Errorf("an INVITE was sent with the breaker open (%d → %d)", before, after)
 	}
 	n, _ := p.Counters("out")
-	if n.Transitions[trunk.BreakerOpen] != 1 {
+	if n.Transitions[string(trunk.BreakerOpen)] != 1 {
 		t.Errorf("transitions = %+v; want one to open", n.Transitions)
 	}
 }
@@ -173,10 +173,10 @@ func TestBreakerProbeCloses(t *testing.T) {
 	p := newDialPlane(t, Config{Breaker: cfg})
 	apply(t, p, dialTrunkFor(t, "out", c))
 	dial(t, p, trunk.DialRequest{TrunkID: "out", To: "100", Timeout: time.Second})
-	if !p.TrunkStatus("out").CircuitOpen {
+	if !p.TrunkStatus("out").CircuitOpen() {
 		t.Fatal("breaker not open after a 503 with ConsecutiveFaults 1")
 	}
-	waitFor(t, "an OPTIONS probe to close the breaker", func() bool { return !p.TrunkStatus("out").CircuitOpen })
+	waitFor(t, "an OPTIONS probe to close the breaker", func() bool { return !p.TrunkStatus("out").CircuitOpen() })
 	if _, o, _ := c.counts(); o == 0 {
 		t.Error("the breaker closed with no OPTIONS probe sent")
 	}

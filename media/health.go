@@ -35,9 +35,9 @@ const minMOSPackets = 50
 func (p *Plane) newHealth(id string) *health {
 	h := &health{quality: trunk.NewQualityWindow(p.cfg.QualityWindow),
 		calls: map[[2]string]uint64{}, transitions: map[string]uint64{}}
-	h.breaker = trunk.NewBreaker(p.cfg.Breaker, func(from, to string) {
+	h.breaker = trunk.NewBreaker(p.cfg.Breaker, func(from, to trunk.BreakerState) {
 		h.mu.Lock()
-		h.transitions[to]++
+		h.transitions[string(to)]++
 		h.mu.Unlock()
 		p.log.Warn("circuit breaker", "trunk_id", id, "from", from, "to", to)
 	})
@@ -96,8 +96,7 @@ func (p *Plane) TrunkStatus(id string) trunk.Status {
 		return st
 	}
 	st.Quality = h.quality.Snapshot()
-	st.BreakerState = h.breaker.State()
-	st.CircuitOpen = h.breaker.Tripped()
+	st.Breaker = h.breaker.State()
 	return st
 }
 

@@ -127,10 +127,10 @@ func (p *Plane) stopRegistrations(ctx context.Context) {
 	wg.Wait()
 }
 
-func regStatus(reg *register.Registration) (string, string) {
+func regStatus(reg *register.Registration) (trunk.RegState, string) {
 	if reg == nil {
 		return trunk.RegOff, ""
 	}
 	st := reg.Status()
-	return string(st.State), st.Error
+	return trunk.RegState(st.State), st.Error
 }

@@ -87,7 +87,7 @@ func NewTrunkConfig(t *trunk.Trunk, st trunk.Status) TrunkConfig {
 		ChannelLimit: t.ChannelLimit,
 		DisplayName:  t.DisplayName,
 		Domain:       t.Domain,
-		IsCBTripped:  st.CircuitOpen,
+		IsCBTripped:  st.CircuitOpen(),
 		CurrentASR:   st.ASR,
 		CurrentACD:   uint32(math.Round(st.ACD)),
 		CurrentMOS:   st.MOS,
@@ -95,11 +95,11 @@ func NewTrunkConfig(t *trunk.Trunk, st trunk.Status) TrunkConfig {
 		CallsAttempted: st.Attempted,
 		CallsAnswered:  st.Answered,
 		CurrentPDDms:   st.PDDms,
-		BreakerState:   st.BreakerState,
+		BreakerState:   string(st.Breaker),
 
-		SIPState:          st.SIP.State,
+		SIPState:          string(st.SIP.State),
 		SIPError:          st.SIP.Error,
-		RegistrationState: st.SIP.RegistrationState,
+		RegistrationState: string(st.SIP.RegistrationState),
 		RegistrationError: st.SIP.RegistrationError,
 		ActiveCalls:       st.SIP.ActiveCalls,
 	}

@@ -269,9 +269,9 @@ func TestListAndHangup(t *testing.T) {
 func TestTrunkConfigLiveFigures(t *testing.T) {
 	tr := sampleTrunk()
 	st := trunk.Status{
-		CircuitOpen: true,
-		Quality:     trunk.Quality{Attempted: 40, Answered: 9, ASR: 22.5, ACD: 61.5, MOS: 3.9, PDDms: 2500.25, BreakerState: "half-open"},
-		SIP:         trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegRegistered, ActiveCalls: 3},
+		Quality: trunk.Quality{Attempted: 40, Answered: 9, ASR: 22.5, ACD: 61.5, MOS: 3.9, PDDms: 2500.25},
+		Breaker: trunk.BreakerHalfOpen,
+		SIP:     trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegRegistered, ActiveCalls: 3},
 	}
 	got := NewTrunkConfig(&tr, st)
 	want := TrunkConfig{

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+
+	"github.com/trunkd/trunkd/trunk"
 )
 
 // A field of a request DTO, found by its wire name.
@@ -37,7 +39,7 @@ func collectFields(t reflect.Type, prefix []int, m map[string]field) {
 			collectFields(f.Type, index, m)
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name := trunk.JSONName(f)
 		if name == "" || name == "-" || !f.IsExported() {
 			continue
 		}

@@ -179,7 +179,8 @@ func (fakeStatus) TrunkStatus(id string) trunk.Status {
 		return trunk.Status{SIP: trunk.SIPStatus{State: trunk.SIPOff, RegistrationState: trunk.RegOff}}
 	}
 	return trunk.Status{
-		Quality: trunk.Quality{Attempted: 16, Answered: 10, ASR: 62.5, ACD: 94.6, MOS: 4.21, PDDms: 1830.5, BreakerState: "closed"},
+		Quality: trunk.Quality{Attempted: 16, Answered: 10, ASR: 62.5, ACD: 94.6, MOS: 4.21, PDDms: 1830.5},
+		Breaker: trunk.BreakerClosed,
 		SIP:     trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegOff, ActiveCalls: 2},
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/trunkd/trunkd/trunk"
 	"github.com/vmihailenco/msgpack/v5"
@@ -371,7 +370,7 @@ func (r *DialRequest) validate() (time.Duration, error) {
 		if len(f.value) > maxDialText {
 			return 0, trunk.FieldErrorf(f.name, "is %d bytes long; at most %d are allowed", len(f.value), maxDialText)
 		}
-		if err := checkText(f.name, f.value); err != nil {
+		if err := trunk.CheckText(f.name, f.value); err != nil {
 			return 0, err
 		}
 	}
@@ -382,7 +381,7 @@ func (r *DialRequest) validate() (time.Duration, error) {
 	case sec > MaxDialTimeoutSec:
 		return 0, trunk.FieldErrorf("timeout_sec", "%d is above the maximum of %d", sec, MaxDialTimeoutSec)
 	}
-	if err := checkText("audio_url", r.AudioURL); err != nil {
+	if err := trunk.CheckText("audio_url", r.AudioURL); err != nil {
 		return 0, err
 	}
 	return time.Duration(sec) * time.Second, nil
@@ -392,7 +391,7 @@ func (h *handler) hangup(ctx context.Context, req *CallIDRequest) (Empty, error)
 	if req.CallID == "" {
 		return Empty{}, trunk.FieldErrorf("call_id", "is required")
 	}
-	if err := checkText("call_id", req.CallID); err != nil {
+	if err := trunk.CheckText("call_id", req.CallID); err != nil {
 		return Empty{}, err
 	}
 	if h.calls == nil {
@@ -425,18 +424,4 @@ func (h *handler) listCalls(ctx context.Context, req *ListCallsRequest) (ListCal
 		return strings.Compare(a.CallID, b.CallID)
 	})
 	return resp, nil
-}
-
-// checkText refuses what must not reach a SIP header: invalid UTF-8 and
-// control characters.
-func checkText(field, s string) error {
-	if !utf8.ValidString(s) {
-		return trunk.FieldErrorf(field, "is not valid UTF-8")
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 {
-			return trunk.FieldErrorf(field, "contains control character %U", r)
-		}
-	}
-	return nil
 }

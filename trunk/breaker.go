@@ -6,12 +6,19 @@ import (
 	"time"
 )
 
+// BreakerState is the state of a trunk's circuit breaker.
+type BreakerState string
+
 // Circuit breaker states.
 const (
-	BreakerClosed   = "closed"    // calls go through
-	BreakerOpen     = "open"      // calls are refused until the cooldown ends
-	BreakerHalfOpen = "half-open" // one trial (a call or a probe) decides
+	BreakerClosed   BreakerState = "closed"    // calls go through
+	BreakerOpen     BreakerState = "open"      // calls are refused until the cooldown ends
+	BreakerHalfOpen BreakerState = "half-open" // one trial (a call or a probe) decides
 )
+
+// Tripped reports whether s is open or half-open. The zero state ("", no
+// breaker) is not tripped.
+func (s BreakerState) Tripped() bool { return s == BreakerOpen || s == BreakerHalfOpen }
 
 // breakerBuckets is how many buckets the fault-ratio window has.
 const breakerBuckets = 10
@@ -120,7 +127,7 @@ const (
 // tally is one bucket of the fault-ratio window.
 type tally struct{ attempts, faults int }
 
-type transition struct{ from, to string }
+type transition struct{ from, to BreakerState }
 
 // Breaker is one trunk's circuit breaker. It is safe for concurrent use.
 //
@@ -133,10 +140,10 @@ type transition struct{ from, to string }
 // MaxCooldown. Closing resets the cooldown and forgets past results.
 type Breaker struct {
 	cfg      BreakerConfig
-	onChange func(from, to string)
+	onChange func(from, to BreakerState)
 
 	mu       sync.Mutex
-	state    string
+	state    BreakerState
 	trial    int           // in half-open: trialCall or trialProbe
 	faults   int           // consecutive faults while closed
 	cooldown time.Duration // the next failed trial doubles it
@@ -152,7 +159,7 @@ type Breaker struct {
 // never concurrent and come in the order of the transitions, and onChange
 // may call the breaker's methods. NewBreaker panics if c is not valid:
 // check it with Validate first.
-func NewBreaker(c BreakerConfig, onChange func(from, to string)) *Breaker {
+func NewBreaker(c BreakerConfig, onChange func(from, to BreakerState)) *Breaker {
 	if err := c.Validate(); err != nil {
 		panic("trunk: NewBreaker: " + err.Error())
 	}
@@ -287,7 +294,7 @@ func (b *Breaker) RecordProbe(ok bool) {
 
 // State returns BreakerClosed, BreakerOpen or BreakerHalfOpen. An open
 // breaker whose cooldown has ended stays open until a call or probe comes.
-func (b *Breaker) State() string {
+func (b *Breaker) State() BreakerState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state
@@ -295,7 +302,7 @@ func (b *Breaker) State() string {
 
 // Tripped reports whether the breaker is not closed (open or half-open).
 func (b *Breaker) Tripped() bool {
-	return b.State() != BreakerClosed
+	return b.State().Tripped()
 }
 
 // count adds a closed breaker's call result and opens it when a threshold
@@ -354,7 +361,7 @@ func (b *Breaker) startTrial(kind int) {
 
 // setState moves to state and queues the transition for onChange. The
 // caller holds b.mu.
-func (b *Breaker) setState(state string) {
+func (b *Breaker) setState(state BreakerState) {
 	if state == b.state {
 		return
 	}

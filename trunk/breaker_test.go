@@ -20,10 +20,10 @@ type recorder struct {
 	got []string
 }
 
-func (r *recorder) onChange(from, to string) {
+func (r *recorder) onChange(from, to BreakerState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.got = append(r.got, from+">"+to)
+	r.got = append(r.got, string(from+">"+to))
 }
 
 func (r *recorder) take() []string {
@@ -40,7 +40,7 @@ func newTestBreaker(t *testing.T, c BreakerConfig) (*Breaker, *recorder) {
 	return NewBreaker(c, r.onChange), r
 }
 
-func wantState(t *testing.T, b *Breaker, want string) {
+func wantState(t *testing.T, b *Breaker, want BreakerState) {
 	t.Helper()
 	if got := b.State(); got != want {
 		t.Fatalf("State() = %s; want %s", got, want)
@@ -487,8 +487,8 @@ func TestBreakerOnChangeMayCallBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var b *Breaker
 		var seen []string
-		b = NewBreaker(DefaultBreakerConfig(), func(from, to string) {
-			seen = append(seen, from+">"+to+"="+b.State())
+		b = NewBreaker(DefaultBreakerConfig(), func(from, to BreakerState) {
+			seen = append(seen, string(from+">"+to+"="+b.State()))
 			if to == BreakerOpen {
 				b.TryProbe() // too early: does nothing
 			}
@@ -525,8 +525,8 @@ func TestBreakerConcurrent(t *testing.T) {
 	}
 	var inside atomic.Int32
 	var mu sync.Mutex
-	var got []string
-	b := NewBreaker(c, func(from, to string) {
+	var got []BreakerState
+	b := NewBreaker(c, func(from, to BreakerState) {
 		if inside.Add(1) != 1 {
 			t.Error("onChange calls overlap")
 		}

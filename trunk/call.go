@@ -50,5 +50,4 @@ type Quality struct {
 	ACD                 float64 // mean seconds of answered calls that ended in the window
 	MOS                 float64 // mean per-call MOS in the window; 0 when no call had enough packets
 	PDDms               float64 // mean INVITE → first 180/183, ms
-	BreakerState        string  // BreakerClosed, BreakerOpen, BreakerHalfOpen
 }

@@ -22,12 +22,15 @@ const (
 	ENOCALL       Code = "no_call"       // no call in flight has that call_id
 )
 
-// Error is a domain error: a code, the field it concerns (if any) and a
-// message safe to show to the client.
+// Error is a domain error: a code, the field it concerns (if any), a
+// message safe to show to the client and, when there is one, the cause.
+// Faces send only Code, Field and Message; the cause (OS or library text)
+// is for logs and errors.Is/As, never for a client.
 type Error struct {
 	Code    Code
 	Field   string
 	Message string
+	Err     error // the underlying error, if any; never sent to a client
 }
 
 func (e *Error) Error() string {
@@ -35,6 +38,15 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("%s: %s: %s", e.Code, e.Field, e.Message)
 	}
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the cause, so errors.Is and errors.As see through e.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Wrap returns an *Error with the given code and formatted message that
+// keeps err as its cause.
+func Wrap(code Code, err error, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
 // Errorf returns an *Error with the given code and formatted message.

@@ -96,8 +96,7 @@ func (q *QualityWindow) add(f func(*figures)) {
 	f(q.w.at(time.Now()))
 }
 
-// Snapshot returns the figures of the window as it is now. BreakerState is
-// left empty for the caller to fill.
+// Snapshot returns the figures of the window as it is now.
 func (q *QualityWindow) Snapshot() Quality {
 	var sum figures
 	q.mu.Lock()

@@ -151,31 +151,41 @@ func (t *Trunk) LogValue() slog.Value {
 // Status is the live, per-trunk state the SIP plane reports. Its zero value
 // is what a trunk shows before the SIP plane has anything to say.
 type Status struct {
-	CircuitOpen bool // the circuit breaker is not closed (open or half-open)
-	Quality          // ASR, ACD, MOS, PDD over the quality window; breaker state
-	SIP         SIPStatus
+	Quality              // ASR, ACD, MOS, PDD over the quality window
+	Breaker BreakerState // "" when the SIP plane has no breaker for the trunk
+	SIP     SIPStatus
 }
+
+// CircuitOpen reports whether the trunk's circuit breaker is not closed
+// (open or half-open).
+func (s Status) CircuitOpen() bool { return s.Breaker.Tripped() }
+
+// SIPState is a trunk's state on the SIP plane.
+type SIPState string
 
 // SIP plane states of a trunk.
 const (
-	SIPOff      = "off"      // not on the SIP plane (no SIP plane, or not applied)
-	SIPActive   = "active"   // listening and taking calls
-	SIPDegraded = "degraded" // stored but could not be applied; see Error
+	SIPOff      SIPState = "off"      // not on the SIP plane (no SIP plane, or not applied)
+	SIPActive   SIPState = "active"   // listening and taking calls
+	SIPDegraded SIPState = "degraded" // stored but could not be applied; see SIPStatus.Error
 )
+
+// RegState is the state of a trunk's registration with its carrier.
+type RegState string
 
 // Registration states of a trunk.
 const (
-	RegOff         = "off"
-	RegRegistering = "registering"
-	RegRegistered  = "registered"
-	RegFailed      = "failed"
+	RegOff         RegState = "off"         // the trunk does not register
+	RegRegistering RegState = "registering" // a REGISTER is in flight
+	RegRegistered  RegState = "registered"  // the carrier accepted the binding
+	RegFailed      RegState = "failed"      // the last attempt failed; see RegistrationError
 )
 
 // SIPStatus is a trunk's state on the SIP plane.
 type SIPStatus struct {
-	State             string // SIPOff, SIPActive, SIPDegraded
+	State             SIPState
 	Error             string // why it is degraded
-	RegistrationState string // RegOff, RegRegistering, RegRegistered, RegFailed
+	RegistrationState RegState
 	RegistrationError string
 	ActiveCalls       uint32
 }

@@ -84,16 +84,16 @@ func (t *Trunk) validateStrings() *Error {
 	v := reflect.ValueOf(t).Elem()
 	typ := v.Type()
 	for i := range typ.NumField() {
-		name := jsonName(typ.Field(i))
+		name := JSONName(typ.Field(i))
 		f := v.Field(i)
 		switch f.Kind() {
 		case reflect.String:
-			if err := checkText(name, f.String()); err != nil {
+			if err := CheckText(name, f.String()); err != nil {
 				return err
 			}
 		case reflect.Slice:
 			for j := range f.Len() {
-				if err := checkText(name, f.Index(j).String()); err != nil {
+				if err := CheckText(name, f.Index(j).String()); err != nil {
 					return err
 				}
 			}
@@ -102,12 +102,17 @@ func (t *Trunk) validateStrings() *Error {
 	return nil
 }
 
-func jsonName(f reflect.StructField) string {
+// JSONName returns the name f has in JSON: its json tag up to the first
+// comma. Trunk fields are named so on the wire, in field errors and in
+// trunkctl's flags.
+func JSONName(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 	return name
 }
 
-func checkText(field, s string) *Error {
+// CheckText refuses what must not reach a SIP header or a log line: invalid
+// UTF-8 and control characters. The error is an EINVALID naming field.
+func CheckText(field, s string) *Error {
 	if !utf8.ValidString(s) {
 		return FieldErrorf(field, "is not valid UTF-8")
 	}

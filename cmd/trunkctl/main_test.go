@@ -76,9 +76,9 @@ func (fakeStatus) TrunkStatus(id string) trunk.Status {
 		return trunk.Status{SIP: trunk.SIPStatus{State: trunk.SIPOff, RegistrationState: trunk.RegOff}}
 	}
 	return trunk.Status{
-		CircuitOpen: true,
-		Quality:     trunk.Quality{Attempted: 16, Answered: 10, ASR: 62.5, ACD: 94.6, MOS: 4.21, PDDms: 1830.5, BreakerState: "half-open"},
-		SIP:         trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegOff, ActiveCalls: 2},
+		Quality: trunk.Quality{Attempted: 16, Answered: 10, ASR: 62.5, ACD: 94.6, MOS: 4.21, PDDms: 1830.5},
+		Breaker: trunk.BreakerHalfOpen,
+		SIP:     trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegOff, ActiveCalls: 2},
 	}
 }
 

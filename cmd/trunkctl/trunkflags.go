@@ -27,7 +27,7 @@ func newTrunkFlags(fs *flag.FlagSet) *trunkFlags {
 	typ := reflect.TypeFor[trunk.Trunk]()
 	def := reflect.ValueOf(trunk.Defaults())
 	for i := range typ.NumField() {
-		name := jsonName(typ.Field(i))
+		name := trunk.JSONName(typ.Field(i))
 		flagName := strings.ReplaceAll(name, "_", "-")
 		fs.Func(flagName, fmt.Sprintf("%s (default %v)", name, defaultText(def.Field(i))), func(v string) error {
 			tf.values[name] = v
@@ -35,11 +35,6 @@ func newTrunkFlags(fs *flag.FlagSet) *trunkFlags {
 		})
 	}
 	return tf
-}
-
-func jsonName(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-	return name
 }
 
 func defaultText(v reflect.Value) string {
@@ -67,7 +62,7 @@ func (tf *trunkFlags) trunk(stdin io.Reader) (*trunk.Trunk, error) {
 	}
 	v := reflect.ValueOf(&t).Elem()
 	for i := range v.NumField() {
-		name := jsonName(v.Type().Field(i))
+		name := trunk.JSONName(v.Type().Field(i))
 		if s, ok := tf.values[name]; ok {
 			if err := setField(v.Field(i), s); err != nil {
 				return nil, fmt.Errorf("--%s: %w", strings.ReplaceAll(name, "_", "-"), err)

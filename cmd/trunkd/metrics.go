@@ -113,8 +113,8 @@ func (c *trunkCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{id}, labels...)...)
 		}
 		gauge(descActive, float64(st.SIP.ActiveCalls))
-		gauge(descSIP, 1, st.SIP.State)
-		gauge(descReg, 1, st.SIP.RegistrationState)
+		gauge(descSIP, 1, string(st.SIP.State))
+		gauge(descReg, 1, string(st.SIP.RegistrationState))
 		if st.SIP.State != trunk.SIPActive {
 			continue
 		}
@@ -122,8 +122,8 @@ func (c *trunkCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descACD, st.ACD)
 		gauge(descMOS, st.MOS)
 		gauge(descPDD, st.PDDms)
-		for _, s := range []string{trunk.BreakerClosed, trunk.BreakerOpen, trunk.BreakerHalfOpen} {
-			gauge(descBreaker, b2f(st.BreakerState == s), s)
+		for _, s := range []trunk.BreakerState{trunk.BreakerClosed, trunk.BreakerOpen, trunk.BreakerHalfOpen} {
+			gauge(descBreaker, b2f(st.Breaker == s), string(s))
 		}
 		n, _ := c.sip.Counters(id)
 		for k, v := range n.Calls {
