@@ -117,17 +117,7 @@ func TestBreakerConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := DefaultBreakerConfig()
 			tt.edit(&c)
-			err := c.Validate()
-			got := ""
-			if err != nil {
-				got = err.(*Error).Field
-				if ErrorCode(err) != EINVALID {
-					t.Errorf("Validate() code = %s; want %s", ErrorCode(err), EINVALID)
-				}
-			}
-			if got != tt.field {
-				t.Errorf("Validate() = %v; want error on field %q", err, tt.field)
-			}
+			wantFieldError(t, c.Validate(), tt.field)
 		})
 	}
 }

@@ -154,17 +154,7 @@ func TestValidate(t *testing.T) {
 			tr := valid()
 			tt.edit(&tr)
 			tr.Normalize()
-			err := tr.Validate()
-			got := ""
-			if err != nil {
-				got = err.(*Error).Field
-				if ErrorCode(err) != EINVALID {
-					t.Errorf("Validate() code = %s; want %s", ErrorCode(err), EINVALID)
-				}
-			}
-			if got != tt.field {
-				t.Errorf("Validate() = %v; want error on field %q", err, tt.field)
-			}
+			wantFieldError(t, tr.Validate(), tt.field)
 		})
 	}
 }
@@ -200,5 +190,21 @@ func TestImportsOnlyStdlib(t *testing.T) {
 		if strings.Contains(imp, ".") {
 			t.Errorf("package trunk imports %s; the domain imports only the standard library", imp)
 		}
+	}
+}
+
+// wantFieldError fails t unless err is nil and field is "", or err is an
+// EINVALID *Error naming field.
+func wantFieldError(t *testing.T, err error, field string) {
+	t.Helper()
+	got := ""
+	if err != nil {
+		got = err.(*Error).Field
+		if ErrorCode(err) != EINVALID {
+			t.Errorf("Validate() code = %s; want %s", ErrorCode(err), EINVALID)
+		}
+	}
+	if got != field {
+		t.Errorf("Validate() = %v; want error on field %q", err, field)
 	}
 }
