@@ -32,10 +32,12 @@ func (r InboundRule) String() string {
 	return fmt.Sprintf("InboundRule(%d)", int32(r))
 }
 
-// Codecs trunkd knows, by the names used in CodecPreferences.
+// KnownCodecs lists the codecs trunkd knows, by the names used in
+// CodecPreferences. Read it; do not modify it.
 var KnownCodecs = []string{"PCMU", "PCMA", "OPUS"}
 
-// Barge-in modes accepted in AutoBargeinMode.
+// BargeinModes lists the barge-in modes accepted in AutoBargeinMode. Read
+// it; do not modify it.
 var BargeinModes = []string{"energy", "vad", "semantic", "off"}
 
 // Trunk is the full record of one SIP trunk. The json names are the wire and
