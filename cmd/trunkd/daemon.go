@@ -18,6 +18,7 @@ import (
 	"github.com/trunkd/trunkd/media"
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/store"
+	"github.com/trunkd/trunkd/trunk/secretfile"
 )
 
 // Daemon is a running trunkd: the store and the admin RPC server.
@@ -174,18 +175,7 @@ func createSecret(path string, log *slog.Logger) error {
 	}
 	b := make([]byte, 32)
 	rand.Read(b)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("jwt secret: %w", err)
-	}
-	_, err = f.WriteString(base64.RawURLEncoding.EncodeToString(b) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := secretfile.Create(path, []byte(base64.RawURLEncoding.EncodeToString(b)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("jwt secret: %w", err)
 	}
 	log.Info("generated JWT signing secret", "file", path)
