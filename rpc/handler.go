@@ -3,6 +3,7 @@ package rpc
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"slices"
@@ -128,16 +129,28 @@ func (h *handler) serve(ctx context.Context, frame []byte) ([]byte, outcome) {
 		e, internal := wireError(err)
 		switch {
 		case internal:
-			h.log.Error("request failed", "method", name, "err", err)
+			h.log.Error("request failed", logArgs(name, err)...)
 		case e.Code == CodeUnavailable:
 			// the client sees only ERR_UNAVAILABLE; the operator needs the
 			// cause (disk full, I/O error, SIP plane closing)
-			h.log.Warn("request refused: unavailable", "method", name, "err", err)
+			h.log.Warn("request refused: unavailable", logArgs(name, err)...)
 		}
 		out.code = e.Code
 		return encodeResponse("Err", e), out
 	}
 	return encodeResponse("Ok", resp), out
+}
+
+// logArgs are the attributes of a failed request's log line: the error
+// and, when a domain error keeps one, its cause (the OS or library error
+// a client never sees).
+func logArgs(method string, err error) []any {
+	args := []any{"method", method, "err", err}
+	var te *trunk.Error
+	if errors.As(err, &te) && te.Err != nil {
+		args = append(args, "cause", te.Err)
+	}
+	return args
 }
 
 // logRequest logs every request at debug, and successful writes at info.

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -213,5 +214,35 @@ func TestLogsWritesNotSecrets(t *testing.T) {
 		if strings.Contains(log, secret) {
 			t.Errorf("log leaks %q:\n%s", secret, log)
 		}
+	}
+}
+
+// failingTrunks refuses every write with err.
+type failingTrunks struct {
+	Trunks
+	err error
+}
+
+func (f failingTrunks) AddTrunk(context.Context, *trunk.Trunk) error { return f.err }
+
+// TestCauseLoggedNotSent checks that the cause a domain error keeps (here
+// the disk's error under the store's EUNAVAILABLE) reaches the operator's
+// log and never the client.
+func TestCauseLoggedNotSent(t *testing.T) {
+	const marker = "disk-marker: no space left on device"
+	var buf strings.Builder
+	h := newTestHandler()
+	h.log = slog.New(slog.NewTextHandler(&buf, nil))
+	h.trunks = failingTrunks{h.trunks, trunk.Wrap(trunk.EUNAVAILABLE, errors.New(marker), "store unavailable: cannot write to disk")}
+	out, _ := h.serve(context.Background(), env("AddTrunk", addBody("t1")))
+	if bytes.Contains(out, []byte("disk-marker")) {
+		t.Errorf("response % x carries the cause %q", out, marker)
+	}
+	e := call(t, h, env("AddTrunk", addBody("t1")), nil)
+	if e == nil || e.Code != CodeUnavailable || e.Message != "store unavailable: cannot write to disk" {
+		t.Errorf("AddTrunk = %v; want %s with the domain message only", e, CodeUnavailable)
+	}
+	if !strings.Contains(buf.String(), marker) {
+		t.Errorf("log lacks the cause %q:\n%s", marker, buf.String())
 	}
 }
