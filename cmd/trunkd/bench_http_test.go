@@ -20,6 +20,7 @@ import (
 
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/trunk"
+	"github.com/trunkd/trunkd/trunk/control"
 )
 
 // BenchmarkHTTPJSON is BenchmarkRPC's comparison: the same daemon, trunk
@@ -75,7 +76,7 @@ func BenchmarkHTTPJSON(b *testing.B) {
 // server does over QUIC + MessagePack: the same checks in the same order,
 // the same metrics observation, the same sanitised TrunkConfig view.
 type jsonAPI struct {
-	trunks  *service
+	trunks  *control.Service
 	auth    rpc.Authorizer
 	log     *slog.Logger
 	observe func(method, code string, d time.Duration)
@@ -92,7 +93,7 @@ func serveJSONAPI(b *testing.B, d *Daemon, dir string) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	api := &jsonAPI{trunks: &service{db: d.db, sip: d.sip}, auth: auth, log: d.log, observe: d.met.observe}
+	api := &jsonAPI{trunks: d.svc, auth: auth, log: d.log, observe: d.met.observe}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
 	if err != nil {
 		b.Fatal(err)
@@ -187,10 +188,6 @@ func (a *jsonAPI) updateTrunk(w http.ResponseWriter, r *http.Request) error {
 	}
 	if t.TrunkID != id {
 		return trunk.FieldErrorf("trunk_id", "%q does not match the path's %q", t.TrunkID, id)
-	}
-	t.Normalize()
-	if err := t.Validate(); err != nil {
-		return err
 	}
 	if err := a.trunks.UpdateTrunk(r.Context(), &t); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/trunkd/trunkd/media"
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/store"
+	"github.com/trunkd/trunkd/trunk/control"
 	"github.com/trunkd/trunkd/trunk/secretfile"
 )
 
@@ -27,6 +28,7 @@ type Daemon struct {
 	log    *slog.Logger
 	db     *store.DB
 	sip    *media.Plane
+	svc    *control.Service
 	srv    *rpc.Server
 	met    *metrics
 	served chan error
@@ -70,11 +72,11 @@ func (d *Daemon) start() error {
 			return fmt.Errorf("-metrics-listen: %w", err)
 		}
 	}
-	svc := &service{db: d.db, sip: d.sip}
-	if err := svc.load(context.Background()); err != nil {
+	d.svc = control.New(d.db, sipPlane{d.sip})
+	if err := d.svc.Load(context.Background()); err != nil {
 		return err
 	}
-	d.srv = rpc.NewServer(rpc.Config{Trunks: svc, Status: svc, Match: svc, Calls: svc, Auth: auth, Logger: d.log, Observe: d.met.observe,
+	d.srv = rpc.NewServer(rpc.Config{Trunks: d.svc, Status: d.svc, Match: d.svc, Calls: d.sip, Auth: auth, Logger: d.log, Observe: d.met.observe,
 		RetryAbove: d.cfg.RPCRetryAbove})
 	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
 		return err
