@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -137,6 +138,12 @@ func TestWireErrorCodes(t *testing.T) {
 		}
 		if tt.want != CodeInternal && e.Message != "details" {
 			t.Errorf("wireError(%s) message = %q; want %q", tt.code, e.Message, "details")
+		}
+	}
+	for kind, want := range map[error]string{auth.ErrUnauthenticated: CodeUnauthenticated, auth.ErrPermissionDenied: CodePermissionDenied} {
+		e, internal := wireError(&auth.Error{Kind: kind, Message: "details"})
+		if e.Code != want || internal || e.Message != "details" {
+			t.Errorf("wireError(auth %v) = %+v, internal %v; want %s with the message", kind, e, internal, want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -60,6 +61,13 @@ func ErrorCode(err error) string {
 func wireError(err error) (e *Error, internal bool) {
 	if errors.As(err, &e) {
 		return e, false
+	}
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		if errors.Is(ae.Kind, auth.ErrPermissionDenied) {
+			return &Error{Code: CodePermissionDenied, Message: ae.Message}, false
+		}
+		return &Error{Code: CodeUnauthenticated, Message: ae.Message}, false
 	}
 	var te *trunk.Error
 	if !errors.As(err, &te) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -82,13 +83,13 @@ type scopeAuth struct{}
 
 func (scopeAuth) Authorize(token, scope string) error {
 	if token == "" || token == "bad" {
-		return Errorf(CodeUnauthenticated, "invalid token")
+		return &auth.Error{Kind: auth.ErrUnauthenticated, Message: "invalid token"}
 	}
 	granted := strings.Fields(token)
 	if slices.Contains(granted, scope) || slices.Contains(granted, ScopeManage) {
 		return nil
 	}
-	return Errorf(CodePermissionDenied, "token lacks scope %s", scope)
+	return &auth.Error{Kind: auth.ErrPermissionDenied, Message: "token lacks scope " + scope}
 }
 
 // fakeCalls is an in-memory Calls. Trunks answer by their state: carrier-1

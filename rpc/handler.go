@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/trunk"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -55,7 +56,8 @@ type StatusSource interface {
 	TrunkStatus(id string) trunk.Status
 }
 
-// Authorizer checks that a token grants a scope; *Authenticator is one.
+// Authorizer checks that a token grants a scope; *auth.Authenticator is
+// one.
 type Authorizer interface {
 	Authorize(token, scope string) error
 }
@@ -82,6 +84,13 @@ func def[Req, Resp any](scope string, newReq func() *Req, fn func(h *handler, ct
 		},
 	}
 }
+
+// Scopes a token's "scope" claim may grant (see package auth).
+const (
+	ScopeRead   = auth.ScopeRead   // GetTrunk, ListTrunks, ExplainMatch, ListCalls
+	ScopeManage = auth.ScopeManage // everything
+	ScopeCalls  = auth.ScopeCalls  // Dial, Hangup
+)
 
 var methods = map[string]method{
 	"Ping":         def("", func() *PingRequest { return &PingRequest{} }, (*handler).ping),

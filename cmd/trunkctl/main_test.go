@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
+	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/store"
 	"github.com/trunkd/trunkd/trunk"
 )
@@ -38,7 +39,7 @@ func serverWith(t *testing.T, dir string, calls rpc.Calls) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := rpc.NewAuthenticator(rpc.AuthConfig{Secret: secret})
+	authn, err := auth.NewAuthenticator(auth.Config{Secret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func serverWith(t *testing.T, dir string, calls rpc.Calls) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := rpc.NewServer(rpc.Config{Trunks: db, Auth: auth, Match: fakeMatcher{}, Status: fakeStatus{}, Calls: calls})
+	s := rpc.NewServer(rpc.Config{Trunks: db, Auth: authn, Match: fakeMatcher{}, Status: fakeStatus{}, Calls: calls})
 	if err := s.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/trunkd/trunkd/media"
 	"github.com/trunkd/trunkd/rpc"
+	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/store"
 	"github.com/trunkd/trunkd/trunk/control"
 	"github.com/trunkd/trunkd/trunk/secretfile"
@@ -48,7 +49,7 @@ func Start(cfg *Config, log *slog.Logger) (*Daemon, error) {
 }
 
 func (d *Daemon) start() error {
-	auth, err := d.authenticator()
+	authn, err := d.authenticator()
 	if err != nil {
 		return err
 	}
@@ -76,7 +77,7 @@ func (d *Daemon) start() error {
 	if err := d.svc.Load(context.Background()); err != nil {
 		return err
 	}
-	d.srv = rpc.NewServer(rpc.Config{Trunks: d.svc, Status: d.svc, Match: d.svc, Calls: d.sip, Auth: auth, Logger: d.log, Observe: d.met.observe,
+	d.srv = rpc.NewServer(rpc.Config{Trunks: d.svc, Status: d.svc, Match: d.svc, Calls: d.sip, Auth: authn, Logger: d.log, Observe: d.met.observe,
 		RetryAbove: d.cfg.RPCRetryAbove})
 	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
 		return err
@@ -145,28 +146,28 @@ func (d *Daemon) close() error {
 	return errors.Join(errs...)
 }
 
-func (d *Daemon) authenticator() (*rpc.Authenticator, error) {
-	ac := rpc.AuthConfig{Issuer: d.cfg.JWTIssuer, Audience: d.cfg.JWTAudience}
+func (d *Daemon) authenticator() (*auth.Authenticator, error) {
+	ac := auth.Config{Issuer: d.cfg.JWTIssuer, Audience: d.cfg.JWTAudience}
 	if d.cfg.JWTSecretFile != "" {
 		if d.cfg.defaultJWTSecret() {
 			if err := createSecret(d.cfg.JWTSecretFile, d.log); err != nil {
 				return nil, err
 			}
 		}
-		secret, err := rpc.LoadSecretFile(d.cfg.JWTSecretFile)
+		secret, err := auth.LoadSecretFile(d.cfg.JWTSecretFile)
 		if err != nil {
 			return nil, fmt.Errorf("jwt secret: %w", err)
 		}
 		ac.Secret = secret
 	}
 	for _, arg := range d.cfg.JWTPublicKeys {
-		pk, err := rpc.LoadPublicKeyFlag(arg)
+		pk, err := auth.LoadPublicKeyFlag(arg)
 		if err != nil {
 			return nil, fmt.Errorf("-jwt-public-key %s: %w", arg, err)
 		}
 		ac.PublicKeys = append(ac.PublicKeys, pk)
 	}
-	return rpc.NewAuthenticator(ac)
+	return auth.NewAuthenticator(ac)
 }
 
 // createSecret writes a new random HMAC secret to path (0600) unless the
