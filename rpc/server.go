@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/trunkd/trunkd/rpc/api"
+	"github.com/trunkd/trunkd/trunk/control"
 )
 
 // ALPN is the TLS application protocol of the admin RPC.
@@ -38,12 +40,9 @@ var ErrServerClosed = errors.New("rpc: server closed")
 
 // Config configures a Server.
 type Config struct {
-	Trunks Trunks       // required
-	Status StatusSource // optional: live figures for GetTrunk and ListTrunks
-	Match  Matcher      // optional: ExplainMatch; without it the method is ERR_UNAVAILABLE
-	Calls  Calls        // optional: Dial, Hangup, ListCalls; without it they are ERR_UNAVAILABLE
-	Auth   Authorizer   // required
-	Logger *slog.Logger // optional
+	Service *control.Service // required: the trunk service every method calls
+	Auth    Authorizer       // required
+	Logger  *slog.Logger     // optional
 
 	// Observe, optional, is called once for every request answered, for
 	// metrics: method is the method name, or "unknown" for any name the
@@ -89,7 +88,7 @@ func NewServer(cfg Config) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		h:          handler{trunks: cfg.Trunks, status: cfg.Status, match: cfg.Match, calls: cfg.Calls, auth: cfg.Auth, log: log},
+		h:          handler{api: api.NewHandler(cfg.Service, cfg.Auth, log), log: log},
 		maxRequest: cmp(cfg.MaxRequestSize, DefaultMaxRequestSize),
 		timeout:    cmp(cfg.RequestTimeout, DefaultRequestTimeout),
 		maxStreams: cmp(cfg.MaxStreams, DefaultMaxStreams),
@@ -346,7 +345,7 @@ const unknownMethod = "unknown"
 
 // metricName bounds a client-supplied method name to the known ones.
 func metricName(method string) string {
-	if _, ok := methods[method]; ok {
+	if _, ok := api.Lookup(method); ok {
 		return method
 	}
 	return unknownMethod

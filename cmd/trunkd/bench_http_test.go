@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
+	"github.com/trunkd/trunkd/rpc/api"
 	"github.com/trunkd/trunkd/trunk"
 	"github.com/trunkd/trunkd/trunk/control"
 )
@@ -166,7 +167,7 @@ func (a *jsonAPI) getTrunk(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, rpc.NewTrunkConfig(t, a.trunks.TrunkStatus(t.TrunkID)))
+	return writeJSON(w, http.StatusOK, api.NewTrunkConfig(t, a.trunks.TrunkStatus(t.TrunkID)))
 }
 
 func (a *jsonAPI) updateTrunk(w http.ResponseWriter, r *http.Request) error {

@@ -77,7 +77,7 @@ func (d *Daemon) start() error {
 	if err := d.svc.Load(context.Background()); err != nil {
 		return err
 	}
-	d.srv = rpc.NewServer(rpc.Config{Trunks: d.svc, Status: d.svc, Match: d.svc, Calls: d.sip, Auth: authn, Logger: d.log, Observe: d.met.observe,
+	d.srv = rpc.NewServer(rpc.Config{Service: d.svc, Auth: authn, Logger: d.log, Observe: d.met.observe,
 		RetryAbove: d.cfg.RPCRetryAbove})
 	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
 		return err

@@ -164,6 +164,13 @@ func (f *FakeCalls) Last() (trunk.DialRequest, time.Duration) {
 	return f.last, f.deadline
 }
 
+// Placed returns how many calls Dial placed (answered or not).
+func (f *FakeCalls) Placed() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
 // Dialled returns the request of the call placed as callID.
 func (f *FakeCalls) Dialled(callID string) trunk.DialRequest {
 	f.mu.Lock()

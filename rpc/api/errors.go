@@ -1,4 +1,4 @@
-package rpc
+package api
 
 import (
 	"errors"
@@ -25,8 +25,9 @@ const (
 	CodeInternal         = "ERR_INTERNAL"
 )
 
-// Error is the body of an {"Err": ...} response envelope, and the error the
-// Client returns for one.
+// Error is what a client sees of a failed request: the body of an
+// {"Err": ...} response envelope, the JSON body of a REST error, and the
+// error rpc.Client returns for one.
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
@@ -55,10 +56,11 @@ func ErrorCode(err error) string {
 	return ""
 }
 
-// wireError maps any error a handler returns to what goes on the wire.
+// WireError maps any error an operation returns to what goes on the
+// wire: a domain error's Code, Field and Message, never its cause.
 // Internal details never leave: unknown errors become ERR_INTERNAL with a
-// fixed message, and the caller logs the original.
-func wireError(err error) (e *Error, internal bool) {
+// fixed message, and the caller logs the original (Handler.Failed does).
+func WireError(err error) (e *Error, internal bool) {
 	if errors.As(err, &e) {
 		return e, false
 	}
@@ -94,4 +96,13 @@ func wireError(err error) (e *Error, internal bool) {
 		return &Error{Code: CodeUnknownCall, Message: te.Message}, false
 	}
 	return &Error{Code: CodeInternal, Message: "internal error"}, true
+}
+
+// cause returns the cause a domain error keeps, or nil.
+func cause(err error) error {
+	var te *trunk.Error
+	if errors.As(err, &te) {
+		return te.Err
+	}
+	return nil
 }
