@@ -89,9 +89,9 @@ func NewServer(cfg Config) *Server {
 	}
 	s := &Server{
 		h:          handler{api: api.NewHandler(cfg.Service, cfg.Auth, log), log: log},
-		maxRequest: cmp(cfg.MaxRequestSize, DefaultMaxRequestSize),
-		timeout:    cmp(cfg.RequestTimeout, DefaultRequestTimeout),
-		maxStreams: cmp(cfg.MaxStreams, DefaultMaxStreams),
+		maxRequest: orDefault(cfg.MaxRequestSize, DefaultMaxRequestSize),
+		timeout:    orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
+		maxStreams: orDefault(cfg.MaxStreams, DefaultMaxStreams),
 		conns:      map[*quic.Conn]struct{}{},
 		observe:    cfg.Observe,
 		gate:       newHandshakeGate(cfg.RetryAbove, log),
@@ -102,7 +102,8 @@ func NewServer(cfg Config) *Server {
 	return s
 }
 
-func cmp[T int | int64 | time.Duration](v, def T) T {
+// orDefault returns v, or def when v is zero or negative.
+func orDefault[T int | int64 | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
 	}
@@ -291,13 +292,7 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
 // Shutdown stops accepting connections and streams, waits for requests in
 // flight to finish or ctx to end, then closes every connection.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	ln := s.ln
-	s.mu.Unlock()
-	if ln != nil {
-		ln.Close()
-	}
+	s.stopAccepting()
 	done := make(chan struct{})
 	go func() { s.streams.Wait(); close(done) }()
 	var err error
@@ -312,6 +307,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes the listener and every connection at once.
 func (s *Server) Close() error {
+	s.stopAccepting()
+	s.closeAll()
+	return nil
+}
+
+// stopAccepting marks the server closing, so no new stream is served, and
+// closes the listener, so Serve returns ErrServerClosed.
+func (s *Server) stopAccepting() {
 	s.mu.Lock()
 	s.closing = true
 	ln := s.ln
@@ -319,8 +322,6 @@ func (s *Server) Close() error {
 	if ln != nil {
 		ln.Close()
 	}
-	s.closeAll()
-	return nil
 }
 
 func (s *Server) closeAll() {
