@@ -53,9 +53,8 @@ func TestCallScopes(t *testing.T) {
 			if got := codeOf(e); got != tt.wantCode {
 				t.Errorf("%s with scope %q = %v; want %q", tt.method, tt.token, e, tt.wantCode)
 			}
-			fc := h.calls.(*fakeCalls)
-			if tt.wantCode != "" && (fc.n != 0 || len(fc.calls) != 1) {
-				t.Errorf("refused %s reached the SIP plane: %d dialled, %d calls in flight", tt.method, fc.n, len(fc.calls))
+			if n, in := h.calls.Placed(), len(h.calls.ListCalls("")); tt.wantCode != "" && (n != 0 || in != 1) {
+				t.Errorf("refused %s reached the SIP plane: %d dialled, %d calls in flight", tt.method, n, in)
 			}
 		})
 	}
@@ -69,12 +68,7 @@ func codeOf(e *Error) string {
 }
 
 func TestCallErrors(t *testing.T) {
-	tests := []struct {
-		name      string
-		frame     []byte
-		wantCode  string
-		wantField string
-	}{
+	tests := []errorCase{
 		{"circuit open", env("Dial", dialBody(ScopeCalls, "carrier-2", "100")), CodeCircuitOpen, ""},
 		{"channel limit", env("Dial", dialBody(ScopeCalls, "full", "100")), CodeChannelLimit, ""},
 		{"unknown trunk", env("Dial", dialBody(ScopeCalls, "nope", "100")), CodeInvalidTrunk, ""},
@@ -97,48 +91,11 @@ func TestCallErrors(t *testing.T) {
 		{"hangup call_id with LF", env("Hangup", hangupBody(ScopeCalls, "in-1\n")), CodeInvalidArgument, "call_id"},
 		{"list bad trunk_id", env("ListCalls", listCallsBody(ScopeRead, "a/b")), CodeInvalidArgument, "trunk_id"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newTestHandler()
-			e := call(t, h, tt.frame, nil)
-			if e == nil {
-				t.Fatalf("serve(% x) = Ok; want %s", tt.frame, tt.wantCode)
-			}
-			if e.Code != tt.wantCode || e.Field != tt.wantField {
-				t.Errorf("serve(% x) = %s field %q (%s); want %s field %q", tt.frame, e.Code, e.Field, e.Message, tt.wantCode, tt.wantField)
-			}
-			if fc := h.calls.(*fakeCalls); tt.wantCode == CodeInvalidArgument && fc.last.TrunkID != "" {
-				t.Errorf("an invalid request reached the SIP plane: %+v", fc.last)
-			}
-		})
-	}
-}
-
-// TestWireErrorCodes checks the mapping of every domain code to its wire
-// code, with the message kept.
-func TestWireErrorCodes(t *testing.T) {
-	tests := []struct {
-		code trunk.Code
-		want string
-	}{
-		{trunk.EINVALID, CodeInvalidArgument},
-		{trunk.EEXISTS, CodeTrunkExists},
-		{trunk.ENOTFOUND, CodeInvalidTrunk},
-		{trunk.EUNAVAILABLE, CodeUnavailable},
-		{trunk.ECHANNELLIMIT, CodeChannelLimit},
-		{trunk.ECIRCUITOPEN, CodeCircuitOpen},
-		{trunk.ENOCALL, CodeUnknownCall},
-		{trunk.EINTERNAL, CodeInternal},
-	}
-	for _, tt := range tests {
-		e, internal := wireError(trunk.Errorf(tt.code, "details"))
-		if e.Code != tt.want || internal != (tt.want == CodeInternal) {
-			t.Errorf("wireError(%s) = %s, internal %v; want %s", tt.code, e.Code, internal, tt.want)
+	runErrorCases(t, tests, func(t *testing.T, h *testHandler, tt errorCase) {
+		if last, _ := h.calls.Last(); tt.wantCode == CodeInvalidArgument && last.TrunkID != "" {
+			t.Errorf("an invalid request reached the SIP plane: %+v", last)
 		}
-		if tt.want != CodeInternal && e.Message != "details" {
-			t.Errorf("wireError(%s) message = %q; want %q", tt.code, e.Message, "details")
-		}
-	}
+	})
 }
 
 func TestDialOutcomes(t *testing.T) {
@@ -187,15 +144,15 @@ func TestDialRequestReachesPlane(t *testing.T) {
 			if e := call(t, h, env("Dial", dialBody(ScopeCalls, "carrier-1", "100", extra...)), nil); e != nil {
 				t.Fatalf("Dial: %v", e)
 			}
-			fc := h.calls.(*fakeCalls)
+			last, deadline := h.calls.Last()
 			want := trunk.DialRequest{TrunkID: "carrier-1", To: "100", From: "+15557654321", Timeout: tt.wantTimeout,
 				AudioURL: "https://media.example.com/a.wav", MaxDuration: tt.wantDuration}
-			if fc.last != want {
-				t.Errorf("SIP plane got %+v; want %+v", fc.last, want)
+			if last != want {
+				t.Errorf("SIP plane got %+v; want %+v", last, want)
 			}
-			deadline := tt.wantTimeout + DialDeadlineMargin
-			if fc.deadline > deadline || fc.deadline < deadline-5*time.Second {
-				t.Errorf("Dial ctx deadline in %v; want %v (timeout_sec + DialDeadlineMargin)", fc.deadline, deadline)
+			wantDeadline := tt.wantTimeout + DialDeadlineMargin
+			if deadline > wantDeadline || deadline < wantDeadline-5*time.Second {
+				t.Errorf("Dial ctx deadline in %v; want %v (timeout_sec + DialDeadlineMargin)", deadline, wantDeadline)
 			}
 		})
 	}
@@ -207,8 +164,7 @@ func TestNoSIPPlane(t *testing.T) {
 		"Hangup":    env("Hangup", hangupBody(ScopeCalls, "in-1")),
 		"ListCalls": env("ListCalls", listCallsBody(ScopeRead, "")),
 	} {
-		h := newTestHandler()
-		h.calls = nil
+		h := newTestHandlerWith(nil, false)
 		e := call(t, h, frame, nil)
 		if codeOf(e) != CodeUnavailable || !strings.Contains(e.Message, "no SIP plane") {
 			t.Errorf("%s without a SIP plane = %v; want %s", name, e, CodeUnavailable)
@@ -223,8 +179,7 @@ func TestListAndHangup(t *testing.T) {
 			t.Fatalf("Dial %s: %v", to, e)
 		}
 	}
-	fc := h.calls.(*fakeCalls)
-	fc.calls["other-1"] = trunk.Call{CallID: "other-1", TrunkID: "b", Direction: trunk.Inbound, State: trunk.CallAnswered}
+	h.calls.AddCall(trunk.Call{CallID: "other-1", TrunkID: "b", Direction: trunk.Inbound, State: trunk.CallAnswered})
 
 	var all ListCallsResponse
 	if e := call(t, h, env("ListCalls", listCallsBody(ScopeRead, "")), &all); e != nil {
@@ -266,34 +221,11 @@ func TestListAndHangup(t *testing.T) {
 	}
 }
 
-func TestTrunkConfigLiveFigures(t *testing.T) {
-	tr := sampleTrunk()
-	st := trunk.Status{
-		Quality: trunk.Quality{Attempted: 40, Answered: 9, ASR: 22.5, ACD: 61.5, MOS: 3.9, PDDms: 2500.25},
-		Breaker: trunk.BreakerHalfOpen,
-		SIP:     trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegRegistered, ActiveCalls: 3},
-	}
-	got := NewTrunkConfig(&tr, st)
-	want := TrunkConfig{
-		TrunkID: "carrier-1", ChannelLimit: 30, DisplayName: "Acme Carrier", Domain: "sip.example.com",
-		IsCBTripped: true, CurrentASR: 22.5, CurrentACD: 62, CurrentMOS: 3.9,
-		CallsAttempted: 40, CallsAnswered: 9, CurrentPDDms: 2500.25, BreakerState: "half-open",
-		SIPState: "active", RegistrationState: "registered", ActiveCalls: 3,
-	}
-	if got != want {
-		t.Errorf("NewTrunkConfig() = %+v; want %+v", got, want)
-	}
-	if got := NewTrunkConfig(&tr, trunk.Status{}); got.BreakerState != "" || got.CallsAttempted != 0 {
-		t.Errorf("NewTrunkConfig(zero status) = %+v; want no breaker state and zero counts", got)
-	}
-}
-
 // TestCallsLogNoToken checks that the call methods keep the token out of
 // the log like every other method.
 func TestCallsLogNoToken(t *testing.T) {
 	var buf strings.Builder
-	h := newTestHandler()
-	h.log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := newTestHandlerWith(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), true)
 	const tok = "calls:manage secret-marker"
 	for _, frame := range [][]byte{env("Dial", dialBody(tok, "carrier-1", "100")), env("Hangup", hangupBody(tok, "call-1"))} {
 		_, o := h.serve(t.Context(), frame)

@@ -1,79 +1,49 @@
 package rpc
 
 import (
-	"context"
-	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/trunkd/trunkd/rpc/api"
+	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/trunk"
+	"github.com/trunkd/trunkd/trunk/control"
+	"github.com/trunkd/trunkd/trunk/control/controltest"
 )
 
-// memTrunks is an in-memory Trunks for this package's unit tests.
-type memTrunks struct {
-	mu sync.Mutex
-	m  map[string]*trunk.Trunk
+// testHandler is a handler over a real control.Service, so requests are
+// validated as in production, with an in-memory store and a fake SIP
+// plane that tests look into.
+type testHandler struct {
+	*handler
+	store *controltest.MemStore
+	calls *controltest.FakeCalls
 }
 
-func newMemTrunks() *memTrunks { return &memTrunks{m: map[string]*trunk.Trunk{}} }
+func newTestHandler() *testHandler { return newTestHandlerWith(nil, true) }
 
-func (s *memTrunks) AddTrunk(ctx context.Context, t *trunk.Trunk) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[t.TrunkID]; ok {
-		return trunk.Errorf(trunk.EEXISTS, "trunk %q already exists", t.TrunkID)
+// newTestHandlerWith logs to log (nil for nowhere) and, without withPlane,
+// has no SIP plane.
+func newTestHandlerWith(log *slog.Logger, withPlane bool) *testHandler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	s.m[t.TrunkID] = t.Clone()
-	return nil
+	store := controltest.NewMemStore()
+	calls := newFakeCalls()
+	var plane control.Plane
+	if withPlane {
+		plane = newFakePlane(calls)
+	}
+	h := &handler{api: api.NewHandler(control.New(store, plane), scopeAuth{}, log), log: log}
+	return &testHandler{handler: h, store: store, calls: calls}
 }
 
-func (s *memTrunks) UpdateTrunk(ctx context.Context, t *trunk.Trunk) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[t.TrunkID]; !ok {
-		return trunk.Errorf(trunk.ENOTFOUND, "trunk %q not found", t.TrunkID)
-	}
-	s.m[t.TrunkID] = t.Clone()
-	return nil
-}
-
-func (s *memTrunks) RemoveTrunk(ctx context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[id]; !ok {
-		return trunk.Errorf(trunk.ENOTFOUND, "trunk %q not found", id)
-	}
-	delete(s.m, id)
-	return nil
-}
-
-func (s *memTrunks) GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.m[id]
-	if !ok {
-		return nil, trunk.Errorf(trunk.ENOTFOUND, "trunk %q not found", id)
-	}
-	return t.Clone(), nil
-}
-
-func (s *memTrunks) ListTrunks(ctx context.Context, after string, limit int) ([]*trunk.Trunk, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ids []string
-	for id := range s.m {
-		if id > after {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	var out []*trunk.Trunk
-	for _, id := range ids[:min(limit, len(ids))] {
-		out = append(out, s.m[id].Clone())
-	}
-	return out, nil
+// newFakePlane is the SIP plane of this package's tests: calls, live
+// figures for carrier-1, and sourceMatch.
+func newFakePlane(calls *controltest.FakeCalls) *controltest.Plane {
+	return &controltest.Plane{Calls: calls, Status: fakeStatus, Match: sourceMatch}
 }
 
 // scopeAuth is a fake Authorizer: the token is the space-separated list of
@@ -82,105 +52,42 @@ type scopeAuth struct{}
 
 func (scopeAuth) Authorize(token, scope string) error {
 	if token == "" || token == "bad" {
-		return Errorf(CodeUnauthenticated, "invalid token")
+		return &auth.Error{Kind: auth.ErrUnauthenticated, Message: "invalid token"}
 	}
 	granted := strings.Fields(token)
 	if slices.Contains(granted, scope) || slices.Contains(granted, ScopeManage) {
 		return nil
 	}
-	return Errorf(CodePermissionDenied, "token lacks scope %s", scope)
-}
-
-// fakeCalls is an in-memory Calls. Trunks answer by their state: carrier-1
-// places calls, carrier-2 has its breaker open, full is at its channel
-// limit, any other is unknown. A placed call's outcome follows the number
-// dialled: "486" is busy, "0" gets no response, anything else answers.
-type fakeCalls struct {
-	mu       sync.Mutex
-	trunks   map[string]string // id -> "ok", "tripped", "full"
-	calls    map[string]trunk.Call
-	n        int
-	now      time.Time
-	last     trunk.DialRequest // the last Dial's request
-	deadline time.Duration     // how long the last Dial's ctx had
+	return &auth.Error{Kind: auth.ErrPermissionDenied, Message: "token lacks scope " + scope}
 }
 
 // fakeNow is the fake's clock: 2027-01-15T08:00:00Z.
 var fakeNow = time.UnixMilli(1_800_000_000_000).UTC()
 
-func newFakeCalls() *fakeCalls {
-	return &fakeCalls{
-		trunks: map[string]string{"carrier-1": "ok", "carrier-2": "tripped", "full": "full"},
-		calls: map[string]trunk.Call{"in-1": {CallID: "in-1", TrunkID: "carrier-1", Direction: trunk.Inbound,
-			From: "+15550001111", To: "+15552223333", State: trunk.CallRinging, Start: fakeNow.Add(-5 * time.Second)}},
-		now: fakeNow,
-	}
-}
-
-func (f *fakeCalls) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.last = r
-	if d, ok := ctx.Deadline(); ok {
-		f.deadline = time.Until(d)
-	}
-	switch f.trunks[r.TrunkID] {
-	case "":
-		return trunk.DialResult{}, trunk.Errorf(trunk.ENOTFOUND, "no trunk %q", r.TrunkID)
-	case "tripped":
-		return trunk.DialResult{}, trunk.Errorf(trunk.ECIRCUITOPEN, "trunk %q: circuit breaker is open", r.TrunkID)
-	case "full":
-		return trunk.DialResult{}, trunk.Errorf(trunk.ECHANNELLIMIT, "trunk %q has 1 calls in flight (channel_limit)", r.TrunkID)
-	}
-	f.n++
-	id := fmt.Sprintf("call-%d", f.n)
-	switch r.To {
-	case "486":
-		return trunk.DialResult{CallID: id, SIPCode: 486, Reason: "Busy Here", Setup: 120 * time.Millisecond}, nil
-	case "0":
-		return trunk.DialResult{CallID: id, Reason: "no response from the carrier within timeout", Setup: r.Timeout}, nil
-	}
-	from := r.From
-	if from == "" {
-		from = "acme"
-	}
-	f.calls[id] = trunk.Call{CallID: id, TrunkID: r.TrunkID, Direction: trunk.Outbound, From: from, To: r.To, State: trunk.CallAnswered, Start: f.now}
-	return trunk.DialResult{CallID: id, Answered: true, SIPCode: 200, Reason: "OK", Setup: 2345 * time.Millisecond}, nil
-}
-
-func (f *fakeCalls) Hangup(ctx context.Context, callID string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.calls[callID]; !ok {
-		return trunk.Errorf(trunk.ENOCALL, "no call %q in flight", callID)
-	}
-	delete(f.calls, callID)
-	return nil
-}
-
-// ListCalls returns the calls in map order: the handler sorts them.
-func (f *fakeCalls) ListCalls(trunkID string) []trunk.Call {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []trunk.Call
-	for _, c := range f.calls {
-		if trunkID == "" || c.TrunkID == trunkID {
-			out = append(out, c)
-		}
-	}
-	return out
+// newFakeCalls places calls through carrier-1; carrier-2 has its breaker
+// open, full is at its channel limit, any other trunk is unknown. in-1 is
+// ringing on carrier-1 from the start; a call without from is from acme.
+func newFakeCalls() *controltest.FakeCalls {
+	f := controltest.NewFakeCalls(
+		map[string]string{"carrier-1": controltest.TrunkOK, "carrier-2": controltest.TrunkTripped, "full": controltest.TrunkFull},
+		trunk.Call{CallID: "in-1", TrunkID: "carrier-1", Direction: trunk.Inbound,
+			From: "+15550001111", To: "+15552223333", State: trunk.CallRinging, Start: fakeNow.Add(-5 * time.Second)})
+	f.Now = func() time.Time { return fakeNow }
+	f.From = "acme"
+	return f
 }
 
 // fakeStatus reports live figures for carrier-1 and nothing for others.
-type fakeStatus struct{}
+var fakeStatus = controltest.FakeStatus{"carrier-1": {
+	Quality: trunk.Quality{Attempted: 16, Answered: 10, ASR: 62.5, ACD: 94.6, MOS: 4.21, PDDms: 1830.5},
+	Breaker: trunk.BreakerClosed,
+	SIP:     trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegOff, ActiveCalls: 2},
+}}
 
-func (fakeStatus) TrunkStatus(id string) trunk.Status {
-	if id != "carrier-1" {
-		return trunk.Status{SIP: trunk.SIPStatus{State: trunk.SIPOff, RegistrationState: trunk.RegOff}}
+// sourceMatch matches a call to a trunk named after its source address.
+func sourceMatch(src, listener, ruri string) (trunk.Match, error) {
+	if src == "" {
+		return trunk.Match{}, trunk.FieldErrorf("source_ip", "required")
 	}
-	return trunk.Status{
-		Quality: trunk.Quality{Attempted: 16, Answered: 10, ASR: 62.5, ACD: 94.6, MOS: 4.21, PDDms: 1830.5},
-		Breaker: trunk.BreakerClosed,
-		SIP:     trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegOff, ActiveCalls: 2},
-	}
+	return trunk.Match{Matched: true, TrunkID: "from-" + src, Reason: "source " + src + " on " + listener}, nil
 }

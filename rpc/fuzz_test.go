@@ -3,6 +3,8 @@ package rpc
 import (
 	"context"
 	"testing"
+
+	"github.com/trunkd/trunkd/rpc/api"
 )
 
 // FuzzDecodeEnvelope feeds arbitrary frames to the request path. Whatever
@@ -36,7 +38,7 @@ func FuzzDecodeTrunkDTO(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req := newTrunkRequest()
+		req := api.NewTrunkRequest()
 		r := &reader{b: body}
 		if err := decodeDTO(r, req); err != nil {
 			return

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,23 +12,9 @@ import (
 	"github.com/trunkd/trunkd/trunk"
 )
 
-func newTestHandler() *handler {
-	return &handler{trunks: newMemTrunks(), status: fakeStatus{}, match: sourceMatcher{}, calls: newFakeCalls(), auth: scopeAuth{}, log: slog.New(slog.DiscardHandler)}
-}
-
-// sourceMatcher matches a call to a trunk named after its source address.
-type sourceMatcher struct{}
-
-func (sourceMatcher) ExplainMatch(_ context.Context, src, listener, ruri string) (trunk.Match, error) {
-	if src == "" {
-		return trunk.Match{}, trunk.FieldErrorf("source_ip", "required")
-	}
-	return trunk.Match{Matched: true, TrunkID: "from-" + src, Reason: "source " + src + " on " + listener}, nil
-}
-
 // call serves frame and decodes the response into resp, returning the
 // *Error of an Err response.
-func call(t *testing.T, h *handler, frame []byte, resp any) *Error {
+func call(t *testing.T, h *testHandler, frame []byte, resp any) *Error {
 	t.Helper()
 	out, _ := h.serve(context.Background(), frame)
 	err := decodeResponse(out, resp)
@@ -49,13 +36,38 @@ func addBody(id string, extra ...[]byte) []byte {
 	return mpMap(pairs...)
 }
 
+// errorCase is a request the server must refuse with wantCode, naming
+// wantField.
+type errorCase struct {
+	name      string
+	frame     []byte
+	wantCode  string
+	wantField string
+}
+
+// runErrorCases serves each case on a new handler and checks its refusal;
+// then, when set, after looks into the handler.
+func runErrorCases(t *testing.T, tests []errorCase, after func(t *testing.T, h *testHandler, tt errorCase)) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newTestHandler()
+			e := call(t, h, tt.frame, nil)
+			if e == nil {
+				t.Fatalf("serve(% x) = Ok; want %s", tt.frame, tt.wantCode)
+			}
+			if e.Code != tt.wantCode || e.Field != tt.wantField {
+				t.Errorf("serve(% x) = %s field %q (%s); want %s field %q", tt.frame, e.Code, e.Field, e.Message, tt.wantCode, tt.wantField)
+			}
+			if after != nil {
+				after(t, h, tt)
+			}
+		})
+	}
+}
+
 func TestDecodeStrict(t *testing.T) {
-	tests := []struct {
-		name      string
-		frame     []byte
-		wantCode  string
-		wantField string
-	}{
+	tests := []errorCase{
 		{"unknown field", env("AddTrunk", addBody("t1", mpStr("colour"), mpStr("red"))), CodeInvalidArgument, "colour"},
 		{"wrong type string for uint32", env("AddTrunk", addBody("t1", mpStr("channel_limit"), mpStr("10"))), CodeInvalidArgument, "channel_limit"},
 		{"uint16 overflow", env("AddTrunk", addBody("t1", mpStr("source_pbx_port"), mpU32(70000))), CodeInvalidArgument, "source_pbx_port"},
@@ -89,21 +101,11 @@ func TestDecodeStrict(t *testing.T) {
 		{"remove unknown", env("RemoveTrunk", mpMap(mpStr("admin_token"), mpStr(manage), mpStr("trunk_id"), mpStr("nope"))), CodeInvalidTrunk, ""},
 		{"update unknown", env("UpdateTrunk", addBody("nope")), CodeInvalidTrunk, ""},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newTestHandler()
-			e := call(t, h, tt.frame, nil)
-			if e == nil {
-				t.Fatalf("serve(% x) = Ok; want %s", tt.frame, tt.wantCode)
-			}
-			if e.Code != tt.wantCode || e.Field != tt.wantField {
-				t.Errorf("serve(% x) = %s field %q (%s); want %s field %q", tt.frame, e.Code, e.Field, e.Message, tt.wantCode, tt.wantField)
-			}
-			if n := len(h.trunks.(*memTrunks).m); n != 0 {
-				t.Errorf("store holds %d trunks after a refused request; want 0", n)
-			}
-		})
-	}
+	runErrorCases(t, tests, func(t *testing.T, h *testHandler, _ errorCase) {
+		if n := h.store.Len(); n != 0 {
+			t.Errorf("store holds %d trunks after a refused request; want 0", n)
+		}
+	})
 }
 
 // TestDecodeIntegerWidths checks that every MessagePack integer width is
@@ -119,7 +121,7 @@ func TestDecodeIntegerWidths(t *testing.T) {
 			if e := call(t, h, env("AddTrunk", addBody("t1", mpStr("channel_limit"), v)), nil); e != nil {
 				t.Fatalf("AddTrunk with channel_limit as %s: %v", name, e)
 			}
-			if got := h.trunks.(*memTrunks).m["t1"].ChannelLimit; got != 100 {
+			if got := h.store.Trunk("t1").ChannelLimit; got != 100 {
 				t.Errorf("channel_limit = %d; want 100", got)
 			}
 		})
@@ -133,7 +135,7 @@ func TestDecodeDefaults(t *testing.T) {
 	if e := call(t, h, frame, nil); e != nil {
 		t.Fatalf("AddTrunk: %v", e)
 	}
-	got := h.trunks.(*memTrunks).m["t1"]
+	got := h.store.Trunk("t1")
 	want := trunk.Defaults()
 	want.TrunkID = "t1"
 	if got.String() != want.String() || got.ChannelLimit != 50 || strings.Join(got.CodecPreferences, ",") != "PCMU,PCMA,OPUS" ||
@@ -189,8 +191,7 @@ func TestMethodsRoundTrip(t *testing.T) {
 // id, every request at debug, and that no secret reaches the log.
 func TestLogsWritesNotSecrets(t *testing.T) {
 	var buf strings.Builder
-	h := newTestHandler()
-	h.log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := newTestHandlerWith(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), true)
 	frame := env("AddTrunk", addBody("t1",
 		mpStr("sip_password"), mpStr("hunter2-secret"),
 		mpStr("api_bearer_token"), mpStr("bearer-secret")))
@@ -213,5 +214,26 @@ func TestLogsWritesNotSecrets(t *testing.T) {
 		if strings.Contains(log, secret) {
 			t.Errorf("log leaks %q:\n%s", secret, log)
 		}
+	}
+}
+
+// TestCauseLoggedNotSent checks that the cause a domain error keeps (here
+// the disk's error under the store's EUNAVAILABLE) reaches the operator's
+// log and never the client.
+func TestCauseLoggedNotSent(t *testing.T) {
+	const marker = "disk-marker: no space left on device"
+	var buf strings.Builder
+	h := newTestHandlerWith(slog.New(slog.NewTextHandler(&buf, nil)), true)
+	h.store.FailWrites(trunk.Wrap(trunk.EUNAVAILABLE, errors.New(marker), "store unavailable: cannot write to disk"))
+	out, _ := h.serve(context.Background(), env("AddTrunk", addBody("t1")))
+	if bytes.Contains(out, []byte("disk-marker")) {
+		t.Errorf("response % x carries the cause %q", out, marker)
+	}
+	e := call(t, h, env("AddTrunk", addBody("t1")), nil)
+	if e == nil || e.Code != CodeUnavailable || e.Message != "store unavailable: cannot write to disk" {
+		t.Errorf("AddTrunk = %v; want %s with the domain message only", e, CodeUnavailable)
+	}
+	if !strings.Contains(buf.String(), marker) {
+		t.Errorf("log lacks the cause %q:\n%s", marker, buf.String())
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/trunkd/trunkd/rpc/api"
+	"github.com/trunkd/trunkd/trunk/control"
 )
 
 // ALPN is the TLS application protocol of the admin RPC.
@@ -38,12 +40,9 @@ var ErrServerClosed = errors.New("rpc: server closed")
 
 // Config configures a Server.
 type Config struct {
-	Trunks Trunks       // required
-	Status StatusSource // optional: live figures for GetTrunk and ListTrunks
-	Match  Matcher      // optional: ExplainMatch; without it the method is ERR_UNAVAILABLE
-	Calls  Calls        // optional: Dial, Hangup, ListCalls; without it they are ERR_UNAVAILABLE
-	Auth   Authorizer   // required
-	Logger *slog.Logger // optional
+	Service *control.Service // required: the trunk service every method calls
+	Auth    Authorizer       // required
+	Logger  *slog.Logger     // optional
 
 	// Observe, optional, is called once for every request answered, for
 	// metrics: method is the method name, or "unknown" for any name the
@@ -89,10 +88,10 @@ func NewServer(cfg Config) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		h:          handler{trunks: cfg.Trunks, status: cfg.Status, match: cfg.Match, calls: cfg.Calls, auth: cfg.Auth, log: log},
-		maxRequest: cmp(cfg.MaxRequestSize, DefaultMaxRequestSize),
-		timeout:    cmp(cfg.RequestTimeout, DefaultRequestTimeout),
-		maxStreams: cmp(cfg.MaxStreams, DefaultMaxStreams),
+		h:          handler{api: api.NewHandler(cfg.Service, cfg.Auth, log), log: log},
+		maxRequest: orDefault(cfg.MaxRequestSize, DefaultMaxRequestSize),
+		timeout:    orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
+		maxStreams: orDefault(cfg.MaxStreams, DefaultMaxStreams),
 		conns:      map[*quic.Conn]struct{}{},
 		observe:    cfg.Observe,
 		gate:       newHandshakeGate(cfg.RetryAbove, log),
@@ -103,7 +102,8 @@ func NewServer(cfg Config) *Server {
 	return s
 }
 
-func cmp[T int | int64 | time.Duration](v, def T) T {
+// orDefault returns v, or def when v is zero or negative.
+func orDefault[T int | int64 | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
 	}
@@ -292,13 +292,7 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
 // Shutdown stops accepting connections and streams, waits for requests in
 // flight to finish or ctx to end, then closes every connection.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	ln := s.ln
-	s.mu.Unlock()
-	if ln != nil {
-		ln.Close()
-	}
+	s.stopAccepting()
 	done := make(chan struct{})
 	go func() { s.streams.Wait(); close(done) }()
 	var err error
@@ -313,6 +307,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes the listener and every connection at once.
 func (s *Server) Close() error {
+	s.stopAccepting()
+	s.closeAll()
+	return nil
+}
+
+// stopAccepting marks the server closing, so no new stream is served, and
+// closes the listener, so Serve returns ErrServerClosed.
+func (s *Server) stopAccepting() {
 	s.mu.Lock()
 	s.closing = true
 	ln := s.ln
@@ -320,8 +322,6 @@ func (s *Server) Close() error {
 	if ln != nil {
 		ln.Close()
 	}
-	s.closeAll()
-	return nil
 }
 
 func (s *Server) closeAll() {
@@ -346,7 +346,7 @@ const unknownMethod = "unknown"
 
 // metricName bounds a client-supplied method name to the known ones.
 func metricName(method string) string {
-	if _, ok := methods[method]; ok {
+	if _, ok := api.Lookup(method); ok {
 		return method
 	}
 	return unknownMethod

@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/trunkd/trunkd/trunk"
+	"github.com/trunkd/trunkd/trunk/control"
+	"github.com/trunkd/trunkd/trunk/control/controltest"
 )
 
 // testServer runs a Server with in-memory trunks on a random loopback port
@@ -25,8 +26,8 @@ func testServer(t testing.TB, cfg Config, token string) (*Server, *Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Trunks == nil {
-		cfg.Trunks = newMemTrunks()
+	if cfg.Service == nil {
+		cfg.Service = control.New(controltest.NewMemStore(), nil)
 	}
 	if cfg.Auth == nil {
 		cfg.Auth = scopeAuth{}
@@ -250,28 +251,17 @@ func TestPinnedTLSRefusesOtherCert(t *testing.T) {
 	}
 }
 
-// slowCalls delays a Dial to "slow", as ringing does.
-type slowCalls struct {
-	*fakeCalls
-	delay time.Duration
-}
-
-func (s slowCalls) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult, error) {
-	if r.To != "slow" {
-		return s.fakeCalls.Dial(ctx, r)
-	}
-	select {
-	case <-time.After(s.delay):
-	case <-ctx.Done():
-		return trunk.DialResult{}, ctx.Err()
-	}
-	return s.fakeCalls.Dial(ctx, r)
+// withPlane is a trunk service over an in-memory store and calls.
+func withPlane(calls *controltest.FakeCalls) *control.Service {
+	return control.New(controltest.NewMemStore(), newFakePlane(calls))
 }
 
 func TestCallsOverQUIC(t *testing.T) {
 	// A Dial rings for longer than the time a request may take to arrive:
 	// that limit must not cut it short.
-	_, c := testServer(t, Config{Calls: slowCalls{newFakeCalls(), 700 * time.Millisecond}, RequestTimeout: 300 * time.Millisecond}, ScopeCalls)
+	fake := newFakeCalls()
+	fake.SlowAnswer = 700 * time.Millisecond
+	_, c := testServer(t, Config{Service: withPlane(fake), RequestTimeout: 300 * time.Millisecond}, ScopeCalls)
 	ctx := ctxT(t)
 
 	res, err := c.Dial(ctx, DialRequest{TrunkID: "carrier-1", To: "slow", TimeoutSec: 5})
@@ -341,7 +331,7 @@ func TestObserve(t *testing.T) {
 		defer mu.Unlock()
 		seen = append(seen, method+" "+code)
 	}
-	_, c := testServer(t, Config{Calls: newFakeCalls(), Observe: observe}, ScopeCalls)
+	_, c := testServer(t, Config{Service: withPlane(newFakeCalls()), Observe: observe}, ScopeCalls)
 	ctx := ctxT(t)
 	if err := c.Ping(ctx); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/trunkd/trunkd/trunk/secretfile"
 )
 
 // SelfSignedCert returns a new ECDSA P-256 certificate for hosts (DNS names
@@ -69,10 +71,10 @@ func LoadOrCreateCert(certPath, keyPath string, hosts []string) (cert tls.Certif
 		if err != nil {
 			return cert, false, fmt.Errorf("generate certificate: %w", err)
 		}
-		if err := writeNew(keyPath, keyPEM, 0o600); err != nil {
+		if err := secretfile.Create(keyPath, keyPEM, 0o600); err != nil {
 			return cert, false, err
 		}
-		if err := writeNew(certPath, certPEM, 0o644); err != nil {
+		if err := secretfile.Create(certPath, certPEM, 0o644); err != nil {
 			return cert, false, err
 		}
 		created = true
@@ -82,23 +84,6 @@ func LoadOrCreateCert(certPath, keyPath string, hosts []string) (cert tls.Certif
 		return cert, false, fmt.Errorf("load certificate %s / %s: %w", certPath, keyPath, err)
 	}
 	return cert, created, nil
-}
-
-// writeNew creates path exclusively with data and syncs it.
-func writeNew(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // PinnedTLSConfig returns a client TLS config that trusts the certificates

@@ -340,6 +340,9 @@ func TestUnavailableKeepsCause(t *testing.T) {
 	if trunk.ErrorCode(err) != trunk.EUNAVAILABLE || !errors.Is(err, cause) {
 		t.Errorf("unavailable(%v) = %v; want EUNAVAILABLE wrapping the cause", cause, err)
 	}
+	if strings.Contains(err.Error(), cause.Error()) {
+		t.Errorf("unavailable(%v).Error() = %q; want the disk's text kept out of the message", cause, err)
+	}
 }
 
 func TestLoadOrCreateKey(t *testing.T) {

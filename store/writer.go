@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/trunkd/trunkd/trunk"
 	bolt "go.etcd.io/bbolt"
@@ -155,16 +154,9 @@ func apply(b *bolt.Bucket, o *op) error {
 	return nil
 }
 
-// unavailableError is an EUNAVAILABLE domain error that keeps the disk's
-// error for the logs.
-type unavailableError struct {
-	domain *trunk.Error
-	cause  error
-}
-
-func (e *unavailableError) Error() string   { return fmt.Sprintf("%v: %v", e.domain, e.cause) }
-func (e *unavailableError) Unwrap() []error { return []error{e.domain, e.cause} }
-
+// unavailable is the EUNAVAILABLE domain error of a failed write. It
+// keeps the disk's error as its cause, for the logs; a client sees only
+// the message.
 func unavailable(err error) error {
-	return &unavailableError{domain: trunk.Errorf(trunk.EUNAVAILABLE, "store unavailable: cannot write to disk"), cause: err}
+	return trunk.Wrap(trunk.EUNAVAILABLE, err, "store unavailable: cannot write to disk")
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
+	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -113,11 +114,11 @@ func startTrunkd(bin, dir string) (*trunkd, error) {
 
 func adminClient(dir string, port int) (*rpc.Client, error) {
 	data := filepath.Join(dir, "data")
-	secret, err := rpc.LoadSecretFile(filepath.Join(data, "jwt.secret"))
+	secret, err := auth.LoadSecretFile(filepath.Join(data, "jwt.secret"))
 	if err != nil {
 		return nil, err
 	}
-	tok, err := rpc.MintToken(secret, "trunks:manage", time.Hour, "", "")
+	tok, err := auth.MintToken(secret, "trunks:manage", time.Hour, "", "")
 	if err != nil {
 		return nil, err
 	}

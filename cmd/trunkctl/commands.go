@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
+	"github.com/trunkd/trunkd/rpc/auth"
 )
 
 // cli holds one run's globals and environment.
@@ -207,11 +208,11 @@ func cmdToken(ctx context.Context, c *cli, args []string) error {
 	if *ttl <= 0 {
 		return usageError{errors.New("--ttl must be positive")}
 	}
-	secret, err := rpc.LoadSecretFile(*secretFile)
+	secret, err := auth.LoadSecretFile(*secretFile)
 	if err != nil {
 		return err
 	}
-	tok, err := rpc.MintToken(secret, *scope, *ttl, *issuer, *audience)
+	tok, err := auth.MintToken(secret, *scope, *ttl, *issuer, *audience)
 	if err != nil {
 		return err
 	}

@@ -3,65 +3,36 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
-	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
-	"github.com/trunkd/trunkd/store"
+	"github.com/trunkd/trunkd/rpc/rpctest"
 	"github.com/trunkd/trunkd/trunk"
+	"github.com/trunkd/trunkd/trunk/control/controltest"
 )
 
-// server starts a real store and RPC server in dir and returns its address.
+// server starts an RPC server with its files in dir and returns its
+// address.
 func server(t *testing.T, dir string) string {
 	t.Helper()
 	return serverWith(t, dir, newFakeCalls())
 }
 
-// serverWith is server with calls as its SIP plane.
-func serverWith(t *testing.T, dir string, calls rpc.Calls) string {
+// serverWith is server with calls on its SIP plane, which matches
+// 192.0.2.10 on :5060 to c1 and gives c1 live figures.
+func serverWith(t *testing.T, dir string, calls *controltest.FakeCalls) string {
 	t.Helper()
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	if err := os.WriteFile(filepath.Join(dir, "jwt.secret"), append(secret, '\n'), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	key := bytes.Repeat([]byte{7}, 32)
-	db, err := store.Open(filepath.Join(dir, "trunkd.db"), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := rpc.NewAuthenticator(rpc.AuthConfig{Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := rpc.LoadOrCreateCert(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), []string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := rpc.NewServer(rpc.Config{Trunks: db, Auth: auth, Match: fakeMatcher{}, Status: fakeStatus{}, Calls: calls})
-	if err := s.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve()
-	t.Cleanup(func() {
-		s.Close()
-		db.Close()
-	})
-	return s.Addr().String()
+	plane := &controltest.Plane{Calls: calls, Status: fakeStatus, Match: fakeMatch}
+	return rpctest.NewServer(t, rpctest.Options{Dir: dir, Plane: plane}).Addr
 }
 
-// fakeMatcher matches 192.0.2.10 on :5060 to c1 and nothing else.
-type fakeMatcher struct{}
-
-func (fakeMatcher) ExplainMatch(_ context.Context, src, listener, ruri string) (trunk.Match, error) {
+func fakeMatch(src, listener, ruri string) (trunk.Match, error) {
 	if src == "192.0.2.10" && listener == ":5060" {
 		return trunk.Match{Matched: true, TrunkID: "c1", Reason: "source 192.0.2.10 is its gateway_ip"}, nil
 	}
@@ -69,81 +40,20 @@ func (fakeMatcher) ExplainMatch(_ context.Context, src, listener, ruri string) (
 }
 
 // fakeStatus gives c1 live figures and nothing to the other trunks.
-type fakeStatus struct{}
+var fakeStatus = controltest.FakeStatus{"c1": {
+	Quality: trunk.Quality{Attempted: 16, Answered: 10, ASR: 62.5, ACD: 94.6, MOS: 4.21, PDDms: 1830.5},
+	Breaker: trunk.BreakerHalfOpen,
+	SIP:     trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegOff, ActiveCalls: 2},
+}}
 
-func (fakeStatus) TrunkStatus(id string) trunk.Status {
-	if id != "c1" {
-		return trunk.Status{SIP: trunk.SIPStatus{State: trunk.SIPOff, RegistrationState: trunk.RegOff}}
-	}
-	return trunk.Status{
-		Quality: trunk.Quality{Attempted: 16, Answered: 10, ASR: 62.5, ACD: 94.6, MOS: 4.21, PDDms: 1830.5},
-		Breaker: trunk.BreakerHalfOpen,
-		SIP:     trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegOff, ActiveCalls: 2},
-	}
-}
-
-// fakeCalls places calls through c1 (tripped's breaker is open, any other
-// trunk is unknown): "486" is busy, "slow" answers after 1.5 s, anything
-// else answers at once. in-1 is an inbound call on c1 from the start.
-type fakeCalls struct {
-	mu      sync.Mutex
-	calls   map[string]trunk.Call
-	n       int
-	dialled map[string]trunk.DialRequest // by call_id
-}
-
-func newFakeCalls() *fakeCalls {
-	return &fakeCalls{dialled: map[string]trunk.DialRequest{}, calls: map[string]trunk.Call{"in-1": {CallID: "in-1", TrunkID: "c1", Direction: trunk.Inbound,
-		From: "+15550001111", To: "+15552223333", State: trunk.CallRinging, Start: time.Now()}}}
-}
-
-func (f *fakeCalls) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult, error) {
-	if r.To == "slow" {
-		select {
-		case <-time.After(1500 * time.Millisecond):
-		case <-ctx.Done():
-			return trunk.DialResult{}, ctx.Err()
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	switch r.TrunkID {
-	case "c1":
-	case "tripped":
-		return trunk.DialResult{}, trunk.Errorf(trunk.ECIRCUITOPEN, "trunk %q: circuit breaker is open", r.TrunkID)
-	default:
-		return trunk.DialResult{}, trunk.Errorf(trunk.ENOTFOUND, "no trunk %q", r.TrunkID)
-	}
-	f.n++
-	id := fmt.Sprintf("call-%d", f.n)
-	f.dialled[id] = r
-	if r.To == "486" {
-		return trunk.DialResult{CallID: id, SIPCode: 486, Reason: "Busy Here", Setup: 120 * time.Millisecond}, nil
-	}
-	f.calls[id] = trunk.Call{CallID: id, TrunkID: r.TrunkID, Direction: trunk.Outbound, From: r.From, To: r.To, State: trunk.CallAnswered, Start: time.Now()}
-	return trunk.DialResult{CallID: id, Answered: true, SIPCode: 200, Reason: "OK", Setup: 2345 * time.Millisecond}, nil
-}
-
-func (f *fakeCalls) Hangup(ctx context.Context, callID string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.calls[callID]; !ok {
-		return trunk.Errorf(trunk.ENOCALL, "no call %q in flight", callID)
-	}
-	delete(f.calls, callID)
-	return nil
-}
-
-func (f *fakeCalls) ListCalls(trunkID string) []trunk.Call {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []trunk.Call
-	for _, c := range f.calls {
-		if trunkID == "" || c.TrunkID == trunkID {
-			out = append(out, c)
-		}
-	}
-	return out
+// newFakeCalls places calls through c1 (tripped's breaker is open, any
+// other trunk is unknown): "486" is busy, "slow" answers after 1.5 s,
+// anything else answers at once. in-1 is an inbound call on c1 from the
+// start.
+func newFakeCalls() *controltest.FakeCalls {
+	return controltest.NewFakeCalls(map[string]string{"c1": controltest.TrunkOK, "tripped": controltest.TrunkTripped},
+		trunk.Call{CallID: "in-1", TrunkID: "c1", Direction: trunk.Inbound, From: "+15550001111", To: "+15552223333",
+			State: trunk.CallRinging, Start: time.Now()})
 }
 
 // ctl runs trunkctl in-process and returns its exit code and output.
@@ -291,10 +201,10 @@ func TestTrunkctlCalls(t *testing.T) {
 	}
 
 	want := trunk.DialRequest{TrunkID: "c1", To: "202", From: "100", AudioURL: "https://media.example.com/a.wav", Timeout: 45 * time.Second, MaxDuration: 90 * time.Second}
-	if fake.dialled["call-6"] != want {
-		t.Errorf("dial with every flag sent %+v; want %+v", fake.dialled["call-6"], want)
+	if fake.Dialled("call-6") != want {
+		t.Errorf("dial with every flag sent %+v; want %+v", fake.Dialled("call-6"), want)
 	}
-	if got := fake.dialled["call-1"].Timeout; got != 30*time.Second {
+	if got := fake.Dialled("call-1").Timeout; got != 30*time.Second {
 		t.Errorf("dial without --timeout rang for %v; want 30s", got)
 	}
 

@@ -17,7 +17,10 @@ import (
 
 	"github.com/trunkd/trunkd/media"
 	"github.com/trunkd/trunkd/rpc"
+	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/store"
+	"github.com/trunkd/trunkd/trunk/control"
+	"github.com/trunkd/trunkd/trunk/secretfile"
 )
 
 // Daemon is a running trunkd: the store and the admin RPC server.
@@ -26,6 +29,7 @@ type Daemon struct {
 	log    *slog.Logger
 	db     *store.DB
 	sip    *media.Plane
+	svc    *control.Service
 	srv    *rpc.Server
 	met    *metrics
 	served chan error
@@ -45,7 +49,7 @@ func Start(cfg *Config, log *slog.Logger) (*Daemon, error) {
 }
 
 func (d *Daemon) start() error {
-	auth, err := d.authenticator()
+	authn, err := d.authenticator()
 	if err != nil {
 		return err
 	}
@@ -69,11 +73,11 @@ func (d *Daemon) start() error {
 			return fmt.Errorf("-metrics-listen: %w", err)
 		}
 	}
-	svc := &service{db: d.db, sip: d.sip}
-	if err := svc.load(context.Background()); err != nil {
+	d.svc = control.New(d.db, sipPlane{d.sip})
+	if err := d.svc.Load(context.Background()); err != nil {
 		return err
 	}
-	d.srv = rpc.NewServer(rpc.Config{Trunks: svc, Status: svc, Match: svc, Calls: svc, Auth: auth, Logger: d.log, Observe: d.met.observe,
+	d.srv = rpc.NewServer(rpc.Config{Service: d.svc, Auth: authn, Logger: d.log, Observe: d.met.observe,
 		RetryAbove: d.cfg.RPCRetryAbove})
 	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
 		return err
@@ -142,28 +146,28 @@ func (d *Daemon) close() error {
 	return errors.Join(errs...)
 }
 
-func (d *Daemon) authenticator() (*rpc.Authenticator, error) {
-	ac := rpc.AuthConfig{Issuer: d.cfg.JWTIssuer, Audience: d.cfg.JWTAudience}
+func (d *Daemon) authenticator() (*auth.Authenticator, error) {
+	ac := auth.Config{Issuer: d.cfg.JWTIssuer, Audience: d.cfg.JWTAudience}
 	if d.cfg.JWTSecretFile != "" {
 		if d.cfg.defaultJWTSecret() {
 			if err := createSecret(d.cfg.JWTSecretFile, d.log); err != nil {
 				return nil, err
 			}
 		}
-		secret, err := rpc.LoadSecretFile(d.cfg.JWTSecretFile)
+		secret, err := auth.LoadSecretFile(d.cfg.JWTSecretFile)
 		if err != nil {
 			return nil, fmt.Errorf("jwt secret: %w", err)
 		}
 		ac.Secret = secret
 	}
 	for _, arg := range d.cfg.JWTPublicKeys {
-		pk, err := rpc.LoadPublicKeyFlag(arg)
+		pk, err := auth.LoadPublicKeyFlag(arg)
 		if err != nil {
 			return nil, fmt.Errorf("-jwt-public-key %s: %w", arg, err)
 		}
 		ac.PublicKeys = append(ac.PublicKeys, pk)
 	}
-	return rpc.NewAuthenticator(ac)
+	return auth.NewAuthenticator(ac)
 }
 
 // createSecret writes a new random HMAC secret to path (0600) unless the
@@ -174,18 +178,7 @@ func createSecret(path string, log *slog.Logger) error {
 	}
 	b := make([]byte, 32)
 	rand.Read(b)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("jwt secret: %w", err)
-	}
-	_, err = f.WriteString(base64.RawURLEncoding.EncodeToString(b) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := secretfile.Create(path, []byte(base64.RawURLEncoding.EncodeToString(b)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("jwt secret: %w", err)
 	}
 	log.Info("generated JWT signing secret", "file", path)

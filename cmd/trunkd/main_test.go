@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
+	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/trunk"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -63,11 +64,11 @@ func freeSIPPort(t testing.TB) uint16 {
 
 func token(t *testing.T, dir, scope string) string {
 	t.Helper()
-	secret, err := rpc.LoadSecretFile(filepath.Join(dir, "jwt.secret"))
+	secret, err := auth.LoadSecretFile(filepath.Join(dir, "jwt.secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := rpc.MintToken(secret, scope, time.Hour, "", "")
+	tok, err := auth.MintToken(secret, scope, time.Hour, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package rpc
+package auth
 
 import (
 	"crypto"
@@ -42,8 +42,8 @@ type PublicKey struct {
 	Key crypto.PublicKey // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
 }
 
-// AuthConfig configures an Authenticator.
-type AuthConfig struct {
+// Config configures an Authenticator.
+type Config struct {
 	Secret     []byte // HMAC secret for HS256/384/512; nil for none
 	PublicKeys []PublicKey
 	Issuer     string        // required iss, when set
@@ -85,14 +85,17 @@ const (
 )
 
 // NewAuthenticator checks cfg and returns an Authenticator for it.
-func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
+func NewAuthenticator(cfg Config) (*Authenticator, error) {
 	a := &Authenticator{
 		secret:  cfg.Secret,
 		byKID:   map[string]PublicKey{},
-		leeway:  cmp(cfg.Leeway, DefaultLeeway),
+		leeway:  cfg.Leeway,
 		now:     cfg.Now,
 		maxSize: cfg.CacheSize,
 		cache:   map[[32]byte]grant{},
+	}
+	if a.leeway <= 0 {
+		a.leeway = DefaultLeeway
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -117,7 +120,7 @@ func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
 	return a, nil
 }
 
-func (a *Authenticator) addKeys(cfg AuthConfig) error {
+func (a *Authenticator) addKeys(cfg Config) error {
 	if len(cfg.Secret) == 0 && len(cfg.PublicKeys) == 0 {
 		return errors.New("jwt: no key configured: give a secret file or a public key")
 	}
@@ -183,15 +186,15 @@ func fits(alg string, key crypto.PublicKey) bool {
 	return false
 }
 
-// Authorize verifies token and checks that it grants scope. It returns nil,
-// or an *Error with CodeUnauthenticated or CodePermissionDenied.
+// Authorize verifies token and checks that it grants scope. It returns nil
+// or an *Error wrapping ErrUnauthenticated or ErrPermissionDenied.
 func (a *Authenticator) Authorize(token, scope string) error {
 	g, err := a.verify(token)
 	if err != nil {
 		return err
 	}
 	if !g.scopes.allows(scope) {
-		return Errorf(CodePermissionDenied, "token lacks scope %s", scope)
+		return &Error{Kind: ErrPermissionDenied, Message: "token lacks scope " + scope}
 	}
 	return nil
 }
@@ -223,7 +226,7 @@ func parseScopes(claim string) scopeSet {
 	return s
 }
 
-func unauthenticated(msg string) *Error { return Errorf(CodeUnauthenticated, "%s", msg) }
+func unauthenticated(msg string) *Error { return &Error{Kind: ErrUnauthenticated, Message: msg} }
 
 // verify returns the grant of a valid token, from the cache when it can.
 func (a *Authenticator) verify(token string) (grant, error) {

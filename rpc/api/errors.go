@@ -1,9 +1,10 @@
-package rpc
+package api
 
 import (
 	"errors"
 	"fmt"
 
+	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -24,8 +25,9 @@ const (
 	CodeInternal         = "ERR_INTERNAL"
 )
 
-// Error is the body of an {"Err": ...} response envelope, and the error the
-// Client returns for one.
+// Error is what a client sees of a failed request: the body of an
+// {"Err": ...} response envelope, the JSON body of a REST error, and the
+// error rpc.Client returns for one.
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
@@ -54,12 +56,20 @@ func ErrorCode(err error) string {
 	return ""
 }
 
-// wireError maps any error a handler returns to what goes on the wire.
+// WireError maps any error an operation returns to what goes on the
+// wire: a domain error's Code, Field and Message, never its cause.
 // Internal details never leave: unknown errors become ERR_INTERNAL with a
-// fixed message, and the caller logs the original.
-func wireError(err error) (e *Error, internal bool) {
+// fixed message, and the caller logs the original (Handler.Failed does).
+func WireError(err error) (e *Error, internal bool) {
 	if errors.As(err, &e) {
 		return e, false
+	}
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		if errors.Is(ae.Kind, auth.ErrPermissionDenied) {
+			return &Error{Code: CodePermissionDenied, Message: ae.Message}, false
+		}
+		return &Error{Code: CodeUnauthenticated, Message: ae.Message}, false
 	}
 	var te *trunk.Error
 	if !errors.As(err, &te) {
@@ -86,4 +96,13 @@ func wireError(err error) (e *Error, internal bool) {
 		return &Error{Code: CodeUnknownCall, Message: te.Message}, false
 	}
 	return &Error{Code: CodeInternal, Message: "internal error"}, true
+}
+
+// cause returns the cause a domain error keeps, or nil.
+func cause(err error) error {
+	var te *trunk.Error
+	if errors.As(err, &te) {
+		return te.Err
+	}
+	return nil
 }

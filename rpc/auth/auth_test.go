@@ -1,4 +1,4 @@
-package rpc
+package auth
 
 import (
 	"crypto/ecdsa"
@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,7 +49,7 @@ func sign(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims, kid strin
 	return s
 }
 
-func newAuth(t *testing.T, cfg AuthConfig) *Authenticator {
+func newAuth(t *testing.T, cfg Config) *Authenticator {
 	t.Helper()
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return testNow }
@@ -62,92 +63,92 @@ func newAuth(t *testing.T, cfg AuthConfig) *Authenticator {
 
 func TestAuthorize(t *testing.T) {
 	rsaPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: must(x509.MarshalPKIXPublicKey(&rsaKey.PublicKey))})
-	all := AuthConfig{Secret: testSecret, PublicKeys: []PublicKey{
+	all := Config{Secret: testSecret, PublicKeys: []PublicKey{
 		{KID: "rsa1", Key: &rsaKey.PublicKey}, {KID: "ec1", Key: &ecKey.PublicKey}, {Key: edPub},
 	}}
-	rsaOnly := AuthConfig{PublicKeys: []PublicKey{{Key: &rsaKey.PublicKey}}}
-	withIss := AuthConfig{Secret: testSecret, Issuer: "ops", Audience: "trunkd"}
+	rsaOnly := Config{PublicKeys: []PublicKey{{Key: &rsaKey.PublicKey}}}
+	withIss := Config{Secret: testSecret, Issuer: "ops", Audience: "trunkd"}
 	noneTok := func() string {
 		s, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claims(ScopeManage)).SignedString(jwt.UnsafeAllowNoneSignatureType)
 		return s
 	}()
 	tests := []struct {
 		name  string
-		cfg   AuthConfig
+		cfg   Config
 		token func(t *testing.T) string
 		scope string
-		want  string // "" = authorised
+		want  error // nil = authorised
 	}{
-		{"HS256", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeManage), "") }, ScopeManage, ""},
-		{"HS384", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS384, testSecret, claims(ScopeManage), "") }, ScopeManage, ""},
-		{"HS512", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS512, testSecret, claims(ScopeManage), "") }, ScopeManage, ""},
-		{"RS256 by kid", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, rsaKey, claims(ScopeRead), "rsa1") }, ScopeRead, ""},
-		{"PS256 no kid", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodPS256, rsaKey, claims(ScopeRead), "") }, ScopeRead, ""},
-		{"ES256", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, ecKey, claims(ScopeRead), "ec1") }, ScopeRead, ""},
-		{"EdDSA", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, edKey, claims(ScopeRead), "") }, ScopeRead, ""},
-		{"alg none", all, func(t *testing.T) string { return noneTok }, ScopeRead, CodeUnauthenticated},
+		{"HS256", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeManage), "") }, ScopeManage, nil},
+		{"HS384", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS384, testSecret, claims(ScopeManage), "") }, ScopeManage, nil},
+		{"HS512", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS512, testSecret, claims(ScopeManage), "") }, ScopeManage, nil},
+		{"RS256 by kid", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, rsaKey, claims(ScopeRead), "rsa1") }, ScopeRead, nil},
+		{"PS256 no kid", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodPS256, rsaKey, claims(ScopeRead), "") }, ScopeRead, nil},
+		{"ES256", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, ecKey, claims(ScopeRead), "ec1") }, ScopeRead, nil},
+		{"EdDSA", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodEdDSA, edKey, claims(ScopeRead), "") }, ScopeRead, nil},
+		{"alg none", all, func(t *testing.T) string { return noneTok }, ScopeRead, ErrUnauthenticated},
 		{"wrong HMAC key", all, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-xx"), claims(ScopeRead), "")
-		}, ScopeRead, CodeUnauthenticated},
-		{"HS/RS confusion", rsaOnly, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, rsaPEM, claims(ScopeRead), "") }, ScopeRead, CodeUnauthenticated},
-		{"HS with RSA kid", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, rsaPEM, claims(ScopeRead), "rsa1") }, ScopeRead, CodeUnauthenticated},
-		{"unknown kid", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, rsaKey, claims(ScopeRead), "nope") }, ScopeRead, CodeUnauthenticated},
-		{"kid of another key type", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, rsaKey, claims(ScopeRead), "ec1") }, ScopeRead, CodeUnauthenticated},
+		}, ScopeRead, ErrUnauthenticated},
+		{"HS/RS confusion", rsaOnly, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, rsaPEM, claims(ScopeRead), "") }, ScopeRead, ErrUnauthenticated},
+		{"HS with RSA kid", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, rsaPEM, claims(ScopeRead), "rsa1") }, ScopeRead, ErrUnauthenticated},
+		{"unknown kid", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, rsaKey, claims(ScopeRead), "nope") }, ScopeRead, ErrUnauthenticated},
+		{"kid of another key type", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, rsaKey, claims(ScopeRead), "ec1") }, ScopeRead, ErrUnauthenticated},
 		{"other RSA key", all, func(t *testing.T) string {
 			other, _ := rsa.GenerateKey(rand.Reader, 2048)
 			return sign(t, jwt.SigningMethodRS256, other, claims(ScopeRead), "")
-		}, ScopeRead, CodeUnauthenticated},
+		}, ScopeRead, ErrUnauthenticated},
 		{"expired", all, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead, func(c jwt.MapClaims) { c["exp"] = testNow.Add(-time.Minute).Unix() }), "")
-		}, ScopeRead, CodeUnauthenticated},
+		}, ScopeRead, ErrUnauthenticated},
 		{"expired within leeway", all, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead, func(c jwt.MapClaims) { c["exp"] = testNow.Add(-10 * time.Second).Unix() }), "")
-		}, ScopeRead, ""},
+		}, ScopeRead, nil},
 		{"nbf in future", all, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead, func(c jwt.MapClaims) { c["nbf"] = testNow.Add(time.Minute).Unix() }), "")
-		}, ScopeRead, CodeUnauthenticated},
+		}, ScopeRead, ErrUnauthenticated},
 		{"iat in future", all, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead, func(c jwt.MapClaims) { c["iat"] = testNow.Add(time.Hour).Unix() }), "")
-		}, ScopeRead, CodeUnauthenticated},
+		}, ScopeRead, ErrUnauthenticated},
 		{"missing exp", all, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead, func(c jwt.MapClaims) { delete(c, "exp") }), "")
-		}, ScopeRead, CodeUnauthenticated},
+		}, ScopeRead, ErrUnauthenticated},
 		{"issuer and audience ok", withIss, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead, func(c jwt.MapClaims) { c["iss"], c["aud"] = "ops", "trunkd" }), "")
-		}, ScopeRead, ""},
+		}, ScopeRead, nil},
 		{"wrong issuer", withIss, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead, func(c jwt.MapClaims) { c["iss"], c["aud"] = "evil", "trunkd" }), "")
-		}, ScopeRead, CodeUnauthenticated},
+		}, ScopeRead, ErrUnauthenticated},
 		{"wrong audience", withIss, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead, func(c jwt.MapClaims) { c["iss"], c["aud"] = "ops", "other" }), "")
-		}, ScopeRead, CodeUnauthenticated},
+		}, ScopeRead, ErrUnauthenticated},
 		{"missing audience", withIss, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead, func(c jwt.MapClaims) { c["iss"] = "ops" }), "")
-		}, ScopeRead, CodeUnauthenticated},
-		{"garbage", all, func(t *testing.T) string { return "not.a.jwt" }, ScopeRead, CodeUnauthenticated},
-		{"empty", all, func(t *testing.T) string { return "" }, ScopeRead, CodeUnauthenticated},
-		{"oversize", all, func(t *testing.T) string { return strings.Repeat("a", MaxTokenSize+1) }, ScopeRead, CodeUnauthenticated},
-		{"megabyte of dots", all, func(t *testing.T) string { return strings.Repeat(".", 1<<20) }, ScopeRead, CodeUnauthenticated},
-		{"read scope writing", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead), "") }, ScopeManage, CodePermissionDenied},
-		{"manage scope reading", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeManage), "") }, ScopeRead, ""},
+		}, ScopeRead, ErrUnauthenticated},
+		{"garbage", all, func(t *testing.T) string { return "not.a.jwt" }, ScopeRead, ErrUnauthenticated},
+		{"empty", all, func(t *testing.T) string { return "" }, ScopeRead, ErrUnauthenticated},
+		{"oversize", all, func(t *testing.T) string { return strings.Repeat("a", MaxTokenSize+1) }, ScopeRead, ErrUnauthenticated},
+		{"megabyte of dots", all, func(t *testing.T) string { return strings.Repeat(".", 1<<20) }, ScopeRead, ErrUnauthenticated},
+		{"read scope writing", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead), "") }, ScopeManage, ErrPermissionDenied},
+		{"manage scope reading", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeManage), "") }, ScopeRead, nil},
 		{"several scopes", all, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims("openid trunks:read calls:manage"), "")
-		}, ScopeCalls, ""},
-		{"manage scope placing calls", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeManage), "") }, ScopeCalls, ""},
-		{"read scope placing calls", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead), "") }, ScopeCalls, CodePermissionDenied},
-		{"calls scope writing trunks", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeCalls), "") }, ScopeManage, CodePermissionDenied},
-		{"calls scope reading", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeCalls), "") }, ScopeRead, CodePermissionDenied},
-		{"no scope", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(""), "") }, ScopeRead, CodePermissionDenied},
+		}, ScopeCalls, nil},
+		{"manage scope placing calls", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeManage), "") }, ScopeCalls, nil},
+		{"read scope placing calls", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead), "") }, ScopeCalls, ErrPermissionDenied},
+		{"calls scope writing trunks", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeCalls), "") }, ScopeManage, ErrPermissionDenied},
+		{"calls scope reading", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeCalls), "") }, ScopeRead, ErrPermissionDenied},
+		{"no scope", all, func(t *testing.T) string { return sign(t, jwt.SigningMethodHS256, testSecret, claims(""), "") }, ScopeRead, ErrPermissionDenied},
 		{"scope as array", all, func(t *testing.T) string {
 			return sign(t, jwt.SigningMethodHS256, testSecret, claims("", func(c jwt.MapClaims) { c["scope"] = []string{ScopeManage} }), "")
-		}, ScopeRead, CodeUnauthenticated},
+		}, ScopeRead, ErrUnauthenticated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newAuth(t, tt.cfg)
 			err := a.Authorize(tt.token(t), tt.scope)
-			if got := ErrorCode(err); got != tt.want {
-				t.Errorf("Authorize() = %v; want code %q", err, tt.want)
+			if (tt.want == nil) != (err == nil) || !errors.Is(err, tt.want) {
+				t.Errorf("Authorize() = %v; want %v", err, tt.want)
 			}
 		})
 	}
@@ -162,7 +163,7 @@ func must[T any](v T, err error) T {
 
 func TestAuthCacheSkipsVerification(t *testing.T) {
 	now := testNow
-	a := newAuth(t, AuthConfig{PublicKeys: []PublicKey{{Key: edPub}}, Now: func() time.Time { return now }})
+	a := newAuth(t, Config{PublicKeys: []PublicKey{{Key: edPub}}, Now: func() time.Time { return now }})
 	tok := sign(t, jwt.SigningMethodEdDSA, edKey, claims(ScopeRead), "")
 	for range 5 {
 		if err := a.Authorize(tok, ScopeRead); err != nil {
@@ -172,17 +173,17 @@ func TestAuthCacheSkipsVerification(t *testing.T) {
 	if n := a.verified.Load(); n != 1 {
 		t.Errorf("5 requests with one token verified %d signatures; want 1", n)
 	}
-	if err := a.Authorize(tok, ScopeManage); ErrorCode(err) != CodePermissionDenied {
-		t.Errorf("cached read token writing = %v; want %s", err, CodePermissionDenied)
+	if err := a.Authorize(tok, ScopeManage); !errors.Is(err, ErrPermissionDenied) {
+		t.Errorf("cached read token writing = %v; want %s", err, ErrPermissionDenied)
 	}
 	now = testNow.Add(2 * time.Hour)
-	if err := a.Authorize(tok, ScopeRead); ErrorCode(err) != CodeUnauthenticated {
-		t.Errorf("cached token after expiry = %v; want %s", err, CodeUnauthenticated)
+	if err := a.Authorize(tok, ScopeRead); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("cached token after expiry = %v; want %s", err, ErrUnauthenticated)
 	}
 }
 
 func TestAuthCacheBounded(t *testing.T) {
-	a := newAuth(t, AuthConfig{Secret: testSecret, CacheSize: 8})
+	a := newAuth(t, Config{Secret: testSecret, CacheSize: 8})
 	for i := range 50 {
 		tok := sign(t, jwt.SigningMethodHS256, testSecret, claims(ScopeRead, func(c jwt.MapClaims) { c["jti"] = strconv.Itoa(i) }), "")
 		if err := a.Authorize(tok, ScopeRead); err != nil {
@@ -202,7 +203,7 @@ func TestAuthCacheBounded(t *testing.T) {
 
 func TestNewAuthenticatorRefuses(t *testing.T) {
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
-	for name, cfg := range map[string]AuthConfig{
+	for name, cfg := range map[string]Config{
 		"no key":       {},
 		"short secret": {Secret: []byte("short")},
 		"dup kid":      {PublicKeys: []PublicKey{{KID: "a", Key: edPub}, {KID: "a", Key: &ecKey.PublicKey}}},
@@ -240,7 +241,7 @@ func TestLoadKeysAndSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newAuth(t, AuthConfig{Secret: s, Now: time.Now})
+	a := newAuth(t, Config{Secret: s, Now: time.Now})
 	if err := a.Authorize(tok, ScopeManage); err != nil {
 		t.Errorf("minted token: %v", err)
 	}
@@ -251,7 +252,7 @@ func FuzzAuthenticate(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.eyJzY29wZSI6InRydW5rczptYW5hZ2UifQ.")
 	f.Add("a.b.c")
 	f.Add(strings.Repeat(".", 100))
-	a, _ := NewAuthenticator(AuthConfig{Secret: testSecret, PublicKeys: []PublicKey{{Key: edPub}}})
+	a, _ := NewAuthenticator(Config{Secret: testSecret, PublicKeys: []PublicKey{{Key: edPub}}})
 	f.Fuzz(func(t *testing.T, tok string) {
 		if err := a.Authorize(tok, ScopeRead); err == nil {
 			t.Fatalf("token %q authorised", tok)
@@ -268,7 +269,7 @@ func BenchmarkAuthorize(b *testing.B) {
 		cache int
 	}{{"HS256/uncached", hs, -1}, {"HS256/cached", hs, 0}, {"EdDSA/uncached", ed, -1}, {"EdDSA/cached", ed, 0}} {
 		b.Run(bc.name, func(b *testing.B) {
-			a, _ := NewAuthenticator(AuthConfig{Secret: testSecret, PublicKeys: []PublicKey{{Key: edPub}}, CacheSize: bc.cache,
+			a, _ := NewAuthenticator(Config{Secret: testSecret, PublicKeys: []PublicKey{{Key: edPub}}, CacheSize: bc.cache,
 				Now: func() time.Time { return testNow }})
 			for b.Loop() {
 				if err := a.Authorize(bc.tok, ScopeRead); err != nil {
