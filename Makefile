@@ -59,8 +59,8 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@for t in FuzzDecodeEnvelope FuzzDecodeTrunkDTO FuzzAuthenticate; do \
 	  $(GO) test ./rpc -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./store -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $${FUZZTIME:-30s}
-	$(GO) test ./media -run '^$$' -fuzz '^FuzzParseOffer$$' -fuzztime $${FUZZTIME:-30s}
-	$(GO) test ./media -run '^$$' -fuzz '^FuzzInboundSIP$$' -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./media/sipplane -run '^$$' -fuzz '^FuzzParseOffer$$' -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./media/sipplane -run '^$$' -fuzz '^FuzzInboundSIP$$' -fuzztime $${FUZZTIME:-30s}
 	@for t in FuzzRTCP FuzzPacket; do \
 	  $(GO) test ./media/rtpstats -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./media/audio -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/trunkd/trunkd/media"
+	"github.com/trunkd/trunkd/media/sipplane"
 	"github.com/trunkd/trunkd/store"
 	"github.com/trunkd/trunkd/trunk"
 )
@@ -15,7 +15,7 @@ import (
 // on the SIP plane.
 type service struct {
 	db    *store.DB
-	sip   *media.Plane
+	sip   *sipplane.Plane
 	locks keyLocks
 }
 

@@ -1,0 +1,365 @@
+package sipplane
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/diago"
+	"github.com/emiago/diago/media"
+	"github.com/emiago/sipgo/sip"
+	"github.com/trunkd/trunkd/trunk"
+)
+
+// call is one inbound call in flight.
+type call struct {
+	p        *Plane
+	lv       *live // the configuration the call started with
+	l        *listener
+	d        *diago.DialogServerSession
+	offer    *offer
+	ms       *media.MediaSession
+	port     int
+	start    time.Time
+	hungUp   atomic.Bool
+	finished atomic.Bool   // no longer counted in Plane.active
+	reack    atomic.Uint32 // CSeq of the last re-INVITE answered here
+
+	mu         sync.Mutex // guards ms after the answer: re-INVITEs replace it
+	handed     bool       // ms was given to diago
+	answeredAt time.Time
+	rtp        *rtpWatch
+}
+
+func (c *call) answered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ms != nil
+}
+
+// serve handles a new INVITE on l. diago runs it in the INVITE's goroutine
+// and hangs up (BYE, or 480 when unanswered) when it returns.
+func (l *listener) serve(d *diago.DialogServerSession) {
+	p := l.p
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic handling INVITE", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	req := d.InviteRequest
+	if p.closing.Load() {
+		p.respond(d, sip.StatusServiceUnavailable, "Service Unavailable", p.retryAfter())
+		return
+	}
+	src := sourceIP(req.Source())
+	lv, m := p.table.Load().match(l.key, src, req.Recipient.Host)
+	if lv == nil {
+		p.log.Debug("call matches no trunk", "listener", l.key, "source", req.Source(), "reason", m.Reason)
+		p.respond(d, sip.StatusForbidden, "Forbidden")
+		return
+	}
+	if !lv.slots.acquire(lv.t.ChannelLimit) {
+		lv.h.count(trunk.Inbound, "refused")
+		p.log.Info("call over channel_limit", "trunk_id", lv.t.TrunkID, "channel_limit", lv.t.ChannelLimit)
+		p.respond(d, sip.StatusServiceUnavailable, "Channel Limit Reached", p.retryAfter())
+		return
+	}
+	l.active.Add(1)
+	p.active.Add(1)
+	c := &call{p: p, lv: lv, l: l, d: d, start: time.Now()}
+	defer c.finish()
+	id := req.CallID().Value()
+	p.calls.Store(id, c)
+	defer p.calls.Delete(id)
+	defer c.closeMedia()
+	c.run()
+}
+
+func (p *Plane) retryAfter() sip.Header {
+	return sip.NewHeader("Retry-After", strconv.Itoa(int(p.cfg.RetryAfter/time.Second)))
+}
+
+// respond sends a final response; diago's Respond waits for the ACK.
+func (p *Plane) respond(d *diago.DialogServerSession, code int, reason string, h ...sip.Header) {
+	if err := d.Respond(code, reason, nil, h...); err != nil {
+		p.log.Debug("response not delivered", "code", code, "err", err)
+	}
+}
+
+// action is what the trunk's policy does with an inbound call.
+type action int
+
+const (
+	actReject action = iota
+	actPlay
+	actNotify
+)
+
+// policy maps a trunk's inbound settings to an action and its audio URL.
+func policy(t *trunk.Trunk) (action, string) {
+	if t.RejectIncomingCalls {
+		if t.RejectAudioFile != "" {
+			return actPlay, t.RejectAudioFile
+		}
+		return actReject, ""
+	}
+	switch t.InboundRule {
+	case trunk.RulePlayAndHangup:
+		return actPlay, t.InboundAudioURL
+	case trunk.RuleNotifyAndHangup:
+		return actNotify, ""
+	}
+	return actReject, ""
+}
+
+func (c *call) run() {
+	t := c.lv.t
+	act, url := policy(t)
+	if body := c.d.InviteRequest.Body(); len(body) > 0 || act == actPlay {
+		if code, why := c.checkOffer(body); code != 0 {
+			c.lv.h.count(trunk.Inbound, "refused")
+			c.p.log.Info("call refused for its media", "trunk_id", t.TrunkID, "code", code, "reason", why)
+			c.respond(code, why)
+			return
+		}
+	}
+	switch act {
+	case actPlay:
+		c.play(url)
+	case actNotify:
+		c.p.notify(c.d.Context(), t, c.d.InviteRequest)
+		c.reject()
+	default:
+		c.reject()
+	}
+}
+
+// respond ends the call with a final non-2xx response. The call stops
+// counting as in flight at once: diago then waits up to 32 s for an ACK
+// that a hostile or broken peer may never send, and shutdown must not.
+func (c *call) respond(code int, reason string, h ...sip.Header) {
+	c.finish()
+	c.hungUp.Store(true) // nothing left to hang up
+	c.p.respond(c.d, code, reason, h...)
+}
+
+// finish stops counting the call as in flight, and against the trunk's
+// channel_limit, once.
+func (c *call) finish() {
+	if c.finished.CompareAndSwap(false, true) {
+		c.mu.Lock()
+		at, w := c.answeredAt, c.rtp
+		c.mu.Unlock()
+		if !at.IsZero() {
+			c.lv.h.ended(time.Since(at), w)
+		}
+		c.lv.slots.release()
+		c.l.active.Add(-1)
+		c.p.active.Add(-1)
+	}
+}
+
+func (c *call) reject() {
+	c.lv.h.count(trunk.Inbound, "rejected")
+	code := int(c.lv.t.RejectSIPCode)
+	c.respond(code, reasonPhrase(code))
+}
+
+// checkOffer applies media_ip_cidrs and the codec list to the SDP offer;
+// it returns 0 when the call may proceed, else the SIP code and reason.
+func (c *call) checkOffer(body []byte) (int, string) {
+	o, code, why := checkOffer(c.lv, body)
+	c.offer = o
+	return code, why
+}
+
+// checkOffer parses an offer and checks it against lv's media_ip_cidrs
+// and codecs: code is 0 when it is acceptable, else 488 and why.
+func checkOffer(lv *live, body []byte) (*offer, int, string) {
+	o, err := parseOffer(body)
+	if err != nil {
+		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: " + err.Error()
+	}
+	if len(lv.cidrs) > 0 && !inPrefixes(lv.cidrs, o.addr) {
+		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: media address not allowed"
+	}
+	if _, ok := negotiate(lv.codecs, o.codecs); !ok {
+		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: no common codec"
+	}
+	if o.proto != "RTP/AVP" {
+		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: only RTP/AVP media"
+	}
+	return o, 0, ""
+}
+
+func inPrefixes(l []netip.Prefix, a netip.Addr) bool {
+	for _, p := range l {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// play answers, plays url to the end and hangs up. If the audio cannot be
+// fetched the call is rejected with reject_sip_code instead of answered.
+func (c *call) play(url string) {
+	codecs, _ := negotiate(c.lv.codecs, c.offer.codecs)
+	f := formatFor(codecs[0])
+	_ = c.d.Trying()
+	ctx, cancel := context.WithTimeout(c.d.Context(), 15*time.Second)
+	wav, err := c.p.cfg.Audio.WAV(ctx, url, f)
+	cancel()
+	if err != nil {
+		c.p.log.Warn("audio unavailable; rejecting", "trunk_id", c.lv.t.TrunkID, "err", err)
+		c.reject()
+		return
+	}
+	if code, err := c.openMedia(codecs); err != nil {
+		c.p.log.Warn("cannot set up media", "trunk_id", c.lv.t.TrunkID, "code", code, "err", err)
+		if code == sip.StatusServiceUnavailable {
+			c.respond(code, "Media Unavailable", c.p.retryAfter())
+		} else {
+			c.respond(code, reasonPhrase(code))
+		}
+		return
+	}
+	if err := c.d.Answer(); err != nil {
+		c.p.log.Debug("answer failed", "trunk_id", c.lv.t.TrunkID, "err", err)
+		return
+	}
+	c.answer(codecs[0])
+	err = playWAV(c.d.PlaybackCreate, wav)
+	if err != nil && c.d.Context().Err() == nil {
+		c.p.log.Warn("playback failed", "trunk_id", c.lv.t.TrunkID, "err", err)
+	}
+	c.hangup(c.d.Context())
+}
+
+// answer marks the call answered and starts watching its RTP.
+func (c *call) answer(codec media.Codec) {
+	c.lv.h.count(trunk.Inbound, "answered")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.answeredAt = time.Now()
+	c.rtp = watchRTP(c.d.RTPPacketReader, nil, int(codec.SampleRate))
+}
+
+// snapshot describes the call for ListCalls.
+func (c *call) snapshot() trunk.Call {
+	req := c.d.InviteRequest
+	st := trunk.CallRinging
+	c.mu.Lock()
+	if !c.answeredAt.IsZero() {
+		st = trunk.CallAnswered
+	}
+	c.mu.Unlock()
+	return trunk.Call{CallID: req.CallID().Value(), TrunkID: c.lv.t.TrunkID, Direction: trunk.Inbound,
+		From: req.From().Address.User, To: req.To().Address.User, State: st, Start: c.start}
+}
+
+// playWAV plays a complete WAV file to the end of the file or of ctx.
+func playWAV(create func() (diago.AudioPlayback, error), wav []byte) error {
+	pb, err := create()
+	if err != nil {
+		return err
+	}
+	_, err = pb.Play(bytes.NewReader(wav), "audio/wav")
+	return err
+}
+
+// openMedia binds the call's RTP sockets from the trunk's own port range
+// and negotiates the offer, before diago's Answer (which then only sends
+// our SDP).
+// On failure it returns the SIP code to answer: 503 when no port is free,
+// 488 when diago refuses the offer.
+func (c *call) openMedia(codecs []media.Codec) (int, error) {
+	ms := &media.MediaSession{Codecs: codecs, ExternalIP: c.lv.extRTP, Mode: "sendrecv", RTPNAT: media.RTPNATSymetric}
+	port, err := c.lv.ports.open(ms, c.lv.rtpIP)
+	if err != nil {
+		return sip.StatusServiceUnavailable, err
+	}
+	c.mu.Lock()
+	c.ms, c.port = ms, port
+	c.mu.Unlock()
+	if err := ms.RemoteSDP(c.d.InviteRequest.Body()); err != nil {
+		return sip.StatusNotAcceptableHere, err
+	}
+	rtp := media.NewRTPSession(ms)
+	c.d.InitMediaSession(ms, media.NewRTPPacketReaderSession(rtp), media.NewRTPPacketWriterSession(rtp))
+	c.mu.Lock()
+	c.handed = true // diago closes the sockets with the dialog
+	c.mu.Unlock()
+	return 0, nil
+}
+
+// closeMedia returns the call's port to the pool, closing its sockets
+// unless diago owns them.
+func (c *call) closeMedia() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ms != nil {
+		if !c.handed {
+			c.ms.Close()
+		}
+		c.lv.ports.release(c.port)
+	}
+}
+
+// hangup ends the call once: BYE when answered, else a final response.
+// An answered call is ended with Bye directly: diago's Hangup reads the
+// dialog state, which the ACK's handler may not have confirmed yet (it runs
+// concurrently), and would then send 480 on an answered call.
+func (c *call) hangup(ctx context.Context) {
+	if !c.hungUp.CompareAndSwap(false, true) {
+		return
+	}
+	var err error
+	if c.answered() {
+		err = c.d.Bye(ctx)
+	} else {
+		err = c.d.Hangup(ctx)
+	}
+	if err != nil {
+		c.p.log.Debug("hangup", "trunk_id", c.lv.t.TrunkID, "err", err)
+	}
+}
+
+func sourceIP(src string) netip.Addr {
+	ap, err := netip.ParseAddrPort(src)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// ruriHost extracts the host of a SIP URI.
+func ruriHost(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(s, &u); err != nil {
+		return "", err
+	}
+	return u.Host, nil
+}
+
+var reasons = map[int]string{
+	400: "Bad Request", 403: "Forbidden", 404: "Not Found", 480: "Temporarily Unavailable",
+	486: "Busy Here", 488: "Not Acceptable Here", 500: "Server Internal Error", 502: "Bad Gateway",
+	503: "Service Unavailable", 600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere",
+	606: "Not Acceptable",
+}
+
+func reasonPhrase(code int) string {
+	if r, ok := reasons[code]; ok {
+		return r
+	}
+	return "Rejected"
+}
