@@ -44,9 +44,9 @@ func holdCalls(b *testing.B, n int) (goroutines, heap float64) {
 		b.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for p.Status("live").ActiveCalls < uint32(n) {
+	for p.status("live").ActiveCalls < uint32(n) {
 		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d calls up after 30 s", p.Status("live").ActiveCalls, n)
+			b.Fatalf("%d of %d calls up after 30 s", p.status("live").ActiveCalls, n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -61,7 +61,7 @@ func rtpBindIP(t *trunk.Trunk) (net.IP, error) {
 func (p *Plane) portsFor(t *trunk.Trunk) *portPool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if prev := p.trunks[t.TrunkID]; prev != nil &&
+	if prev := p.liveLocked(t.TrunkID); prev != nil &&
 		prev.t.RTPStartPort == t.RTPStartPort && prev.t.RTPEndPort == t.RTPEndPort {
 		return prev.ports
 	}

@@ -23,8 +23,8 @@ import (
 // does not say.
 const DefaultDialTimeout = 30 * time.Second
 
-// outCall is one outbound call placed by Dial.
-type outCall struct {
+// outboundCall is one outbound call placed by Dial.
+type outboundCall struct {
 	p     *Plane
 	lv    *live // the configuration the call started with
 	h     *health
@@ -72,7 +72,7 @@ func (p *Plane) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult
 		lv.slots.release()
 		return trunk.DialResult{}, trunk.Errorf(trunk.ECIRCUITOPEN, "trunk %q: %v", lv.t.TrunkID, err)
 	}
-	c, err := p.newOutCall(lv, h, ruri, r)
+	c, err := p.newOutboundCall(lv, h, ruri, r)
 	if err != nil {
 		lv.slots.release()
 		h.breaker.Release() // never sent: no verdict on the carrier
@@ -95,14 +95,14 @@ func (p *Plane) dialTrunk(id string) (*live, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lv := p.trunks[id]
-	if lv == nil {
-		if why, ok := p.degraded[id]; ok {
-			return nil, trunk.Errorf(trunk.EUNAVAILABLE, "trunk %q is not live on SIP: %s", id, why)
+	ts := p.trunks[id]
+	if ts == nil || ts.live == nil {
+		if ts != nil && ts.degraded != "" {
+			return nil, trunk.Errorf(trunk.EUNAVAILABLE, "trunk %q is not live on SIP: %s", id, ts.degraded)
 		}
 		return nil, trunk.Errorf(trunk.ENOTFOUND, "no trunk %q", id)
 	}
-	return lv, nil
+	return ts.live, nil
 }
 
 // dialURI is the Request-URI of a call to `to` through t: sbc_ip if set,
@@ -132,16 +132,15 @@ func formatFor(c media.Codec) audio.Format {
 	return audio.Format{Rate: 8000, Channels: 1}
 }
 
-// newOutCall prepares the dialog: our own RTP sockets from the trunk's
+// newOutboundCall prepares the dialog: our own RTP sockets from the trunk's
 // range, From, Call-ID, Route through the proxy; it counts the call as in
 // flight.
-func (p *Plane) newOutCall(lv *live, h *health, ruri sip.Uri, r trunk.DialRequest) (*outCall, error) {
+func (p *Plane) newOutboundCall(lv *live, h *health, ruri sip.Uri, r trunk.DialRequest) (*outboundCall, error) {
 	d, err := lv.l.dg.NewDialog(ruri, diago.NewDialogOptions{Transport: "udp"})
 	if err != nil {
 		return nil, trunk.Errorf(trunk.EUNAVAILABLE, "cannot create the dialog: %v", err)
 	}
-	ms := &media.MediaSession{Codecs: lv.codecs, ExternalIP: lv.extRTP, Mode: "sendrecv", RTPNAT: media.RTPNATSymetric}
-	port, err := lv.ports.open(ms, lv.rtpIP)
+	ms, port, err := lv.newSession(lv.codecs)
 	if err != nil {
 		d.Close()
 		return nil, trunk.Errorf(trunk.ECHANNELLIMIT, "trunk %q: %v", lv.t.TrunkID, err)
@@ -150,10 +149,10 @@ func (p *Plane) newOutCall(lv *live, h *health, ruri sip.Uri, r trunk.DialReques
 	id := newCallID()
 	cid := sip.CallIDHeader(id)
 	d.InviteRequest.AppendHeader(&cid)
-	c := &outCall{p: p, lv: lv, h: h, d: d, port: port, state: trunk.CallRinging, bye: make(chan struct{})}
+	c := &outboundCall{p: p, lv: lv, h: h, d: d, port: port, state: trunk.CallRinging, bye: make(chan struct{})}
 	c.info = trunk.Call{CallID: id, TrunkID: lv.t.TrunkID, Direction: trunk.Outbound,
 		From: fromUser(lv.t, r.From), To: ruri.User, State: trunk.CallRinging, Start: time.Now()}
-	p.out.Store(id, c)
+	p.calls.add(trunk.Outbound, id, c)
 	lv.l.active.Add(1)
 	p.active.Add(1)
 	return c, nil
@@ -173,7 +172,7 @@ func newCallID() string {
 }
 
 // inviteOptions are the INVITE's From, Route and credentials.
-func (c *outCall) inviteOptions(onResponse func(*sip.Response) error) diago.InviteClientOptions {
+func (c *outboundCall) inviteOptions(onResponse func(*sip.Response) error) diago.InviteClientOptions {
 	t := c.lv.t
 	o := diago.InviteClientOptions{Username: t.SIPUsername, Password: t.SIPPassword, OnResponse: onResponse}
 	host := t.Domain
@@ -185,8 +184,8 @@ func (c *outCall) inviteOptions(onResponse func(*sip.Response) error) diago.Invi
 		user = c.p.cfg.UserAgent
 	}
 	o.WithCaller(t.DisplayName, user, host)
-	if t.Proxy != "" {
-		o.Headers = append(o.Headers, sip.NewHeader("Route", "<sip:"+t.Proxy+";lr>"))
+	if h := routeHeader(t); h != nil {
+		o.Headers = append(o.Headers, h)
 	}
 	return o
 }
@@ -195,7 +194,7 @@ func (c *outCall) inviteOptions(onResponse func(*sip.Response) error) diago.Invi
 // timeout. When the time is up after a provisional response the INVITE is
 // cancelled (a ring timeout, 487); with no response at all it is abandoned
 // at once rather than waiting for SIP's 32 s transaction timeout.
-func (c *outCall) invite(ctx context.Context, timeout time.Duration) trunk.DialResult {
+func (c *outboundCall) invite(ctx context.Context, timeout time.Duration) trunk.DialResult {
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
 	}
@@ -246,7 +245,7 @@ var errHungUp = errors.New("hung up by request")
 // waitAnswer runs the INVITE to a final response. sipgo gives up after ten
 // provisional responses; a carrier may send more (183s with progress), so
 // waiting resumes on the same transaction.
-func (c *outCall) waitAnswer(ctx context.Context, o diago.InviteClientOptions) error {
+func (c *outboundCall) waitAnswer(ctx context.Context, o diago.InviteClientOptions) error {
 	err := c.d.Invite(ctx, o)
 	for range 10 {
 		if err == nil || !isTooManyProvisional(err) {
@@ -262,7 +261,7 @@ func isTooManyProvisional(err error) bool {
 }
 
 // result maps the INVITE's outcome to a DialResult.
-func (c *outCall) result(ctx context.Context, err error, ringing bool) trunk.DialResult {
+func (c *outboundCall) result(ctx context.Context, err error, ringing bool) trunk.DialResult {
 	r := trunk.DialResult{CallID: c.info.CallID}
 	var re *sipgo.ErrDialogResponse
 	switch {
@@ -284,7 +283,7 @@ func (c *outCall) result(ctx context.Context, err error, ringing bool) trunk.Dia
 
 // accept checks the answer's media against media_ip_cidrs and ACKs it. A
 // refused answer is ACKed and hung up at once.
-func (c *outCall) accept(ctx context.Context) (bool, int, string) {
+func (c *outboundCall) accept(ctx context.Context) (bool, int, string) {
 	ok, why := true, ""
 	if len(c.lv.cidrs) > 0 {
 		o, err := parseOffer(c.d.InviteResponse.Body())
@@ -313,7 +312,7 @@ func (c *outCall) accept(ctx context.Context) (bool, int, string) {
 
 // run keeps an answered call up: it plays the audio and hangs up, or waits
 // for a hangup, max_duration or the far end's BYE.
-func (c *outCall) run(r trunk.DialRequest) {
+func (c *outboundCall) run(r trunk.DialRequest) {
 	defer c.end()
 	c.rtp = watchRTP(c.d.RTPPacketReader, c.d.RTPSession(), c.clockRate())
 	var limit <-chan time.Time
@@ -340,14 +339,14 @@ func (c *outCall) run(r trunk.DialRequest) {
 	}
 }
 
-func (c *outCall) clockRate() int {
+func (c *outboundCall) clockRate() int {
 	if cs := c.d.MediaSession().CommonCodecs(); len(cs) > 0 {
 		return int(cs[0].SampleRate)
 	}
 	return 8000
 }
 
-func (c *outCall) play(url string) {
+func (c *outboundCall) play(url string) {
 	f := formatFor(c.d.MediaSession().CommonCodecs()[0])
 	ctx, cancel := context.WithTimeout(c.d.Context(), 15*time.Second)
 	wav, err := c.p.cfg.Audio.WAV(ctx, url, f)
@@ -361,8 +360,8 @@ func (c *outCall) play(url string) {
 }
 
 // hangup ends the call: a ringing INVITE is cancelled, an answered call
-// gets a BYE.
-func (c *outCall) hangup() {
+// gets a BYE (from run, which waits for it).
+func (c *outboundCall) hangup(context.Context) {
 	c.hangupOnce.Do(func() {
 		c.mu.Lock()
 		c.hangReq = true
@@ -376,7 +375,7 @@ func (c *outCall) hangup() {
 }
 
 // end releases everything the call holds and records its duration, once.
-func (c *outCall) end() {
+func (c *outboundCall) end() {
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
@@ -391,12 +390,12 @@ func (c *outCall) end() {
 	c.d.Close()
 	c.lv.ports.release(c.port)
 	c.lv.slots.release()
-	c.p.out.Delete(c.info.CallID)
+	c.p.calls.remove(trunk.Outbound, c.info.CallID, c)
 	c.lv.l.active.Add(-1)
 	c.p.active.Add(-1)
 }
 
-func (c *outCall) snapshot() trunk.Call {
+func (c *outboundCall) snapshot() trunk.Call {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i := c.info
@@ -405,10 +404,10 @@ func (c *outCall) snapshot() trunk.Call {
 }
 
 // record feeds the setup's outcome to the trunk's breaker and figures.
-func (c *outCall) record(r trunk.DialResult) {
+func (c *outboundCall) record(r trunk.DialResult) {
 	o := trunk.FaultOf(r.SIPCode)
 	if r.SIPCode == 503 {
-		if d, ok := retryAfter(c.d.InviteResponse); ok {
+		if d, ok := parseRetryAfter(c.d.InviteResponse); ok {
 			c.h.breaker.OpenFor(d)
 		}
 	}
@@ -417,7 +416,8 @@ func (c *outCall) record(r trunk.DialResult) {
 	c.h.count(trunk.Outbound, outboundOutcome(r, o))
 }
 
-func retryAfter(r *sip.Response) (time.Duration, bool) {
+// parseRetryAfter reads a 503's Retry-After in seconds, capped at an hour.
+func parseRetryAfter(r *sip.Response) (time.Duration, bool) {
 	if r == nil {
 		return 0, false
 	}
@@ -444,12 +444,8 @@ func outboundOutcome(r trunk.DialResult, o trunk.Outcome) string {
 
 // Hangup ends a call in flight, in either direction.
 func (p *Plane) Hangup(ctx context.Context, callID string) error {
-	if v, ok := p.out.Load(callID); ok {
-		v.(*outCall).hangup()
-		return nil
-	}
-	if v, ok := p.calls.Load(callID); ok {
-		v.(*call).hangup(ctx)
+	if c, ok := p.calls.get(callID); ok {
+		c.hangup(ctx)
 		return nil
 	}
 	return trunk.Errorf(trunk.ENOCALL, "no call %q in flight", callID)
@@ -457,14 +453,4 @@ func (p *Plane) Hangup(ctx context.Context, callID string) error {
 
 // ListCalls lists the calls in flight of one trunk, or of all when trunkID
 // is "".
-func (p *Plane) ListCalls(trunkID string) []trunk.Call {
-	var l []trunk.Call
-	add := func(c trunk.Call) {
-		if trunkID == "" || c.TrunkID == trunkID {
-			l = append(l, c)
-		}
-	}
-	p.out.Range(func(_, v any) bool { add(v.(*outCall).snapshot()); return true })
-	p.calls.Range(func(_, v any) bool { add(v.(*call).snapshot()); return true })
-	return l
-}
+func (p *Plane) ListCalls(trunkID string) []trunk.Call { return p.calls.list(trunkID) }

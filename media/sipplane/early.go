@@ -16,7 +16,7 @@ import (
 func (l *listener) answerEarly(req *sip.Request, tx sip.ServerTransaction) bool {
 	p := l.p
 	if p.closing.Load() {
-		l.reply(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", p.retryAfter())
+		l.reply(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", p.retryAfterHeader())
 		return true
 	}
 	lv, m := p.table.Load().match(l.key, sourceIP(req.Source()), req.Recipient.Host)
@@ -31,7 +31,7 @@ func (l *listener) answerEarly(req *sip.Request, tx sip.ServerTransaction) bool 
 	if lv.slots.n.Load() >= int64(lv.t.ChannelLimit) {
 		lv.h.count(trunk.Inbound, "refused")
 		p.log.Info("call over channel_limit", "trunk_id", lv.t.TrunkID, "channel_limit", lv.t.ChannelLimit)
-		l.reply(req, tx, sip.StatusServiceUnavailable, "Channel Limit Reached", p.retryAfter())
+		l.reply(req, tx, sip.StatusServiceUnavailable, "Channel Limit Reached", p.retryAfterHeader())
 		return true
 	}
 	if body := req.Body(); len(body) > 0 {

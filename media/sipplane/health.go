@@ -44,16 +44,6 @@ func (p *Plane) newHealth(id string) *health {
 	return h
 }
 
-// healthFor returns the trunk's health, creating it. Callers hold p.mu.
-func (p *Plane) healthFor(id string) *health {
-	h := p.health[id]
-	if h == nil {
-		h = p.newHealth(id)
-		p.health[id] = h
-	}
-	return h
-}
-
 func (h *health) count(direction, outcome string) {
 	h.mu.Lock()
 	h.calls[[2]string{direction, outcome}]++
@@ -88,10 +78,8 @@ func (h *health) counters() Counters {
 // TrunkStatus reports everything live about a trunk: SIP state, breaker
 // and call figures.
 func (p *Plane) TrunkStatus(id string) trunk.Status {
-	st := trunk.Status{SIP: p.Status(id)}
-	p.mu.Lock()
-	h := p.health[id]
-	p.mu.Unlock()
+	st := trunk.Status{SIP: p.status(id)}
+	h := p.healthOf(id)
 	if h == nil {
 		return st
 	}
@@ -103,25 +91,30 @@ func (p *Plane) TrunkStatus(id string) trunk.Status {
 // Counters reports a trunk's cumulative call and breaker counts; ok is
 // false for a trunk the SIP plane does not run.
 func (p *Plane) Counters(id string) (Counters, bool) {
-	p.mu.Lock()
-	h := p.health[id]
-	p.mu.Unlock()
+	h := p.healthOf(id)
 	if h == nil {
 		return Counters{}, false
 	}
 	return h.counters(), true
 }
 
+// healthOf returns the trunk's health, or nil for a trunk never committed.
+func (p *Plane) healthOf(id string) *health {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ts := p.trunks[id]; ts != nil {
+		return ts.health
+	}
+	return nil
+}
+
 // TrunkIDs lists the trunks the SIP plane runs or holds as degraded.
 func (p *Plane) TrunkIDs() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ids := make([]string, 0, len(p.trunks)+len(p.degraded))
-	for id := range p.trunks {
-		ids = append(ids, id)
-	}
-	for id := range p.degraded {
-		if p.trunks[id] == nil {
+	ids := make([]string, 0, len(p.trunks))
+	for id, ts := range p.trunks {
+		if ts.live != nil || ts.degraded != "" {
 			ids = append(ids, id)
 		}
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/trunkd/trunkd/trunk"
 )
 
-// call is one inbound call in flight.
-type call struct {
+// inboundCall is one inbound call in flight.
+type inboundCall struct {
 	p        *Plane
 	lv       *live // the configuration the call started with
 	l        *listener
@@ -36,7 +36,7 @@ type call struct {
 	rtp        *rtpWatch
 }
 
-func (c *call) answered() bool {
+func (c *inboundCall) answered() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ms != nil
@@ -53,7 +53,7 @@ func (l *listener) serve(d *diago.DialogServerSession) {
 	}()
 	req := d.InviteRequest
 	if p.closing.Load() {
-		p.respond(d, sip.StatusServiceUnavailable, "Service Unavailable", p.retryAfter())
+		p.respond(d, sip.StatusServiceUnavailable, "Service Unavailable", p.retryAfterHeader())
 		return
 	}
 	src := sourceIP(req.Source())
@@ -66,21 +66,22 @@ func (l *listener) serve(d *diago.DialogServerSession) {
 	if !lv.slots.acquire(lv.t.ChannelLimit) {
 		lv.h.count(trunk.Inbound, "refused")
 		p.log.Info("call over channel_limit", "trunk_id", lv.t.TrunkID, "channel_limit", lv.t.ChannelLimit)
-		p.respond(d, sip.StatusServiceUnavailable, "Channel Limit Reached", p.retryAfter())
+		p.respond(d, sip.StatusServiceUnavailable, "Channel Limit Reached", p.retryAfterHeader())
 		return
 	}
 	l.active.Add(1)
 	p.active.Add(1)
-	c := &call{p: p, lv: lv, l: l, d: d, start: time.Now()}
+	c := &inboundCall{p: p, lv: lv, l: l, d: d, start: time.Now()}
 	defer c.finish()
 	id := req.CallID().Value()
-	p.calls.Store(id, c)
-	defer p.calls.Delete(id)
+	p.calls.add(trunk.Inbound, id, c)
+	defer p.calls.remove(trunk.Inbound, id, c)
 	defer c.closeMedia()
 	c.run()
 }
 
-func (p *Plane) retryAfter() sip.Header {
+// retryAfterHeader is the Retry-After header of our 503 replies.
+func (p *Plane) retryAfterHeader() sip.Header {
 	return sip.NewHeader("Retry-After", strconv.Itoa(int(p.cfg.RetryAfter/time.Second)))
 }
 
@@ -117,7 +118,7 @@ func policy(t *trunk.Trunk) (action, string) {
 	return actReject, ""
 }
 
-func (c *call) run() {
+func (c *inboundCall) run() {
 	t := c.lv.t
 	act, url := policy(t)
 	if body := c.d.InviteRequest.Body(); len(body) > 0 || act == actPlay {
@@ -142,7 +143,7 @@ func (c *call) run() {
 // respond ends the call with a final non-2xx response. The call stops
 // counting as in flight at once: diago then waits up to 32 s for an ACK
 // that a hostile or broken peer may never send, and shutdown must not.
-func (c *call) respond(code int, reason string, h ...sip.Header) {
+func (c *inboundCall) respond(code int, reason string, h ...sip.Header) {
 	c.finish()
 	c.hungUp.Store(true) // nothing left to hang up
 	c.p.respond(c.d, code, reason, h...)
@@ -150,7 +151,7 @@ func (c *call) respond(code int, reason string, h ...sip.Header) {
 
 // finish stops counting the call as in flight, and against the trunk's
 // channel_limit, once.
-func (c *call) finish() {
+func (c *inboundCall) finish() {
 	if c.finished.CompareAndSwap(false, true) {
 		c.mu.Lock()
 		at, w := c.answeredAt, c.rtp
@@ -164,7 +165,7 @@ func (c *call) finish() {
 	}
 }
 
-func (c *call) reject() {
+func (c *inboundCall) reject() {
 	c.lv.h.count(trunk.Inbound, "rejected")
 	code := int(c.lv.t.RejectSIPCode)
 	c.respond(code, reasonPhrase(code))
@@ -172,7 +173,7 @@ func (c *call) reject() {
 
 // checkOffer applies media_ip_cidrs and the codec list to the SDP offer;
 // it returns 0 when the call may proceed, else the SIP code and reason.
-func (c *call) checkOffer(body []byte) (int, string) {
+func (c *inboundCall) checkOffer(body []byte) (int, string) {
 	o, code, why := checkOffer(c.lv, body)
 	c.offer = o
 	return code, why
@@ -191,7 +192,7 @@ func checkOffer(lv *live, body []byte) (*offer, int, string) {
 	if _, ok := negotiate(lv.codecs, o.codecs); !ok {
 		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: no common codec"
 	}
-	if o.proto != "RTP/AVP" {
+	if !acceptProfile(o) {
 		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: only RTP/AVP media"
 	}
 	return o, 0, ""
@@ -208,7 +209,7 @@ func inPrefixes(l []netip.Prefix, a netip.Addr) bool {
 
 // play answers, plays url to the end and hangs up. If the audio cannot be
 // fetched the call is rejected with reject_sip_code instead of answered.
-func (c *call) play(url string) {
+func (c *inboundCall) play(url string) {
 	codecs, _ := negotiate(c.lv.codecs, c.offer.codecs)
 	f := formatFor(codecs[0])
 	_ = c.d.Trying()
@@ -223,7 +224,7 @@ func (c *call) play(url string) {
 	if code, err := c.openMedia(codecs); err != nil {
 		c.p.log.Warn("cannot set up media", "trunk_id", c.lv.t.TrunkID, "code", code, "err", err)
 		if code == sip.StatusServiceUnavailable {
-			c.respond(code, "Media Unavailable", c.p.retryAfter())
+			c.respond(code, "Media Unavailable", c.p.retryAfterHeader())
 		} else {
 			c.respond(code, reasonPhrase(code))
 		}
@@ -242,7 +243,7 @@ func (c *call) play(url string) {
 }
 
 // answer marks the call answered and starts watching its RTP.
-func (c *call) answer(codec media.Codec) {
+func (c *inboundCall) answer(codec media.Codec) {
 	c.lv.h.count(trunk.Inbound, "answered")
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -251,7 +252,7 @@ func (c *call) answer(codec media.Codec) {
 }
 
 // snapshot describes the call for ListCalls.
-func (c *call) snapshot() trunk.Call {
+func (c *inboundCall) snapshot() trunk.Call {
 	req := c.d.InviteRequest
 	st := trunk.CallRinging
 	c.mu.Lock()
@@ -278,9 +279,8 @@ func playWAV(create func() (diago.AudioPlayback, error), wav []byte) error {
 // our SDP).
 // On failure it returns the SIP code to answer: 503 when no port is free,
 // 488 when diago refuses the offer.
-func (c *call) openMedia(codecs []media.Codec) (int, error) {
-	ms := &media.MediaSession{Codecs: codecs, ExternalIP: c.lv.extRTP, Mode: "sendrecv", RTPNAT: media.RTPNATSymetric}
-	port, err := c.lv.ports.open(ms, c.lv.rtpIP)
+func (c *inboundCall) openMedia(codecs []media.Codec) (int, error) {
+	ms, port, err := c.lv.newSession(codecs)
 	if err != nil {
 		return sip.StatusServiceUnavailable, err
 	}
@@ -300,7 +300,7 @@ func (c *call) openMedia(codecs []media.Codec) (int, error) {
 
 // closeMedia returns the call's port to the pool, closing its sockets
 // unless diago owns them.
-func (c *call) closeMedia() {
+func (c *inboundCall) closeMedia() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ms != nil {
@@ -315,7 +315,7 @@ func (c *call) closeMedia() {
 // An answered call is ended with Bye directly: diago's Hangup reads the
 // dialog state, which the ACK's handler may not have confirmed yet (it runs
 // concurrently), and would then send 480 on an answered call.
-func (c *call) hangup(ctx context.Context) {
+func (c *inboundCall) hangup(ctx context.Context) {
 	if !c.hungUp.CompareAndSwap(false, true) {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,16 +28,34 @@ type listener struct {
 	dg     *diago.Diago
 	cancel context.CancelFunc
 	clientState
-	refs   int          // live trunk configurations using it; guarded by Plane.mu
+	refs   int          // live trunk configurations using it; guarded by listeners.mu
 	active atomic.Int64 // calls in flight on it
+}
+
+// clientState is the listener's SIP client for requests outside dialogs
+// (OPTIONS probes), made on first use by client.
+type clientState struct {
+	clientOnce sync.Once
+	cl         *sipgo.Client
+	clErr      error
+}
+
+// listeners is the pool of SIP listeners, one per bind key, shared by the
+// trunks on that bind. It counts the live configurations using each one
+// and closes a listener when the last is gone and its calls have ended.
+type listeners struct {
+	p *Plane
+
+	mu    sync.Mutex // guards byKey and every listener's refs; held while binding
+	byKey map[string]*listener
 }
 
 // acquire returns the listener for lv's bind, creating and binding it when
 // no trunk uses the address yet, and takes a reference on it.
-func (p *Plane) acquire(lv *live) (*listener, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if l := p.listeners[lv.bind]; l != nil {
+func (ls *listeners) acquire(lv *live) (*listener, error) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if l := ls.byKey[lv.bind]; l != nil {
 		if l.ext != lv.t.ExternalSIPIP {
 			return nil, trunk.FieldErrorf("external_sip_ip", "%q differs from %q, which listener %s already advertises; trunks sharing a bind share its external_sip_ip",
 				lv.t.ExternalSIPIP, l.ext, lv.bind)
@@ -44,13 +63,52 @@ func (p *Plane) acquire(lv *live) (*listener, error) {
 		l.refs++
 		return l, nil
 	}
-	l, err := p.listen(lv)
+	l, err := ls.p.listen(lv)
 	if err != nil {
 		return nil, err
 	}
 	l.refs = 1
-	p.listeners[lv.bind] = l
+	if ls.byKey == nil {
+		ls.byKey = map[string]*listener{}
+	}
+	ls.byKey[lv.bind] = l
 	return l, nil
+}
+
+// release drops a reference; the last one closes the listener once its
+// calls have ended.
+func (ls *listeners) release(l *listener) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	l.refs--
+	if l.refs == 0 {
+		go ls.closeWhenIdle(l)
+	}
+}
+
+func (ls *listeners) closeWhenIdle(l *listener) {
+	for l.active.Load() > 0 && !ls.p.closing.Load() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	ls.mu.Lock()
+	if l.refs > 0 || ls.byKey[l.key] != l {
+		ls.mu.Unlock() // taken again by a new trunk, or closed by closeAll
+		return
+	}
+	delete(ls.byKey, l.key)
+	ls.mu.Unlock()
+	l.close()
+}
+
+// closeAll closes every listener at once, at shutdown.
+func (ls *listeners) closeAll() {
+	ls.mu.Lock()
+	all := ls.byKey
+	ls.byKey = map[string]*listener{}
+	ls.mu.Unlock()
+	for _, l := range all {
+		l.close()
+	}
 }
 
 // listen binds a new listener. A port still closing from a listener that
@@ -108,29 +166,6 @@ func (l *listener) start(host string, port int) error {
 	}
 	l.ua, l.dg, l.cancel = ua, dg, cancel
 	return nil
-}
-
-// releaseLocked drops a reference; the last one closes the listener once
-// its calls have ended. Callers hold p.mu.
-func (p *Plane) releaseLocked(l *listener) {
-	l.refs--
-	if l.refs == 0 {
-		go p.closeWhenIdle(l)
-	}
-}
-
-func (p *Plane) closeWhenIdle(l *listener) {
-	for l.active.Load() > 0 && !p.closing.Load() {
-		time.Sleep(50 * time.Millisecond)
-	}
-	p.mu.Lock()
-	if l.refs > 0 || p.listeners[l.key] != l {
-		p.mu.Unlock() // taken again by a new trunk, or closed by Shutdown
-		return
-	}
-	delete(p.listeners, l.key)
-	p.mu.Unlock()
-	l.close()
 }
 
 func (l *listener) close() {

@@ -17,7 +17,7 @@ type table struct {
 	byListener map[string][]*live // sorted by trunk id
 }
 
-func buildTable(trunks map[string]*live) *table {
+func buildTable(trunks []*live) *table {
 	t := &table{byListener: map[string][]*live{}}
 	for _, lv := range trunks {
 		t.byListener[lv.bind] = append(t.byListener[lv.bind], lv)

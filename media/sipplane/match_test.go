@@ -2,8 +2,10 @@ package sipplane
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,11 +28,11 @@ func liveFor(id, domain string, gw, sbc []string) *live {
 }
 
 func TestMatch(t *testing.T) {
-	tb := buildTable(map[string]*live{
-		"b":   liveFor("b", "b.example", []string{"192.0.2.1"}, nil),
-		"a":   liveFor("a", "a.example", []string{"192.0.2.1"}, nil),
-		"c":   liveFor("c", "c.example", nil, []string{"198.51.100.7"}),
-		"dns": liveFor("dns", "", []string{"2001:db8::1", "203.0.113.5"}, nil),
+	tb := buildTable([]*live{
+		liveFor("b", "b.example", []string{"192.0.2.1"}, nil),
+		liveFor("a", "a.example", []string{"192.0.2.1"}, nil),
+		liveFor("c", "c.example", nil, []string{"198.51.100.7"}),
+		liveFor("dns", "", []string{"2001:db8::1", "203.0.113.5"}, nil),
 	})
 	for _, tc := range []struct {
 		src, host, want, reason string
@@ -131,7 +133,7 @@ func TestTableReplaceMatchesRebuild(t *testing.T) {
 			delete(trunks, st.id)
 		}
 		tb = tb.replace(prev, next)
-		want := buildTable(trunks)
+		want := buildTable(slices.Collect(maps.Values(trunks)))
 		if len(tb.byListener) != len(want.byListener) {
 			t.Fatalf("after %v: listeners %v; want %v", st, tb.byListener, want.byListener)
 		}

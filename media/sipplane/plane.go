@@ -29,7 +29,7 @@ type Config struct {
 	RetryAfter     time.Duration // Retry-After on 503 replies; 5s
 
 	Breaker       trunk.BreakerConfig // per-trunk circuit breaker; trunk.DefaultBreakerConfig()
-	QualityWindow time.Duration       // ASR/ACD/MOS/PDD window; 30m
+	QualityWindow time.Duration       // ASR/ACD/MOS/PDD window; trunk.DefaultQualityWindow
 	ProbeInterval time.Duration       // OPTIONS keepalive to every trunk's carrier; 0 = off
 }
 
@@ -49,21 +49,17 @@ type Plane struct {
 	cfg Config
 	log *slog.Logger
 
-	mu        sync.Mutex // guards the maps below and table swaps
-	trunks    map[string]*live
-	listeners map[string]*listener
-	degraded  map[string]string  // trunk id -> why it could not be applied
-	slots     map[string]*slots  // per trunk id, shared across updates
-	health    map[string]*health // per trunk id, shared across updates
+	mu     sync.Mutex             // guards trunks and table swaps
+	trunks map[string]*trunkState // by trunk id
 
-	table   atomic.Pointer[table]
-	calls   sync.Map // Call-ID -> *call (inbound)
-	out     sync.Map // Call-ID -> *outCall
-	active  atomic.Int64
-	closing atomic.Bool
-	bulk    atomic.Bool // LoadAll in progress: the table is built once at its end
-	stop    context.CancelFunc
-	done    chan struct{}
+	listeners listeners
+	table     atomic.Pointer[table]
+	calls     calls
+	active    atomic.Int64
+	closing   atomic.Bool
+	bulk      atomic.Bool // LoadAll in progress: the table is built once at its end
+	stop      context.CancelFunc
+	done      chan struct{}
 }
 
 // New returns a Plane with no trunks and starts its DNS refresher.
@@ -96,7 +92,7 @@ func New(cfg Config) *Plane {
 		cfg.Breaker = trunk.DefaultBreakerConfig()
 	}
 	if cfg.QualityWindow <= 0 {
-		cfg.QualityWindow = 30 * time.Minute
+		cfg.QualityWindow = trunk.DefaultQualityWindow
 	}
 	// Answers list codecs in the trunk's order of preference, not the
 	// offerer's: codec_preferences is what operators set.
@@ -104,10 +100,10 @@ func New(cfg Config) *Plane {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Plane{
 		cfg: cfg, log: cfg.Logger,
-		trunks: map[string]*live{}, listeners: map[string]*listener{},
-		degraded: map[string]string{}, slots: map[string]*slots{}, health: map[string]*health{},
-		stop: cancel, done: make(chan struct{}),
+		trunks: map[string]*trunkState{},
+		stop:   cancel, done: make(chan struct{}),
 	}
+	p.listeners.p = p
 	p.table.Store(buildTable(nil))
 	go p.refreshDNS(ctx)
 	go p.probeLoop(ctx)
@@ -116,6 +112,48 @@ func New(cfg Config) *Plane {
 
 // setPreferLocalOrder sets diago's process-wide codec order once.
 var setPreferLocalOrder sync.Once
+
+// trunkState is all the plane keeps for one trunk id. live is the running
+// configuration, nil while the trunk is only degraded; degraded says why
+// the stored trunk could not be applied. slots and health are created by
+// the first Commit and kept across updates (calls in flight keep theirs);
+// the whole state goes when the trunk is removed.
+type trunkState struct {
+	live     *live
+	degraded string
+	slots    *slots
+	health   *health
+}
+
+// state returns the trunk's state, creating it. Callers hold p.mu.
+func (p *Plane) state(id string) *trunkState {
+	ts := p.trunks[id]
+	if ts == nil {
+		ts = &trunkState{}
+		p.trunks[id] = ts
+	}
+	return ts
+}
+
+// liveLocked returns the trunk's running configuration, or nil. Callers
+// hold p.mu.
+func (p *Plane) liveLocked(id string) *live {
+	if ts := p.trunks[id]; ts != nil {
+		return ts.live
+	}
+	return nil
+}
+
+// liveTrunksLocked lists the running configurations. Callers hold p.mu.
+func (p *Plane) liveTrunksLocked() []*live {
+	l := make([]*live, 0, len(p.trunks))
+	for _, ts := range p.trunks {
+		if ts.live != nil {
+			l = append(l, ts.live)
+		}
+	}
+	return l
+}
 
 // live is one trunk configuration as the SIP plane runs it. It is never
 // modified after Commit; an Update builds a new one.
@@ -200,7 +238,7 @@ func (p *Plane) Prepare(ctx context.Context, t *trunk.Trunk) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := p.acquire(lv)
+	l, err := p.listeners.acquire(lv)
 	if err != nil {
 		return nil, err
 	}
@@ -217,11 +255,13 @@ func (c *Change) Commit() {
 	c.done = true
 	p, lv := c.p, c.next
 	p.mu.Lock()
-	prev := p.trunks[lv.t.TrunkID]
-	lv.slots = p.slotsFor(lv.t.TrunkID)
-	lv.h = p.healthFor(lv.t.TrunkID)
-	p.trunks[lv.t.TrunkID] = lv
-	delete(p.degraded, lv.t.TrunkID)
+	ts := p.state(lv.t.TrunkID)
+	prev := ts.live
+	if ts.slots == nil {
+		ts.slots, ts.health = &slots{}, p.newHealth(lv.t.TrunkID)
+	}
+	lv.slots, lv.h = ts.slots, ts.health
+	ts.live, ts.degraded = lv, ""
 	bulk := p.bulk.Load()
 	if !bulk {
 		p.table.Store(p.table.Load().replace(prev, lv))
@@ -244,11 +284,19 @@ func (c *Change) Commit() {
 func (p *Plane) LoadAll(ctx context.Context, ts []*trunk.Trunk) {
 	p.bulk.Store(true)
 	for _, t := range ts {
-		p.Load(ctx, t)
+		p.load(ctx, t)
 	}
 	p.mu.Lock()
-	p.table.Store(buildTable(p.trunks))
-	live, degraded := len(p.trunks), len(p.degraded)
+	p.table.Store(buildTable(p.liveTrunksLocked()))
+	live, degraded := 0, 0
+	for _, st := range p.trunks {
+		if st.live != nil {
+			live++
+		}
+		if st.degraded != "" {
+			degraded++
+		}
+	}
 	p.bulk.Store(false)
 	p.mu.Unlock()
 	p.log.Info("stored trunks applied to SIP", "live", live, "degraded", degraded)
@@ -260,38 +308,35 @@ func (c *Change) Abort() {
 		return
 	}
 	c.done = true
-	c.p.mu.Lock()
-	c.p.releaseLocked(c.next.l)
-	c.p.mu.Unlock()
+	c.p.listeners.release(c.next.l)
 }
 
 // Remove takes a trunk off the SIP plane: new calls from its carrier are
 // unmatched; calls in flight run until they end.
 func (p *Plane) Remove(id string) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.degraded, id)
-	delete(p.slots, id)
-	delete(p.health, id)
-	lv := p.trunks[id]
+	ts := p.trunks[id]
+	delete(p.trunks, id)
+	var lv *live
+	if ts != nil && ts.live != nil {
+		lv = ts.live
+		p.table.Store(p.table.Load().replace(lv, nil))
+	}
+	p.mu.Unlock()
 	if lv == nil {
 		return
 	}
-	delete(p.trunks, id)
-	p.table.Store(p.table.Load().replace(lv, nil))
-	p.mu.Unlock()
 	p.retire(lv.reg, lv.l)
-	p.mu.Lock()
 	p.log.Info("trunk off SIP", "trunk_id", id)
 }
 
-// Load applies stored trunks at start-up. A trunk that cannot be applied is
-// logged and kept as degraded; the others run.
-func (p *Plane) Load(ctx context.Context, t *trunk.Trunk) {
+// load applies a stored trunk at start-up. A trunk that cannot be applied
+// is logged and kept as degraded; the others run.
+func (p *Plane) load(ctx context.Context, t *trunk.Trunk) {
 	c, err := p.Prepare(ctx, t)
 	if err != nil {
 		p.mu.Lock()
-		p.degraded[t.TrunkID] = err.Error()
+		p.state(t.TrunkID).degraded = err.Error()
 		p.mu.Unlock()
 		p.log.Error("trunk not live on SIP", "trunk_id", t.TrunkID, "err", err)
 		return
@@ -299,28 +344,23 @@ func (p *Plane) Load(ctx context.Context, t *trunk.Trunk) {
 	c.Commit()
 }
 
-func (p *Plane) slotsFor(id string) *slots {
-	s := p.slots[id]
-	if s == nil {
-		s = &slots{}
-		p.slots[id] = s
-	}
-	return s
-}
-
-// Status reports a trunk's SIP state.
-func (p *Plane) Status(id string) trunk.SIPStatus {
+// status reports a trunk's SIP state.
+func (p *Plane) status(id string) trunk.SIPStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := trunk.SIPStatus{State: trunk.SIPOff, RegistrationState: trunk.RegOff}
-	if why, ok := p.degraded[id]; ok {
-		st.State, st.Error = trunk.SIPDegraded, why
+	ts := p.trunks[id]
+	if ts == nil {
+		return st
 	}
-	if lv := p.trunks[id]; lv != nil {
+	if ts.degraded != "" {
+		st.State, st.Error = trunk.SIPDegraded, ts.degraded
+	}
+	if lv := ts.live; lv != nil {
 		st.State = trunk.SIPActive
 		st.RegistrationState, st.RegistrationError = regStatus(lv.reg)
 	}
-	if s := p.slots[id]; s != nil {
+	if s := ts.slots; s != nil {
 		st.ActiveCalls = uint32(max(0, s.n.Load()))
 	}
 	return st
@@ -361,35 +401,8 @@ func (p *Plane) Shutdown(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
-	p.hangupAll()
+	p.calls.hangupAll()
 	p.stopRegistrations(context.WithoutCancel(ctx))
-	p.mu.Lock()
-	ls := p.listeners
-	p.listeners = map[string]*listener{}
-	p.mu.Unlock()
-	for _, l := range ls {
-		l.close()
-	}
+	p.listeners.closeAll()
 	return err
-}
-
-// hangupAll hangs up every call at once, waiting at most two seconds.
-func (p *Plane) hangupAll() {
-	hctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	p.calls.Range(func(_, v any) bool {
-		wg.Go(func() { v.(*call).hangup(hctx) })
-		return true
-	})
-	p.out.Range(func(_, v any) bool {
-		v.(*outCall).hangup()
-		return true
-	})
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-hctx.Done():
-	}
 }

@@ -260,7 +260,7 @@ func TestBindFailureChangesNothing(t *testing.T) {
 	if !errors.As(err, &te) || te.Field != "source_pbx_port" {
 		t.Fatalf("Prepare on a busy port = %v; want an error naming source_pbx_port", err)
 	}
-	if st := p.Status("x"); st.State != trunk.SIPOff {
+	if st := p.status("x"); st.State != trunk.SIPOff {
 		t.Errorf("Status after a failed Prepare = %+v; want off", st)
 	}
 }
@@ -368,7 +368,7 @@ func TestChannelLimit(t *testing.T) {
 		}
 		wg.Go(func() { readUntilHangup(t, d); d.Close() })
 	}
-	if st := p.Status("small"); st.ActiveCalls != 2 {
+	if st := p.status("small"); st.ActiveCalls != 2 {
 		t.Errorf("ActiveCalls = %d; want 2", st.ActiveCalls)
 	}
 	if got := u.code(t, port); got != 503 {

@@ -3,7 +3,6 @@ package sipplane
 import (
 	"context"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -36,11 +35,7 @@ func (p *Plane) probeLoop(ctx context.Context) {
 func (p *Plane) liveTrunks() []*live {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	l := make([]*live, 0, len(p.trunks))
-	for _, lv := range p.trunks {
-		l = append(l, lv)
-	}
-	return l
+	return p.liveTrunksLocked()
 }
 
 func (p *Plane) maybeProbe(ctx context.Context, lv *live, last map[string]time.Time, now time.Time) {
@@ -72,8 +67,8 @@ func (p *Plane) probe(ctx context.Context, lv *live) bool {
 		return false
 	}
 	req := sip.NewRequest(sip.OPTIONS, ruri)
-	if lv.t.Proxy != "" {
-		req.AppendHeader(sip.NewHeader("Route", "<sip:"+lv.t.Proxy+";lr>"))
+	if h := routeHeader(lv.t); h != nil {
+		req.AppendHeader(h)
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -94,11 +89,4 @@ func (l *listener) client() (*sipgo.Client, error) {
 		l.cl, l.clErr = sipgo.NewClient(l.ua, opts...)
 	})
 	return l.cl, l.clErr
-}
-
-// clientState is embedded in listener.
-type clientState struct {
-	clientOnce sync.Once
-	cl         *sipgo.Client
-	clErr      error
 }

@@ -91,9 +91,7 @@ func (p *Plane) handOver(prev, next *live) *register.Registration {
 // must leave before the listener's UserAgent closes.
 func (p *Plane) retire(reg *register.Registration, l *listener) {
 	if reg == nil {
-		p.mu.Lock()
-		p.releaseLocked(l)
-		p.mu.Unlock()
+		p.listeners.release(l)
 		return
 	}
 	go func() {
@@ -102,9 +100,7 @@ func (p *Plane) retire(reg *register.Registration, l *listener) {
 		if err := reg.Stop(ctx); err != nil {
 			p.log.Warn("unregister", "err", err)
 		}
-		p.mu.Lock()
-		p.releaseLocked(l)
-		p.mu.Unlock()
+		p.listeners.release(l)
 	}()
 }
 
@@ -112,9 +108,9 @@ func (p *Plane) retire(reg *register.Registration, l *listener) {
 func (p *Plane) stopRegistrations(ctx context.Context) {
 	p.mu.Lock()
 	var regs []*register.Registration
-	for _, lv := range p.trunks {
-		if lv.reg != nil {
-			regs = append(regs, lv.reg)
+	for _, ts := range p.trunks {
+		if ts.live != nil && ts.live.reg != nil {
+			regs = append(regs, ts.live.reg)
 		}
 	}
 	p.mu.Unlock()

@@ -76,7 +76,7 @@ func TestRegistrationFollowsTrunk(t *testing.T) {
 	tr.Domain = "carrier.example"
 	tr.SIPUsername, tr.SIPPassword = "alice", "pw"
 	apply(t, p, tr)
-	waitFor(t, "registered", func() bool { return p.Status("reg").RegistrationState == trunk.RegRegistered })
+	waitFor(t, "registered", func() bool { return p.status("reg").RegistrationState == trunk.RegRegistered })
 	first := reg.requests()[0]
 	if to := first.To().Address; to.User != "alice" || to.Host != "carrier.example" {
 		t.Errorf("REGISTER To = %s; want the AOR sip:alice@carrier.example", to.String())
@@ -88,8 +88,8 @@ func TestRegistrationFollowsTrunk(t *testing.T) {
 	tr2.RejectSIPCode = 486
 	apply(t, p, tr2)
 	time.Sleep(200 * time.Millisecond)
-	if got := len(reg.requests()); got != n || p.Status("reg").RegistrationState != trunk.RegRegistered {
-		t.Errorf("unrelated Update: %d REGISTERs (was %d), state %s; want the registration kept", got, n, p.Status("reg").RegistrationState)
+	if got := len(reg.requests()); got != n || p.status("reg").RegistrationState != trunk.RegRegistered {
+		t.Errorf("unrelated Update: %d REGISTERs (was %d), state %s; want the registration kept", got, n, p.status("reg").RegistrationState)
 	}
 
 	// Removal unregisters our own contact only.

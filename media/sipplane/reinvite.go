@@ -46,8 +46,8 @@ func inDialog(req *sip.Request) bool {
 // ownAck reports whether req acknowledges a re-INVITE answered here; the
 // dialog layer would refuse its CSeq.
 func (l *listener) ownAck(req *sip.Request) bool {
-	v, ok := l.p.calls.Load(req.CallID().Value())
-	return ok && req.CSeq() != nil && req.CSeq().SeqNo == v.(*call).reack.Load()
+	c, ok := l.p.calls.inbound(req.CallID().Value())
+	return ok && req.CSeq() != nil && req.CSeq().SeqNo == c.reack.Load()
 }
 
 // reinvite answers an in-dialog INVITE for a call of ours: hold
@@ -55,12 +55,11 @@ func (l *listener) ownAck(req *sip.Request) bool {
 // direction, the answer keeps advertising external_rtp_ip, and with
 // terminate_on_hold the call is hung up after the answer.
 func (l *listener) reinvite(req *sip.Request, tx sip.ServerTransaction, next sipgo.RequestHandler) {
-	v, ok := l.p.calls.Load(req.CallID().Value())
-	if !ok || !v.(*call).answered() {
+	c, ok := l.p.calls.inbound(req.CallID().Value())
+	if !ok || !c.answered() {
 		next(req, tx) // not ours or not answered: diago replies (481, 491 ...)
 		return
 	}
-	c := v.(*call)
 	c.reack.Store(req.CSeq().SeqNo)
 	code, body, hold := c.answerReinvite(req.Body())
 	res := sip.NewResponseFromRequest(req, code, reasonPhrase(code), body)
@@ -79,23 +78,21 @@ func (l *listener) reinvite(req *sip.Request, tx sip.ServerTransaction, next sip
 
 // answerReinvite negotiates a re-INVITE's offer against the call's media
 // and returns the SIP code, the answer SDP and whether it is a hold.
-func (c *call) answerReinvite(body []byte) (int, []byte, bool) {
+func (c *inboundCall) answerReinvite(body []byte) (int, []byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(body) == 0 {
 		return sip.StatusOK, c.ms.LocalSDP(), false // session refresh without SDP
 	}
 	o, err := parseOffer(body)
-	if err != nil || o.proto != "RTP/AVP" {
+	if err != nil || !acceptProfile(o) {
 		return sip.StatusNotAcceptableHere, nil, false
 	}
 	codecs, ok := negotiate(c.lv.codecs, o.codecs)
 	if !ok {
 		return sip.StatusNotAcceptableHere, nil, false
 	}
-	fork := c.ms.Fork()
-	fork.ExternalIP = c.lv.extRTP // Fork drops it (diago bug): keep NAT right
-	fork.Codecs = codecs
+	fork := c.lv.session(codecs, c.ms)
 	if err := fork.RemoteSDP(body); err != nil {
 		return sip.StatusNotAcceptableHere, nil, false
 	}
