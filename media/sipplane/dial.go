@@ -432,14 +432,14 @@ func parseRetryAfter(r *sip.Response) (time.Duration, bool) {
 	return time.Duration(min(s, 3600)) * time.Second, true
 }
 
-func outboundOutcome(r trunk.DialResult, o trunk.Outcome) string {
+func outboundOutcome(r trunk.DialResult, o trunk.Outcome) outcome {
 	switch {
 	case r.Answered:
-		return "answered"
+		return outAnswered
 	case o == trunk.Fault:
-		return "carrier_fault"
+		return outCarrierFault
 	}
-	return "not_answered"
+	return outNotAnswered
 }
 
 // Hangup ends a call in flight, in either direction.

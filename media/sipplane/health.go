@@ -44,9 +44,9 @@ func (p *Plane) newHealth(id string) *health {
 	return h
 }
 
-func (h *health) count(direction, outcome string) {
+func (h *health) count(direction string, o outcome) {
 	h.mu.Lock()
-	h.calls[[2]string{direction, outcome}]++
+	h.calls[[2]string{direction, string(o)}]++
 	h.mu.Unlock()
 }
 

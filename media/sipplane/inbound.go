@@ -52,32 +52,24 @@ func (l *listener) serve(d *diago.DialogServerSession) {
 		}
 	}()
 	req := d.InviteRequest
-	if p.closing.Load() {
-		p.respond(d, sip.StatusServiceUnavailable, "Service Unavailable", p.retryAfterHeader())
+	v := l.decide(req)
+	if !v.final() && !v.lv.slots.acquire(v.lv.t.ChannelLimit) {
+		v = l.overLimit(v.lv)
+	}
+	if v.final() {
+		l.settle(req, v, func(code int, reason string, hs ...sip.Header) { p.respond(d, code, reason, hs...) })
 		return
 	}
-	src := sourceIP(req.Source())
-	lv, m := p.table.Load().match(l.key, src, req.Recipient.Host)
-	if lv == nil {
-		p.log.Debug("call matches no trunk", "listener", l.key, "source", req.Source(), "reason", m.Reason)
-		p.respond(d, sip.StatusForbidden, "Forbidden")
-		return
-	}
-	if !lv.slots.acquire(lv.t.ChannelLimit) {
-		lv.h.count(trunk.Inbound, "refused")
-		p.log.Info("call over channel_limit", "trunk_id", lv.t.TrunkID, "channel_limit", lv.t.ChannelLimit)
-		p.respond(d, sip.StatusServiceUnavailable, "Channel Limit Reached", p.retryAfterHeader())
-		return
-	}
+	lv := v.lv
 	l.active.Add(1)
 	p.active.Add(1)
-	c := &inboundCall{p: p, lv: lv, l: l, d: d, start: time.Now()}
+	c := &inboundCall{p: p, lv: lv, l: l, d: d, offer: v.offer, start: time.Now()}
 	defer c.finish()
 	id := req.CallID().Value()
 	p.calls.add(trunk.Inbound, id, c)
 	defer p.calls.remove(trunk.Inbound, id, c)
 	defer c.closeMedia()
-	c.run()
+	c.run(v)
 }
 
 // retryAfterHeader is the Retry-After header of our 503 replies.
@@ -92,22 +84,14 @@ func (p *Plane) respond(d *diago.DialogServerSession, code int, reason string, h
 	}
 }
 
-// action is what the trunk's policy does with an inbound call.
-type action int
-
-const (
-	actReject action = iota
-	actPlay
-	actNotify
-)
-
-// policy maps a trunk's inbound settings to an action and its audio URL.
+// policy maps a trunk's inbound settings to an action and its audio URL;
+// REJECT is actReply, with reject_sip_code.
 func policy(t *trunk.Trunk) (action, string) {
 	if t.RejectIncomingCalls {
 		if t.RejectAudioFile != "" {
 			return actPlay, t.RejectAudioFile
 		}
-		return actReject, ""
+		return actReply, ""
 	}
 	switch t.InboundRule {
 	case trunk.RulePlayAndHangup:
@@ -115,25 +99,16 @@ func policy(t *trunk.Trunk) (action, string) {
 	case trunk.RuleNotifyAndHangup:
 		return actNotify, ""
 	}
-	return actReject, ""
+	return actReply, ""
 }
 
-func (c *inboundCall) run() {
-	t := c.lv.t
-	act, url := policy(t)
-	if body := c.d.InviteRequest.Body(); len(body) > 0 || act == actPlay {
-		if code, why := c.checkOffer(body); code != 0 {
-			c.lv.h.count(trunk.Inbound, "refused")
-			c.p.log.Info("call refused for its media", "trunk_id", t.TrunkID, "code", code, "reason", why)
-			c.respond(code, why)
-			return
-		}
-	}
-	switch act {
+// run carries out a verdict that needs the dialog.
+func (c *inboundCall) run(v verdict) {
+	switch v.act {
 	case actPlay:
-		c.play(url)
+		c.play(v.url)
 	case actNotify:
-		c.p.notify(c.d.Context(), t, c.d.InviteRequest)
+		c.p.notify(c.d.Context(), c.lv.t, c.d.InviteRequest)
 		c.reject()
 	default:
 		c.reject()
@@ -166,17 +141,9 @@ func (c *inboundCall) finish() {
 }
 
 func (c *inboundCall) reject() {
-	c.lv.h.count(trunk.Inbound, "rejected")
+	c.lv.h.count(trunk.Inbound, outRejected)
 	code := int(c.lv.t.RejectSIPCode)
 	c.respond(code, reasonPhrase(code))
-}
-
-// checkOffer applies media_ip_cidrs and the codec list to the SDP offer;
-// it returns 0 when the call may proceed, else the SIP code and reason.
-func (c *inboundCall) checkOffer(body []byte) (int, string) {
-	o, code, why := checkOffer(c.lv, body)
-	c.offer = o
-	return code, why
 }
 
 // checkOffer parses an offer and checks it against lv's media_ip_cidrs
@@ -244,7 +211,7 @@ func (c *inboundCall) play(url string) {
 
 // answer marks the call answered and starts watching its RTP.
 func (c *inboundCall) answer(codec media.Codec) {
-	c.lv.h.count(trunk.Inbound, "answered")
+	c.lv.h.count(trunk.Inbound, outAnswered)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.answeredAt = time.Now()
