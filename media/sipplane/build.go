@@ -32,7 +32,7 @@ func (p *Plane) build(ctx context.Context, t *trunk.Trunk) (*live, error) {
 	}
 	ip, err := rtpBindIP(t)
 	if err != nil {
-		return nil, trunk.FieldErrorf("internal_rtp_ip", "no address to bind RTP to: %v", err)
+		return nil, fieldError("internal_rtp_ip", err, "no address to bind RTP to")
 	}
 	lv.rtpIP = ip
 	if t.ExternalRTPIP != "" {

@@ -60,7 +60,7 @@ func (p *Plane) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult
 	}
 	if r.AudioURL != "" {
 		if _, err := p.cfg.Audio.WAV(ctx, r.AudioURL, formatFor(lv.codecs[0])); err != nil {
-			return trunk.DialResult{}, trunk.FieldErrorf("audio_url", "cannot be played: %v", err)
+			return trunk.DialResult{}, fieldError("audio_url", err, "cannot be fetched and converted for the call")
 		}
 	}
 	if !lv.slots.acquire(lv.t.ChannelLimit) {
@@ -70,7 +70,8 @@ func (p *Plane) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult
 	_, err = h.breaker.Allow()
 	if err != nil {
 		lv.slots.release()
-		return trunk.DialResult{}, trunk.Errorf(trunk.ECIRCUITOPEN, "trunk %q: %v", lv.t.TrunkID, err)
+		// The breaker's text is ours and says until when: keep it.
+		return trunk.DialResult{}, trunk.Wrap(trunk.ECIRCUITOPEN, err, "trunk %q: %s", lv.t.TrunkID, err)
 	}
 	c, err := p.newOutboundCall(lv, h, ruri, r)
 	if err != nil {
@@ -138,12 +139,12 @@ func formatFor(c media.Codec) audio.Format {
 func (p *Plane) newOutboundCall(lv *live, h *health, ruri sip.Uri, r trunk.DialRequest) (*outboundCall, error) {
 	d, err := lv.l.dg.NewDialog(ruri, diago.NewDialogOptions{Transport: "udp"})
 	if err != nil {
-		return nil, trunk.Errorf(trunk.EUNAVAILABLE, "cannot create the dialog: %v", err)
+		return nil, trunk.Wrap(trunk.EUNAVAILABLE, err, "cannot create the dialog")
 	}
 	ms, port, err := lv.newSession(lv.codecs)
 	if err != nil {
 		d.Close()
-		return nil, trunk.Errorf(trunk.ECHANNELLIMIT, "trunk %q: %v", lv.t.TrunkID, err)
+		return nil, trunk.Wrap(trunk.ECHANNELLIMIT, err, "trunk %q: no free RTP port in %d-%d", lv.t.TrunkID, lv.t.RTPStartPort, lv.t.RTPEndPort)
 	}
 	d.InitMediaSession(ms, nil, nil) // diago offers it and closes it with the dialog
 	id := newCallID()

@@ -130,11 +130,21 @@ func (p *Plane) listen(lv *live) (*listener, error) {
 		}
 		time.Sleep(wait)
 	}
-	field := "source_pbx_port"
-	if errors.Is(err, syscall.EADDRNOTAVAIL) {
-		field = "internal_sip_ip"
+	switch {
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return nil, fieldError("internal_sip_ip", err, "cannot listen for SIP on %s: not an address of this host", lv.bind)
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fieldError("source_pbx_port", err, "cannot listen for SIP on %s: the port is in use", lv.bind)
 	}
-	return nil, trunk.FieldErrorf(field, "cannot listen for SIP on %s: %v", lv.bind, err)
+	return nil, fieldError("source_pbx_port", err, "cannot listen for SIP on %s", lv.bind)
+}
+
+// fieldError is trunk.FieldErrorf keeping err as the cause: the message
+// goes to the client, the cause (OS or diago text) only to the log.
+func fieldError(field string, err error, format string, args ...any) *trunk.Error {
+	e := trunk.Wrap(trunk.EINVALID, err, format, args...)
+	e.Field = field
+	return e
 }
 
 func (l *listener) start(host string, port int) error {

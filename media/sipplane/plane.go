@@ -2,6 +2,7 @@ package sipplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -338,7 +339,11 @@ func (p *Plane) load(ctx context.Context, t *trunk.Trunk) {
 		p.mu.Lock()
 		p.state(t.TrunkID).degraded = err.Error()
 		p.mu.Unlock()
-		p.log.Error("trunk not live on SIP", "trunk_id", t.TrunkID, "err", err)
+		attrs := []any{"trunk_id", t.TrunkID, "err", err}
+		if cause := errors.Unwrap(err); cause != nil {
+			attrs = append(attrs, "cause", cause) // not in err's text, which clients see
+		}
+		p.log.Error("trunk not live on SIP", attrs...)
 		return
 	}
 	c.Commit()

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,6 +260,9 @@ func TestBindFailureChangesNothing(t *testing.T) {
 	var te *trunk.Error
 	if !errors.As(err, &te) || te.Field != "source_pbx_port" {
 		t.Fatalf("Prepare on a busy port = %v; want an error naming source_pbx_port", err)
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) || strings.Contains(te.Message, "bind") {
+		t.Errorf("Prepare on a busy port = %q (cause %v); want EADDRINUSE as the cause, not in the message", te.Message, te.Err)
 	}
 	if st := p.status("x"); st.State != trunk.SIPOff {
 		t.Errorf("Status after a failed Prepare = %+v; want off", st)
