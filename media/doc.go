@@ -4,6 +4,7 @@
 //	media/sipplane           the SIP and RTP plane on diago and sipgo: listeners,
 //	                         inbound and outbound calls, re-INVITEs, health
 //	media/sipplane/register  a trunk's SIP registration, on sipgo's client
+//	media/sipplane/siptest   test kit: free ports and a sipp runner
 //	media/audio              audio fetched by URL, converted and cached
 //	media/rtpstats           RTP loss, jitter and RTT from packets and RTCP
 //

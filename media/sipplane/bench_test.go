@@ -13,6 +13,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/trunkd/trunkd/media/rtpstats"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -31,7 +32,7 @@ func BenchmarkLiveCalls(b *testing.B) {
 
 func holdCalls(b *testing.B, n int) (goroutines, heap float64) {
 	p := newPlane(b, Config{Audio: &fakeAudio{length: time.Minute}})
-	port := freePort(b, "127.0.0.1")
+	port := siptest.FreePort(b, "127.0.0.1")
 	tr := testTrunk("live", port)
 	tr.RejectIncomingCalls, tr.InboundRule, tr.InboundAudioURL = false, trunk.RulePlayAndHangup, "file:///prompt.wav"
 	tr.ChannelLimit, tr.RTPStartPort, tr.RTPEndPort = uint32(n), 30000, 30000+uint16(4*n)
@@ -39,8 +40,8 @@ func holdCalls(b *testing.B, n int) (goroutines, heap float64) {
 	g0, h0 := settle()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmd, _ := sippCmd(ctx, b, "uac_answer_wait_bye.xml", port, n, 100, 0)
-	if err := cmd.Start(); err != nil {
+	cmd, err := sipp(b, "uac_answer_wait_bye.xml", port, n, 100, 0).Start(ctx, b.TempDir())
+	if err != nil {
 		b.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -75,18 +76,16 @@ func settle() (int, uint64) {
 // rejected call.
 func BenchmarkInboundReject(b *testing.B) {
 	p := newPlane(b, Config{})
-	port := freePort(b, "127.0.0.1")
+	port := siptest.FreePort(b, "127.0.0.1")
 	apply(b, p, testTrunk("reject", port))
 	n := max(b.N, 100)
 	b.ResetTimer()
-	cmd, stat := sippCmd(context.Background(), b, "uac_reject.xml", port, n, 800, 0)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		b.Fatalf("sipp: %v\n%s", err, out)
+	st, err := sipp(b, "uac_reject.xml", port, n, 800, 0).Run(context.Background())
+	if err != nil || st.Exit != 0 {
+		b.Fatalf("sipp: exit %d, %v\n%s", st.Exit, err, st.Output)
 	}
-	ok, failed := sippCounts(b, stat)
-	if ok != n || failed != 0 {
-		b.Fatalf("%d calls: %d ok, %d failed", n, ok, failed)
+	if st.Successful != n || st.Failed != 0 {
+		b.Fatalf("%d calls: %d ok, %d failed", n, st.Successful, st.Failed)
 	}
 }
 
@@ -168,7 +167,7 @@ func BenchmarkBreakerReaction(b *testing.B) {
 func callsBeforeOpen(b *testing.B, par int) int {
 	c := newCarrier(b, silent)
 	p := newPlane(b, Config{})
-	tr := testTrunk("dead", freePort(b, "127.0.0.1"))
+	tr := testTrunk("dead", siptest.FreePort(b, "127.0.0.1"))
 	tr.DestinationSBCPort = c.port
 	apply(b, p, tr)
 	for !p.TrunkStatus("dead").CircuitOpen() {

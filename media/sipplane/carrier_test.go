@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 )
 
 // carrier is a SIP peer on loopback playing a carrier's part for outbound
@@ -29,7 +30,7 @@ type carrier struct {
 
 func newCarrier(t testing.TB, script func(c *carrier, req *sip.Request, tx sip.ServerTransaction)) *carrier {
 	t.Helper()
-	c := &carrier{t: t, port: freePort(t, "127.0.0.1"), script: script}
+	c := &carrier{t: t, port: siptest.FreePort(t, "127.0.0.1"), script: script}
 	rtp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/trunk"
 )
 
 // dialTrunkFor is a trunk whose carrier is c.
 func dialTrunkFor(t *testing.T, id string, c *carrier) *trunk.Trunk {
-	tr := testTrunk(id, freePort(t, "127.0.0.1"))
+	tr := testTrunk(id, siptest.FreePort(t, "127.0.0.1"))
 	tr.DestinationSBCPort = c.port
 	tr.SIPUsername, tr.Domain, tr.DisplayName = "trunk-user", "trunk.example.com", "Trunk One"
 	return tr

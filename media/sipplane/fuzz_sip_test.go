@@ -1,6 +1,7 @@
 package sipplane
 
 import (
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ func FuzzInboundSIP(f *testing.F) {
 		f.Add(b)
 	}
 	p := newPlane(f, Config{})
-	port := freePort(f, "127.0.0.1")
+	port := siptest.FreePort(f, "127.0.0.1")
 	apply(f, p, testTrunk("fuzz", port))
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 )
 
 // rawInvite sends a hand-built INVITE with body over UDP from 127.0.0.1 to
@@ -73,7 +75,7 @@ func header(msg []byte, name string) string {
 // are refused with 488 by ours, and the listener keeps serving.
 func TestHostileSDP(t *testing.T) {
 	p := newPlane(t, Config{})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	tr := testTrunk("h", port)
 	tr.RejectAudioFile = "file:///x.wav"
 	tr.MediaIPCIDRs = []string{"127.0.0.0/8"}

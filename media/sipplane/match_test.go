@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -95,7 +96,7 @@ func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Ad
 // address it resolves to, and a name that does not resolve matches none.
 func TestGatewayByName(t *testing.T) {
 	p := newPlane(t, Config{Resolver: fakeResolver{"gw.carrier.example": {netip.MustParseAddr("127.0.0.1")}}})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	tr := testTrunk("named", port)
 	tr.GatewayIP = "gw.carrier.example"
 	apply(t, p, tr)

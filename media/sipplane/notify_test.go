@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -40,7 +41,7 @@ func TestWebhookSignedAndBounded(t *testing.T) {
 	defer close(release)
 
 	p := newPlane(t, Config{WebhookTimeout: 300 * time.Millisecond})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	tr := testTrunk("hook", port)
 	tr.RejectIncomingCalls = false
 	tr.InboundRule = trunk.RuleNotifyAndHangup

@@ -3,6 +3,7 @@
 package sipplane
 
 import (
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 // hears the prompt, converted to 48 kHz stereo and encoded by libopus.
 func TestOpusPlayback(t *testing.T) {
 	p := newPlane(t, Config{Audio: &fakeAudio{length: 600 * time.Millisecond}})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	tr := testTrunk("opus", port)
 	tr.CodecPreferences = []string{"OPUS", "PCMU"}
 	tr.RejectAudioFile = "file:///prompt.wav"

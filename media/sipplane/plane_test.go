@@ -20,28 +20,9 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/trunkd/trunkd/media/audio"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/trunk"
 )
-
-// freePort returns a port free for both UDP and TCP on ip.
-func freePort(t testing.TB, ip string) uint16 {
-	t.Helper()
-	for range 50 {
-		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
-		u.Close()
-		if err == nil {
-			l.Close()
-			return uint16(port)
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 var rtpBase atomic.Int32
 
@@ -146,7 +127,7 @@ func newUAC(t testing.TB, ip string, opts ...diago.DiagoOption) *uac {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t, ip)
+	port := siptest.FreePort(t, ip)
 	opts = append(opts, diago.WithTransport(diago.Transport{Transport: "udp", BindHost: ip, BindPort: int(port)}))
 	dg := diago.NewDiago(ua, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -193,7 +174,7 @@ func (u *uac) code(t testing.TB, port uint16) int {
 
 func TestRejectCodeFollowsUpdate(t *testing.T) {
 	p := newPlane(t, Config{})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	tr := testTrunk("carrier-1", port)
 	apply(t, p, tr)
 	u := newUAC(t, "127.0.0.1")
@@ -210,7 +191,7 @@ func TestRejectCodeFollowsUpdate(t *testing.T) {
 
 func TestUnmatchedSourceIsForbidden(t *testing.T) {
 	p := newPlane(t, Config{})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	apply(t, p, testTrunk("carrier-1", port))
 	u := newUAC(t, "127.0.0.2")
 	if got := u.code(t, port); got != 403 {
@@ -224,7 +205,7 @@ func TestUnmatchedSourceIsForbidden(t *testing.T) {
 
 func TestRemovedTrunkIsUnmatched(t *testing.T) {
 	p := newPlane(t, Config{})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	apply(t, p, testTrunk("a", port))
 	apply(t, p, testTrunk("b", port)) // keeps the listener up
 	p.Remove("a")
@@ -271,7 +252,7 @@ func TestBindFailureChangesNothing(t *testing.T) {
 
 func TestHandleAIRefused(t *testing.T) {
 	p := newPlane(t, Config{})
-	tr := testTrunk("ai", freePort(t, "127.0.0.1"))
+	tr := testTrunk("ai", siptest.FreePort(t, "127.0.0.1"))
 	tr.RejectIncomingCalls = false
 	tr.InboundRule = trunk.RuleHandleAI
 	_, err := p.Prepare(context.Background(), tr)
@@ -283,7 +264,7 @@ func TestHandleAIRefused(t *testing.T) {
 
 func TestPlayAndHangup(t *testing.T) {
 	p := newPlane(t, Config{Audio: &fakeAudio{length: 800 * time.Millisecond}})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	tr := testTrunk("play", port)
 	tr.RejectIncomingCalls = false
 	tr.InboundRule = trunk.RulePlayAndHangup
@@ -346,7 +327,7 @@ func readUntilHangup(t testing.TB, d *diago.DialogClientSession) int {
 
 func TestAudioFailureRejects(t *testing.T) {
 	p := newPlane(t, Config{Audio: &fakeAudio{err: io.ErrUnexpectedEOF}})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	tr := testTrunk("play", port)
 	tr.RejectAudioFile = "https://example.invalid/x.wav"
 	tr.RejectSIPCode = 480
@@ -358,7 +339,7 @@ func TestAudioFailureRejects(t *testing.T) {
 
 func TestChannelLimit(t *testing.T) {
 	p := newPlane(t, Config{Audio: &fakeAudio{length: 3 * time.Second}})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	tr := testTrunk("small", port)
 	tr.ChannelLimit = 2
 	tr.RejectAudioFile = "file:///long.wav"
@@ -386,7 +367,7 @@ func TestChannelLimit(t *testing.T) {
 
 func TestLongCallSurvivesUpdateAndRemove(t *testing.T) {
 	p := newPlane(t, Config{Audio: &fakeAudio{length: 2 * time.Second}})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	tr := testTrunk("t", port)
 	tr.RejectAudioFile = "file:///long.wav"
 	apply(t, p, tr)

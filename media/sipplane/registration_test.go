@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -70,7 +71,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestRegistrationFollowsTrunk(t *testing.T) {
 	reg := newFakeRegistrar(t)
 	p := newPlane(t, Config{})
-	tr := testTrunk("reg", freePort(t, "127.0.0.1"))
+	tr := testTrunk("reg", siptest.FreePort(t, "127.0.0.1"))
 	tr.RequireRegistration = true
 	tr.Proxy = reg.addr
 	tr.Domain = "carrier.example"

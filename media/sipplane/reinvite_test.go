@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/diago"
 	"github.com/emiago/sipgo/sip"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 )
 
 // reinvite sends an in-dialog INVITE with direction dir and ACKs its answer.
@@ -39,7 +40,7 @@ func TestHoldKeepsExternalIP(t *testing.T) {
 	for _, terminate := range []bool{false, true} {
 		t.Run(fmt.Sprintf("terminate_on_hold=%v", terminate), func(t *testing.T) {
 			p := newPlane(t, Config{Audio: &fakeAudio{length: 3 * time.Second}})
-			port := freePort(t, "127.0.0.1")
+			port := siptest.FreePort(t, "127.0.0.1")
 			tr := testTrunk("h", port)
 			tr.RejectAudioFile = "file:///moh.wav"
 			tr.ExternalRTPIP = "203.0.113.9"

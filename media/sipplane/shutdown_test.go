@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/emiago/diago"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 )
 
 // TestShutdownDrains: a call in flight at shutdown plays to its end when
@@ -22,7 +23,7 @@ func TestShutdownDrains(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := New(Config{Audio: &fakeAudio{length: 1500 * time.Millisecond}})
-			port := freePort(t, "127.0.0.1")
+			port := siptest.FreePort(t, "127.0.0.1")
 			tr := testTrunk("s", port)
 			tr.RejectAudioFile = "file:///bye.wav"
 			apply(t, p, tr)
@@ -48,7 +49,7 @@ func TestShutdownDrains(t *testing.T) {
 
 func TestNoCallsWhileShuttingDown(t *testing.T) {
 	p := New(Config{Audio: &fakeAudio{length: 2 * time.Second}})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	tr := testTrunk("s", port)
 	tr.RejectAudioFile = "file:///hold.wav"
 	apply(t, p, tr)
@@ -68,7 +69,7 @@ func TestNoCallsWhileShuttingDown(t *testing.T) {
 	if got := u.code(t, port); got != 503 {
 		t.Errorf("INVITE during shutdown got %d; want 503", got)
 	}
-	if _, err := p.Prepare(context.Background(), testTrunk("late", freePort(t, "127.0.0.1"))); err == nil {
+	if _, err := p.Prepare(context.Background(), testTrunk("late", siptest.FreePort(t, "127.0.0.1"))); err == nil {
 		t.Error("Prepare during shutdown succeeded")
 	}
 	<-done

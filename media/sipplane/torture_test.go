@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 )
 
 // TestTortureMessages sends every RFC 4475 torture message (valid and
@@ -24,7 +26,7 @@ func TestTortureMessages(t *testing.T) {
 		files = append(files, m...)
 	}
 	p := newPlane(t, Config{})
-	port := freePort(t, "127.0.0.1")
+	port := siptest.FreePort(t, "127.0.0.1")
 	tr := testTrunk("t", port)
 	tr.RejectAudioFile = "file:///x.wav"
 	apply(t, p, tr)
