@@ -53,6 +53,9 @@ IMPORT_RULES := \
   trunk/secretfile/...:std: \
   trunk/control/...:std:trunk,trunk/control/... \
   rpc/...:-:trunk,trunk/control/...,trunk/secretfile,rpc/... \
+  rpc/auth/...:-:trunk \
+  rpc/api/...:-:trunk,trunk/control,rpc/auth \
+  rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth \
   store/...:-:trunk,trunk/secretfile,store/... \
   media/...:-:trunk,trunk/secretfile,media/...
 
@@ -84,8 +87,8 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	  $(GO) test ./rpc -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./rpc/auth -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./store -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $${FUZZTIME:-30s}
-	$(GO) test ./media -run '^$$' -fuzz '^FuzzParseOffer$$' -fuzztime $${FUZZTIME:-30s}
-	$(GO) test ./media -run '^$$' -fuzz '^FuzzInboundSIP$$' -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./media/sipplane -run '^$$' -fuzz '^FuzzParseOffer$$' -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./media/sipplane -run '^$$' -fuzz '^FuzzInboundSIP$$' -fuzztime $${FUZZTIME:-30s}
 	@for t in FuzzRTCP FuzzPacket; do \
 	  $(GO) test ./media/rtpstats -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./media/audio -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}

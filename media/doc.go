@@ -1,18 +1,16 @@
-// Package media is trunkd's SIP and RTP plane, built on diago and sipgo.
+// Package media is the root of trunkd's media side; it holds no code. Each
+// capability is its own package beneath it:
 //
-// A Plane keeps one SIP listener (UDP and TCP) per bind address that some
-// trunk uses, shared by every trunk on that bind and closed when the last
-// trunk leaves and its calls end. Trunk changes are two-phase: Prepare
-// acquires what the new configuration needs (a listener may be created and
-// bound here, which is where a bad address fails), Commit makes it live and
-// releases what the old one held, Abort undoes Prepare. Calls in flight keep
-// the configuration they started with.
+//	media/sipplane           the SIP and RTP plane on diago and sipgo: listeners,
+//	                         inbound and outbound calls, re-INVITEs, health
+//	media/sipplane/register  a trunk's SIP registration, on sipgo's client
+//	media/sipplane/siptest   test kit: free ports and a sipp runner
+//	media/audio              audio fetched by URL, converted and cached
+//	media/rtpstats           RTP loss, jitter and RTT from packets and RTCP
 //
-// Where it can hurt you: diago v0.31.0 has no runtime listener management,
-// one process-wide RTP port range and several defects (see
-// docs/operations.md, "SIP plane"). This package works around them: one
-// sipgo UserAgent and one Diago per bind, RTP sockets allocated per trunk
-// from its own range with wrap-around, re-INVITEs answered here (so the SDP
-// keeps the external media address), SDP offers checked here before diago
-// parses them, and payload types matched by name and rate.
+// The AI audio bridge (a later issue) goes in media/bridge, transport-free,
+// with its dialers beneath it; the SIP plane will hand it a call's audio.
+//
+// Packages under media import only trunk and each other: never a face
+// (rpc) or a store; cmd/trunkd wires them.
 package media

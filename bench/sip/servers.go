@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/rpc/auth"
@@ -109,7 +110,7 @@ func startTrunkd(bin, dir string) (*trunkd, error) {
 	}
 	p.stop()
 	log, _ := os.ReadFile(p.log.Name())
-	return nil, fmt.Errorf("trunkd did not come up: %v\n%s", last, tail(log))
+	return nil, fmt.Errorf("trunkd did not come up: %v\n%s", last, siptest.Tail(string(log), 30))
 }
 
 func adminClient(dir string, port int) (*rpc.Client, error) {
@@ -192,17 +193,9 @@ func waitUDP(p *proc) error {
 
 // freePort returns a loopback port free for UDP and TCP at the moment.
 func freePort() int {
-	for {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			panic(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		t, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		u.Close()
-		if err == nil {
-			t.Close()
-			return port
-		}
+	p, err := siptest.Port("127.0.0.1")
+	if err != nil {
+		panic(err)
 	}
+	return int(p)
 }

@@ -5,12 +5,12 @@ import (
 	"encoding/csv"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 )
 
 // step is one sipp run at a fixed offered rate.
@@ -47,54 +47,17 @@ func sippRun(ctx context.Context, xml string, port, rate, calls int, extra ...st
 	budget := time.Duration(calls/rate+60) * time.Second
 	ctx, cancel := context.WithTimeout(ctx, budget+10*time.Second)
 	defer cancel()
-	args := pin(generatorCPU, "sipp", "-sf", sf, "-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate),
-		"-l", strconv.Itoa(rate*10), "-i", "127.0.0.1", "-p", strconv.Itoa(freePort()), "-mp", strconv.Itoa(freePort()),
-		"-s", "100", "-nostdin", "-timeout", fmt.Sprintf("%ds", int(budget.Seconds())), "-timeout_error",
-		"-trace_stat", "-stf", "stat.csv", "-fd", "1", "-trace_rtt", "-rtt_freq", "1")
-	args = append(append(args, extra...), fmt.Sprintf("127.0.0.1:%d", port))
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil && cmd.ProcessState == nil {
-		return step{}, fmt.Errorf("sipp: %v: %s", err, out)
-	}
-	s := step{rate: rate, calls: calls}
-	if err := readStat(filepath.Join(dir, "stat.csv"), &s); err != nil {
-		return s, fmt.Errorf("sipp exit %d: %v\n%s", cmd.ProcessState.ExitCode(), err, tail(out))
+	st, err := siptest.Sipp{Scenario: sf, Port: port, Rate: rate, Calls: calls, Limit: rate * 10, Timeout: budget,
+		Dir: dir, Prefix: pin(generatorCPU), Args: append([]string{"-s", "100", "-trace_rtt", "-rtt_freq", "1"}, extra...)}.Run(ctx)
+	s := step{rate: rate, calls: calls, ok: st.Successful, failed: st.Failed, retrans: st.Retransmissions}
+	if err != nil {
+		return s, err
 	}
 	rtt, _ := filepath.Glob(filepath.Join(dir, "*_rtt.csv"))
 	if len(rtt) == 0 {
-		return s, fmt.Errorf("sipp wrote no response times\n%s", tail(out))
+		return s, fmt.Errorf("sipp wrote no response times\n%s", siptest.Tail(st.Output, 15))
 	}
 	return s, readRTT(rtt[0], &s)
-}
-
-// readStat takes the cumulative counters from the last line of sipp's
-// statistics file.
-func readStat(path string, s *step) error {
-	rows, err := readCSV(path)
-	if err != nil {
-		return err
-	}
-	if len(rows) < 2 {
-		return fmt.Errorf("%s: no statistics", path)
-	}
-	last := rows[len(rows)-1]
-	for i, h := range rows[0] {
-		if i >= len(last) {
-			break
-		}
-		n, _ := strconv.Atoi(last[i])
-		switch h {
-		case "SuccessfulCall(C)":
-			s.ok = n
-		case "FailedCall(C)":
-			s.failed = n
-		case "Retransmissions(C)":
-			s.retrans = n
-		}
-	}
-	return nil
 }
 
 // readRTT reads every setup time sample (INVITE sent to final response
@@ -140,12 +103,4 @@ func readCSV(path string) ([][]string, error) {
 	r := csv.NewReader(f)
 	r.Comma, r.FieldsPerRecord, r.LazyQuotes = ';', -1, true
 	return r.ReadAll()
-}
-
-func tail(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 2000 {
-		s = "…" + s[len(s)-2000:]
-	}
-	return s
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"os"
@@ -10,10 +9,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/rpc"
 )
 
@@ -38,7 +37,7 @@ const (
 // run, from its statistics file) and sip-failed (calls that did not).
 // The work is fixed, not scaled by b.N.
 func BenchmarkGetTrunkUnderSIPLoad(b *testing.B) {
-	bin, err := exec.LookPath("sipp")
+	_, err := exec.LookPath("sipp")
 	if err != nil {
 		b.Skip("sipp is not installed (Debian package sip-tester; `make deps`): no SIP load to measure under")
 	}
@@ -64,7 +63,7 @@ func BenchmarkGetTrunkUnderSIPLoad(b *testing.B) {
 	}
 	// A short sipp run first checks the scenario against the trunk and
 	// warms both sides up.
-	if r := underLoadSipp(b, bin, port, rate, rate/10+1)(); r.err != nil {
+	if r := underLoadSipp(b, port, rate, rate/10+1)(); r.err != nil {
 		b.Fatalf("sipp warm-up: %v", r.err)
 	}
 
@@ -78,7 +77,7 @@ func BenchmarkGetTrunkUnderSIPLoad(b *testing.B) {
 		idle = append(idle, time.Since(start))
 	}
 
-	run := underLoadSipp(b, bin, port, rate, int(float64(rate)*underLoadSIPRun.Seconds()))
+	run := underLoadSipp(b, port, rate, int(float64(rate)*underLoadSIPRun.Seconds()))
 	done := make(chan sippOutcome, 1)
 	go func() { done <- run() }()
 	var load []time.Duration
@@ -137,92 +136,24 @@ type sippOutcome struct {
 // runs it and reads the outcome from sipp's statistics file. A non-zero
 // exit with statistics (some calls failed) is not an error: the failures
 // are counted.
-func underLoadSipp(b *testing.B, bin string, port uint16, rate, calls int) (run func() sippOutcome) {
+func underLoadSipp(b *testing.B, port uint16, rate, calls int) (run func() sippOutcome) {
 	b.Helper()
-	dir := b.TempDir()
-	stat := filepath.Join(dir, "stat.csv")
-	scenario, err := filepath.Abs(filepath.Join("..", "..", "testdata", "sipp", "uac_reject.xml"))
-	if err != nil {
-		b.Fatal(err)
-	}
 	timeout := calls/rate + 30 // seconds
-	args := []string{"-sf", scenario,
-		"-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate), "-l", strconv.Itoa(rate * 5),
-		"-i", "127.0.0.1", "-p", strconv.Itoa(int(freeSIPPort(b))), "-mp", strconv.Itoa(int(freeSIPPort(b))),
-		"-nostdin", "-timeout", fmt.Sprintf("%ds", timeout), "-timeout_error",
-		"-trace_stat", "-stf", stat, "-fd", "1", fmt.Sprintf("127.0.0.1:%d", port)}
+	s := siptest.Sipp{Scenario: filepath.Join("..", "..", "testdata", "sipp", "uac_reject.xml"), Port: int(port),
+		Calls: calls, Rate: rate, Limit: rate * 5, Timeout: time.Duration(timeout) * time.Second, Dir: b.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel) // sipp does not outlive a benchmark that fails
 	return func() sippOutcome {
 		ctx, cancel := context.WithTimeout(ctx, time.Duration(timeout+10)*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Dir = dir
-		out, runErr := cmd.CombinedOutput()
-		r, err := readSippStat(stat)
+		st, err := s.Run(ctx)
 		if err != nil {
-			return sippOutcome{err: fmt.Errorf("%v (%v): %s", err, runErr, sippTail(out))}
+			return sippOutcome{err: err}
 		}
+		r := sippOutcome{cps: st.CPS(), ok: st.Successful, failed: st.Failed}
 		if r.ok == 0 {
-			r.err = fmt.Errorf("no call ended in 603 (%v): %s", runErr, sippTail(out))
+			r.err = fmt.Errorf("no call ended in 603 (exit %d): %s", st.Exit, siptest.Tail(st.Output, 15))
 		}
 		return r
 	}
-}
-
-// readSippStat reads the last line of a sipp statistics file: its
-// cumulative successful and failed calls, over its start to current time.
-func readSippStat(path string) (sippOutcome, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return sippOutcome{}, err
-	}
-	defer f.Close()
-	cr := csv.NewReader(f)
-	cr.Comma = ';'
-	cr.FieldsPerRecord = -1
-	rows, err := cr.ReadAll()
-	if err != nil {
-		return sippOutcome{}, fmt.Errorf("sipp statistics: %w", err)
-	}
-	if len(rows) < 2 {
-		return sippOutcome{}, errors.New("sipp statistics are empty")
-	}
-	last := rows[len(rows)-1]
-	col := func(name string) (string, error) {
-		i := slices.Index(rows[0], name)
-		if i < 0 || i >= len(last) {
-			return "", fmt.Errorf("sipp statistics have no %s column", name)
-		}
-		return last[i], nil
-	}
-	var r sippOutcome
-	var vals [4]string
-	for i, name := range []string{"StartTime", "CurrentTime", "SuccessfulCall(C)", "FailedCall(C)"} {
-		if vals[i], err = col(name); err != nil {
-			return sippOutcome{}, err
-		}
-	}
-	// Times read "2026-11-23\t08:25:03.208666\t1795422303.208666": the
-	// last field is Unix seconds.
-	epoch := func(s string) float64 {
-		f := strings.Fields(s)
-		if len(f) == 0 {
-			return 0
-		}
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		return v
-	}
-	r.ok, _ = strconv.Atoi(vals[2])
-	r.failed, _ = strconv.Atoi(vals[3])
-	if secs := epoch(vals[1]) - epoch(vals[0]); secs > 0 {
-		r.cps = float64(r.ok) / secs
-	}
-	return r, nil
-}
-
-// sippTail is the end of sipp's output, where it says what went wrong.
-func sippTail(out []byte) string {
-	l := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return strings.Join(l[max(0, len(l)-15):], "\n")
 }

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/trunkd/trunkd/media"
+	"github.com/trunkd/trunkd/media/sipplane"
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/store"
@@ -28,7 +28,7 @@ type Daemon struct {
 	cfg    *Config
 	log    *slog.Logger
 	db     *store.DB
-	sip    *media.Plane
+	sip    *sipplane.Plane
 	svc    *control.Service
 	srv    *rpc.Server
 	met    *metrics
@@ -65,7 +65,7 @@ func (d *Daemon) start() error {
 	if err != nil {
 		return err
 	}
-	d.sip = media.New(media.Config{Logger: d.log.With("plane", "sip"),
+	d.sip = sipplane.New(sipplane.Config{Logger: d.log.With("plane", "sip"),
 		Breaker: d.cfg.Breaker, QualityWindow: d.cfg.QualityWindow, ProbeInterval: d.cfg.ProbeInterval})
 	d.met = newMetrics(d.sip)
 	if d.cfg.MetricsListen != "" {

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/trunkd/trunkd/media"
+	"github.com/trunkd/trunkd/media/sipplane"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -25,7 +25,7 @@ type metrics struct {
 	ln    net.Listener
 }
 
-func newMetrics(sip *media.Plane) *metrics {
+func newMetrics(sip *sipplane.Plane) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.rpcN = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "trunkd_rpc_requests_total", Help: "Admin RPC requests by method and result code (OK or the ERR_ code).",
@@ -85,7 +85,7 @@ func (m *metrics) close(ctx context.Context) error {
 }
 
 // trunkCollector reads every trunk's live figures at scrape time.
-type trunkCollector struct{ sip *media.Plane }
+type trunkCollector struct{ sip *sipplane.Plane }
 
 var (
 	descCalls       = prometheus.NewDesc("trunkd_calls_total", "Calls by trunk, direction (inbound, outbound) and outcome.", []string{"trunk_id", "direction", "outcome"}, nil)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/trunkd/trunkd/media/audio"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/trunk"
 )
@@ -44,8 +45,7 @@ type farEnd struct {
 // end of the test.
 func startFarEnd(t *testing.T, scenario string, calls int, extra ...string) *farEnd {
 	t.Helper()
-	bin, err := exec.LookPath("sipp")
-	if err != nil {
+	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Fatal("sipp is not installed: run `make deps` (Debian package sip-tester)")
 	}
 	sf, err := filepath.Abs(filepath.Join("..", "..", "testdata", "sipp", scenario))
@@ -56,7 +56,7 @@ func startFarEnd(t *testing.T, scenario string, calls int, extra ...string) *far
 		t.Fatal(err)
 	}
 	for attempt := 1; ; attempt++ {
-		f, err := launchFarEnd(t, bin, sf, calls, extra)
+		f, err := launchFarEnd(t, sf, calls, extra)
 		if err == nil {
 			return f
 		}
@@ -68,19 +68,21 @@ func startFarEnd(t *testing.T, scenario string, calls int, extra ...string) *far
 	}
 }
 
-func launchFarEnd(t *testing.T, bin, scenario string, calls int, extra []string) (*farEnd, error) {
+func launchFarEnd(t *testing.T, scenario string, calls int, extra []string) (*farEnd, error) {
 	dir := t.TempDir()
 	f := &farEnd{t: t, port: freeSIPPort(t), stat: filepath.Join(dir, "stat.csv"),
 		msgs: filepath.Join(dir, "messages.log"), out: filepath.Join(dir, "screen.log"), done: make(chan struct{})}
-	args := append([]string{"-sf", scenario, "-i", "127.0.0.1", "-p", strconv.Itoa(int(f.port)),
-		"-mp", strconv.Itoa(freeMediaPorts(t)), "-m", strconv.Itoa(calls), "-nostdin",
-		"-trace_stat", "-stf", f.stat, "-fd", "1", "-trace_msg", "-message_file", f.msgs}, extra...)
+	cmd, err := siptest.Sipp{Scenario: scenario, LocalPort: int(f.port), MediaPort: freeMediaPorts(t), Calls: calls,
+		Args: append([]string{"-trace_msg", "-message_file", f.msgs}, extra...)}.Command(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := os.Create(f.out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.cmd = exec.Command(bin, args...)
-	f.cmd.Dir, f.cmd.Stdout, f.cmd.Stderr = dir, out, out
+	f.cmd = cmd
+	f.cmd.Stdout, f.cmd.Stderr = out, out
 	if err := f.cmd.Start(); err != nil {
 		out.Close()
 		t.Fatalf("sipp: %v", err)

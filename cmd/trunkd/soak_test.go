@@ -6,19 +6,18 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/trunkd/trunkd/media/audio"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/trunk"
 )
@@ -223,12 +222,10 @@ func (l *soakLoad) sipp(stop chan struct{}, scenario string, port uint16, rate i
 }
 
 func (l *soakLoad) sippRun(scenario string, port uint16, rate, calls int) {
-	out, err := exec.Command("sipp", "-sf", filepath.Join("..", "..", "testdata", "sipp", scenario),
-		"-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate), "-l", strconv.Itoa(rate*5),
-		"-i", "127.0.0.1", "-p", strconv.Itoa(int(freePortNoTB())), "-mp", strconv.Itoa(int(freePortNoTB())),
-		"-nostdin", "-timeout", "60s", "-timeout_error", fmt.Sprintf("127.0.0.1:%d", port)).CombinedOutput()
-	if err != nil {
-		l.fail("sipp %s: %v\n%s", scenario, err, lastLines(string(out), 15))
+	st, err := siptest.Sipp{Scenario: filepath.Join("..", "..", "testdata", "sipp", scenario), Port: int(port),
+		Calls: calls, Rate: rate, Limit: rate * 5, Timeout: 60 * time.Second}.Run(context.Background())
+	if err != nil || st.Exit != 0 {
+		l.fail("sipp %s: exit %d, %v\n%s", scenario, st.Exit, err, siptest.Tail(st.Output, 15))
 		return
 	}
 	l.sippCalls.Add(int64(calls))
@@ -237,7 +234,7 @@ func (l *soakLoad) sippRun(scenario string, port uint16, rate, calls int) {
 // uas runs sipp's built-in UAS on port until stop.
 func (l *soakLoad) uas(stop chan struct{}, port uint16) {
 	cmd := exec.Command("sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", strconv.Itoa(int(port)),
-		"-mp", strconv.Itoa(int(freePortNoTB())), "-nostdin")
+		"-mp", strconv.Itoa(int(mediaPort())), "-nostdin")
 	if err := cmd.Start(); err != nil {
 		l.fail("sipp uas: %v", err)
 		return
@@ -247,28 +244,8 @@ func (l *soakLoad) uas(stop chan struct{}, port uint16) {
 	_ = cmd.Wait()
 }
 
-func freePortNoTB() uint16 {
-	for {
-		p := 20000 + rand.IntN(20000)
-		if isFree(p) {
-			return uint16(p)
-		}
-	}
-}
-
-func isFree(port int) bool {
-	u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-	if err != nil {
-		return false
-	}
-	u.Close()
-	return true
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimSpace(s), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
+// mediaPort is a free loopback port for sipp's media, or 0 (sipp picks).
+func mediaPort() uint16 {
+	p, _ := siptest.Port("127.0.0.1")
+	return p
 }

@@ -1,0 +1,57 @@
+// Package sipplane is trunkd's SIP and RTP plane, built on diago and sipgo.
+//
+// A Plane keeps one SIP listener (UDP and TCP) per bind address that some
+// trunk uses, shared by every trunk on that bind and closed when the last
+// trunk leaves and its calls end. Trunk changes are two-phase: Prepare
+// acquires what the new configuration needs (a listener may be created and
+// bound here, which is where a bad address fails), Commit makes it live and
+// releases what the old one held, Abort undoes Prepare. Calls in flight keep
+// the configuration they started with.
+//
+// # Parts
+//
+//   - Trunk state (plane.go): one trunkState per trunk id: the running
+//     configuration (live, immutable after Commit), why a stored trunk is
+//     degraded, and the call slots and health (breaker, quality window)
+//     that outlive updates. The match table (match.go) is an immutable
+//     snapshot of which trunks listen where, swapped on every change.
+//   - Listeners pool (listener.go): listeners owns one listener per bind,
+//     its reference count and closeWhenIdle. Each listener has its own
+//     sipgo UserAgent and Diago.
+//   - Call registry (calls.go): calls holds every call in flight, both
+//     directions, over the leg interface: inboundCall (inbound.go) and
+//     outboundCall (dial.go).
+//   - Verdict (verdict.go): every new INVITE gets its verdict from
+//     listener.decide, in verdict.go: shutting down, no matching trunk,
+//     channel_limit, the SDP offer, then the trunk's policy. A final
+//     verdict is answered by answerEarly (early.go) on the server
+//     transaction, without a dialog; otherwise serve (inbound.go) asks
+//     decide again, takes a slot and runs the verdict's action. settle
+//     is the one switch from a final verdict to its log line, outcome
+//     count and response.
+//   - Media (session.go): lv.session builds every media session (new, or
+//     a re-INVITE's fork), acceptProfile says which SDP profiles are taken,
+//     routeHeader builds the Route through a trunk's proxy.
+//
+// # Where the next capabilities plug in
+//
+//   - SRTP: in lv.session (diago's MediaSession.SecureRTP; Fork drops it,
+//     so set it there for re-INVITEs too) and acceptProfile (RTP/SAVP).
+//   - SIP over TLS: in listener.start, one more diago Transport per bind,
+//     with the transport in the bind key (bindKey), and sips: in
+//     routeHeader.
+//   - The AI bridge (media/bridge): a Bridger in Config, as AudioSource
+//     is, and actBridge in verdict.go, run by inboundCall.run; build stops
+//     refusing HANDLE_AI. The bridge then becomes the reader of a call's
+//     RTP in place of rtpWatch, feeding rtpstats.
+//
+// # Where it can hurt you
+//
+// diago v0.31.0 has no runtime listener management, one process-wide RTP
+// port range and several defects (see docs/operations.md, "SIP plane").
+// This package works around them: one sipgo UserAgent and one Diago per
+// bind, RTP sockets allocated per trunk from its own range with
+// wrap-around, re-INVITEs answered here (so the SDP keeps the external
+// media address), SDP offers checked here before diago parses them, and
+// payload types matched by name and rate.
+package sipplane

@@ -1,0 +1,413 @@
+package sipplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/diago/media"
+	"github.com/trunkd/trunkd/media/audio"
+	"github.com/trunkd/trunkd/media/sipplane/register"
+	"github.com/trunkd/trunkd/trunk"
+)
+
+// Config configures a Plane. Zero values take the defaults shown.
+type Config struct {
+	Logger         *slog.Logger
+	UserAgent      string        // SIP User-Agent and Contact user; "trunkd"
+	Audio          AudioSource   // audio fetch and conversion; an audio.Cache
+	Resolver       Resolver      // DNS for gateway_ip/sbc_ip names; net.DefaultResolver
+	DNSRefresh     time.Duration // re-resolution period; 60s
+	WebhookTimeout time.Duration // the longest a SIP reply waits on a webhook; 1s
+	HTTPClient     *http.Client  // for webhooks
+	RetryAfter     time.Duration // Retry-After on 503 replies; 5s
+
+	Breaker       trunk.BreakerConfig // per-trunk circuit breaker; trunk.DefaultBreakerConfig()
+	QualityWindow time.Duration       // ASR/ACD/MOS/PDD window; trunk.DefaultQualityWindow
+	ProbeInterval time.Duration       // OPTIONS keepalive to every trunk's carrier; 0 = off
+}
+
+// AudioSource fetches audio converted to a call's format.
+type AudioSource interface {
+	WAV(ctx context.Context, url string, f audio.Format) ([]byte, error)
+}
+
+// Resolver resolves DNS names.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Plane is the SIP plane: listeners, inbound calls and registrations for
+// every live trunk.
+type Plane struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex             // guards trunks and table swaps
+	trunks map[string]*trunkState // by trunk id
+
+	listeners listeners
+	table     atomic.Pointer[table]
+	calls     calls
+	active    atomic.Int64
+	closing   atomic.Bool
+	bulk      atomic.Bool // LoadAll in progress: the table is built once at its end
+	stop      context.CancelFunc
+	done      chan struct{}
+}
+
+// New returns a Plane with no trunks and starts its DNS refresher.
+func New(cfg Config) *Plane {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "trunkd"
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
+	if cfg.DNSRefresh <= 0 {
+		cfg.DNSRefresh = time.Minute
+	}
+	if cfg.WebhookTimeout <= 0 {
+		cfg.WebhookTimeout = time.Second
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: cfg.WebhookTimeout}
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 5 * time.Second
+	}
+	if cfg.Audio == nil {
+		cfg.Audio = audio.New(audio.Options{})
+	}
+	if cfg.Breaker == (trunk.BreakerConfig{}) {
+		cfg.Breaker = trunk.DefaultBreakerConfig()
+	}
+	if cfg.QualityWindow <= 0 {
+		cfg.QualityWindow = trunk.DefaultQualityWindow
+	}
+	// Answers list codecs in the trunk's order of preference, not the
+	// offerer's: codec_preferences is what operators set.
+	setPreferLocalOrder.Do(func() { media.SDPCodecPreferLocalOrder = 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Plane{
+		cfg: cfg, log: cfg.Logger,
+		trunks: map[string]*trunkState{},
+		stop:   cancel, done: make(chan struct{}),
+	}
+	p.listeners.p = p
+	p.table.Store(buildTable(nil))
+	go p.refreshDNS(ctx)
+	go p.probeLoop(ctx)
+	return p
+}
+
+// setPreferLocalOrder sets diago's process-wide codec order once.
+var setPreferLocalOrder sync.Once
+
+// trunkState is all the plane keeps for one trunk id. live is the running
+// configuration, nil while the trunk is only degraded; degraded says why
+// the stored trunk could not be applied. slots and health are created by
+// the first Commit and kept across updates (calls in flight keep theirs);
+// the whole state goes when the trunk is removed.
+type trunkState struct {
+	live     *live
+	degraded string
+	slots    *slots
+	health   *health
+}
+
+// state returns the trunk's state, creating it. Callers hold p.mu.
+func (p *Plane) state(id string) *trunkState {
+	ts := p.trunks[id]
+	if ts == nil {
+		ts = &trunkState{}
+		p.trunks[id] = ts
+	}
+	return ts
+}
+
+// liveLocked returns the trunk's running configuration, or nil. Callers
+// hold p.mu.
+func (p *Plane) liveLocked(id string) *live {
+	if ts := p.trunks[id]; ts != nil {
+		return ts.live
+	}
+	return nil
+}
+
+// liveTrunksLocked lists the running configurations. Callers hold p.mu.
+func (p *Plane) liveTrunksLocked() []*live {
+	l := make([]*live, 0, len(p.trunks))
+	for _, ts := range p.trunks {
+		if ts.live != nil {
+			l = append(l, ts.live)
+		}
+	}
+	return l
+}
+
+// live is one trunk configuration as the SIP plane runs it. It is never
+// modified after Commit; an Update builds a new one.
+type live struct {
+	t      *trunk.Trunk
+	bind   string
+	l      *listener
+	codecs []media.Codec
+	ports  *portPool
+	slots  *slots
+	h      *health
+	cidrs  []netip.Prefix
+	rtpIP  net.IP // bind address for RTP sockets
+	extRTP net.IP // advertised in SDP; nil means rtpIP
+	addrs  atomic.Pointer[addrSet]
+	regKey string                 // "" without require_registration
+	reg    *register.Registration // set by Commit; nil when not registering
+}
+
+type addrSet struct {
+	gateway, sbc []netip.Addr
+}
+
+func (lv *live) hasAddr(a netip.Addr) bool {
+	return lv.addrField(a) != ""
+}
+
+// addrField names the field whose address a is, or "".
+func (lv *live) addrField(a netip.Addr) string {
+	s := lv.addrs.Load()
+	if s == nil || !a.IsValid() {
+		return ""
+	}
+	a = a.Unmap()
+	if containsAddr(s.gateway, a) {
+		return "gateway_ip"
+	}
+	if containsAddr(s.sbc, a) {
+		return "sbc_ip"
+	}
+	return ""
+}
+
+func containsAddr(l []netip.Addr, a netip.Addr) bool {
+	for _, x := range l {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// slots counts a trunk's calls in both directions against channel_limit.
+type slots struct{ n atomic.Int64 }
+
+func (s *slots) acquire(limit uint32) bool {
+	if s.n.Add(1) > int64(limit) {
+		s.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *slots) release() { s.n.Add(-1) }
+
+// Change is a trunk configuration prepared on the SIP plane: Commit makes
+// it live, Abort undoes it. Exactly one of them must be called.
+type Change struct {
+	p    *Plane
+	next *live
+	done bool
+}
+
+// Prepare checks that t can run on the SIP plane and acquires what it
+// needs, binding a new listener when no trunk uses its address yet. A
+// failure is a *trunk.Error naming the field at fault; nothing is changed.
+func (p *Plane) Prepare(ctx context.Context, t *trunk.Trunk) (*Change, error) {
+	if p.closing.Load() {
+		return nil, trunk.Errorf(trunk.EUNAVAILABLE, "SIP plane is shutting down")
+	}
+	lv, err := p.build(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	l, err := p.listeners.acquire(lv)
+	if err != nil {
+		return nil, err
+	}
+	lv.l = l
+	return &Change{p: p, next: lv}, nil
+}
+
+// Commit makes the prepared configuration live. Calls in flight keep the
+// configuration they started with.
+func (c *Change) Commit() {
+	if c.done {
+		return
+	}
+	c.done = true
+	p, lv := c.p, c.next
+	p.mu.Lock()
+	ts := p.state(lv.t.TrunkID)
+	prev := ts.live
+	if ts.slots == nil {
+		ts.slots, ts.health = &slots{}, p.newHealth(lv.t.TrunkID)
+	}
+	lv.slots, lv.h = ts.slots, ts.health
+	ts.live, ts.degraded = lv, ""
+	bulk := p.bulk.Load()
+	if !bulk {
+		p.table.Store(p.table.Load().replace(prev, lv))
+	}
+	old := p.handOver(prev, lv)
+	p.mu.Unlock()
+	if prev != nil {
+		p.retire(old, prev.l)
+	}
+	level := slog.LevelInfo
+	if bulk {
+		level = slog.LevelDebug
+	}
+	p.log.Log(context.Background(), level, "trunk live on SIP", "trunk_id", lv.t.TrunkID, "listener", lv.bind)
+}
+
+// LoadAll applies the stored trunks at start-up, as Load does one by one,
+// building the match table once at the end: per-trunk updates would copy
+// a listener's list once per trunk on it.
+func (p *Plane) LoadAll(ctx context.Context, ts []*trunk.Trunk) {
+	p.bulk.Store(true)
+	for _, t := range ts {
+		p.load(ctx, t)
+	}
+	p.mu.Lock()
+	p.table.Store(buildTable(p.liveTrunksLocked()))
+	live, degraded := 0, 0
+	for _, st := range p.trunks {
+		if st.live != nil {
+			live++
+		}
+		if st.degraded != "" {
+			degraded++
+		}
+	}
+	p.bulk.Store(false)
+	p.mu.Unlock()
+	p.log.Info("stored trunks applied to SIP", "live", live, "degraded", degraded)
+}
+
+// Abort undoes Prepare.
+func (c *Change) Abort() {
+	if c.done {
+		return
+	}
+	c.done = true
+	c.p.listeners.release(c.next.l)
+}
+
+// Remove takes a trunk off the SIP plane: new calls from its carrier are
+// unmatched; calls in flight run until they end.
+func (p *Plane) Remove(id string) {
+	p.mu.Lock()
+	ts := p.trunks[id]
+	delete(p.trunks, id)
+	var lv *live
+	if ts != nil && ts.live != nil {
+		lv = ts.live
+		p.table.Store(p.table.Load().replace(lv, nil))
+	}
+	p.mu.Unlock()
+	if lv == nil {
+		return
+	}
+	p.retire(lv.reg, lv.l)
+	p.log.Info("trunk off SIP", "trunk_id", id)
+}
+
+// load applies a stored trunk at start-up. A trunk that cannot be applied
+// is logged and kept as degraded; the others run.
+func (p *Plane) load(ctx context.Context, t *trunk.Trunk) {
+	c, err := p.Prepare(ctx, t)
+	if err != nil {
+		p.mu.Lock()
+		p.state(t.TrunkID).degraded = err.Error()
+		p.mu.Unlock()
+		attrs := []any{"trunk_id", t.TrunkID, "err", err}
+		if cause := errors.Unwrap(err); cause != nil {
+			attrs = append(attrs, "cause", cause) // not in err's text, which clients see
+		}
+		p.log.Error("trunk not live on SIP", attrs...)
+		return
+	}
+	c.Commit()
+}
+
+// status reports a trunk's SIP state.
+func (p *Plane) status(id string) trunk.SIPStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := trunk.SIPStatus{State: trunk.SIPOff, RegistrationState: trunk.RegOff}
+	ts := p.trunks[id]
+	if ts == nil {
+		return st
+	}
+	if ts.degraded != "" {
+		st.State, st.Error = trunk.SIPDegraded, ts.degraded
+	}
+	if lv := ts.live; lv != nil {
+		st.State = trunk.SIPActive
+		st.RegistrationState, st.RegistrationError = regStatus(lv.reg)
+	}
+	if s := ts.slots; s != nil {
+		st.ActiveCalls = uint32(max(0, s.n.Load()))
+	}
+	return st
+}
+
+// Explain says which trunk a call from source to listener with Request-URI
+// ruri would belong to, and why.
+func (p *Plane) Explain(source, listener, ruri string) (trunk.Match, error) {
+	src, err := netip.ParseAddr(source)
+	if err != nil {
+		return trunk.Match{}, trunk.FieldErrorf("source_ip", "%q is not an IP address", source)
+	}
+	key, err := normalizeListener(listener)
+	if err != nil {
+		return trunk.Match{}, trunk.FieldErrorf("listener", "%v", err)
+	}
+	host, err := ruriHost(ruri)
+	if err != nil {
+		return trunk.Match{}, trunk.FieldErrorf("request_uri", "%v", err)
+	}
+	_, m := p.table.Load().match(key, src.Unmap(), host)
+	return m, nil
+}
+
+// Shutdown stops taking calls (new INVITEs get 503), waits for calls in
+// flight to end or ctx to expire, then hangs up the rest and closes every
+// listener.
+func (p *Plane) Shutdown(ctx context.Context) error {
+	p.closing.Store(true)
+	p.stop()
+	var err error
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for p.active.Load() > 0 && err == nil {
+		select {
+		case <-ctx.Done():
+			err = fmt.Errorf("media: %d calls still up at shutdown were hung up", p.active.Load())
+		case <-tick.C:
+		}
+	}
+	p.calls.hangupAll()
+	p.stopRegistrations(context.WithoutCancel(ctx))
+	p.listeners.closeAll()
+	return err
+}
