@@ -416,7 +416,10 @@ func TestOutboundAnswered(t *testing.T) {
 	if cfg.CallsAttempted != 1 || cfg.CallsAnswered != 1 || cfg.CurrentASR != 100 || cfg.ActiveCalls != 1 {
 		t.Errorf("GetTrunk while up = %+v; want calls_attempted 1, calls_answered 1, current_asr 100, active_calls 1", cfg)
 	}
-	if cfg.CurrentPDDms < 100 || cfg.CurrentPDDms > 2000 {
+	// sipp schedules its pause on a millisecond clock that may fire just
+	// before 100 ms of ours have passed (99.8 ms seen); a PDD that was not
+	// measured at all is 0.
+	if cfg.CurrentPDDms < 95 || cfg.CurrentPDDms > 2000 {
 		t.Errorf("current_pdd_ms = %v; want about 100 (sipp rings after 100 ms)", cfg.CurrentPDDms)
 	}
 	if cfg.IsCBTripped || cfg.BreakerState != "closed" {
