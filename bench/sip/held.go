@@ -78,18 +78,55 @@ func (b *bench) held(n int, hold time.Duration) error {
 
 // cpuSeconds reads the process's user+system CPU time from /proc.
 func (p *proc) cpuSeconds() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	_, cpu := procStat(p.cmd.Process.Pid)
+	return cpu
+}
+
+// treeCPUSeconds is cpuSeconds summed over the process and every process
+// descended from it that is alive (Kamailio's workers are forked children).
+func (p *proc) treeCPUSeconds() float64 {
+	parent := map[int]int{}
+	cpu := map[int]float64{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		parent[pid], cpu[pid] = procStat(pid)
+	}
+	root, sum := p.cmd.Process.Pid, 0.0
+	for pid, c := range cpu {
+		for q := pid; q > 1; q = parent[q] {
+			if q == root {
+				sum += c
+				break
+			}
+		}
+	}
+	return sum
+}
+
+// procStat reads a process's parent and user+system CPU seconds from
+// /proc/PID/stat; zeros when it is gone.
+func procStat(pid int) (ppid int, cpu float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 > len(s) {
+		return 0, 0
 	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 13 {
+		return 0, 0
+	}
+	ppid, _ = strconv.Atoi(f[1])
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // clock ticks; USER_HZ is 100 on Linux
+	return ppid, (ut + st) / 100 // clock ticks; USER_HZ is 100 on Linux
 }
 
 type heldCalls struct {

@@ -42,8 +42,8 @@ func main() {
 	flag.StringVar(&o.bareuas, "bareuas", "bin/bareuas", "bareuas `binary`")
 	flag.StringVar(&o.kamailioCfg, "kamailio-cfg", "bench/sip/kamailio-reject603.cfg", "Kamailio anchor `config` (skipped when kamailio is not installed)")
 	flag.StringVar(&o.scenarios, "scenarios", "testdata/sipp", "`dir` of the sipp scenarios")
-	flag.StringVar(&rejectRates, "reject-rates", "250,500,750,1000,1200,1500,2000", "offered calls/s for REJECT, in steps")
-	flag.StringVar(&playRates, "play-rates", "100,200,400,600,800,1000,1200", "offered calls/s for PLAY_AND_HANGUP, in steps")
+	flag.StringVar(&rejectRates, "reject-rates", "500,1000,2000,3000,4000,5000,6000,7000,8000,10000", "offered calls/s for REJECT, in steps (each server goes on until it fails one)")
+	flag.StringVar(&playRates, "play-rates", "100,200,400,600,800,1000,1200,1500,2000,2500", "offered calls/s for PLAY_AND_HANGUP, in steps (each server goes on until it fails one)")
 	flag.StringVar(&dialRates, "dial-rates", "50,100,200,400,600,800,1000", "Dial calls/s through trunkd to a sipp UAS, in steps")
 	flag.DurationVar(&o.stepDur, "step", 10*time.Second, "how long each rate step offers calls")
 	flag.IntVar(&o.liveCalls, "live-calls", 300, "answered calls held to measure memory per call")
@@ -150,12 +150,20 @@ func (b *bench) scenario(name string) (string, error) {
 
 // ramp offers each rate in turn until one fails; the last passing rate is
 // what the server sustains.
-func (b *bench) ramp(name, xml string, port int, rates []int) error {
+//
+// Each step also measures the server's CPU (its whole process tree:
+// Kamailio forks workers) per 1000 calls answered, the figure servers are
+// compared by at a fixed offered rate.
+func (b *bench) ramp(name, xml string, srv *proc, port int, rates []int) error {
 	var steps []step
 	for _, r := range rates {
+		cpu0 := srv.treeCPUSeconds()
 		s, err := sippRun(context.Background(), xml, port, r, r*int(b.o.stepDur.Seconds()))
 		if err != nil {
 			return fmt.Errorf("%s at %d/s: %w", name, r, err)
+		}
+		if s.ok > 0 {
+			s.cpuPer1k = (srv.treeCPUSeconds() - cpu0) * 1000 / float64(s.ok) * 1000
 		}
 		fmt.Fprintf(os.Stderr, "%-22s %5d/s: %s\n", name, r, s)
 		steps = append(steps, s)
@@ -168,8 +176,8 @@ func (b *bench) ramp(name, xml string, port int, rates []int) error {
 }
 
 func (s step) String() string {
-	return fmt.Sprintf("%7.1f cps  ok %6d  failed %4d  retrans %5d  p50 %6.1f ms  p99 %7.1f ms  pass %v",
-		s.cps, s.ok, s.failed, s.retrans, ms(s.p50), ms(s.p99), s.pass())
+	return fmt.Sprintf("%7.1f cps  ok %6d  failed %4d  retrans %5d  p50 %6.1f ms  p99 %7.1f ms  cpu %6.1f ms/1000  pass %v",
+		s.cps, s.ok, s.failed, s.retrans, ms(s.p50), ms(s.p99), s.cpuPer1k, s.pass())
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -80,12 +80,12 @@ func (r *report) String() string {
 	for _, e := range r.env {
 		fmt.Fprintf(&b, "- %s\n", e)
 	}
-	b.WriteString("\nA rate passes when every call succeeds with no retransmission, p99 setup < 200 ms, and the server delivers ≥ 95% of the offered rate.\n\n")
-	b.WriteString("| server | offered/s | delivered/s | ok | failed | retrans | p50 ms | p99 ms | pass |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("\nA rate passes when every call succeeds with no retransmission, p99 setup < 200 ms, and the server delivers ≥ 95% of the offered rate over the step's steady part (the middle 80% of the span its responses arrived in, leaving out sipp's start-up). Each server is offered higher rates until it fails one. CPU is the server's process tree (user+system) over the step, per 1000 calls answered.\n\n")
+	b.WriteString("| server | offered/s | delivered/s | ok | failed | retrans | p50 ms | p99 ms | CPU ms/1000 calls | pass |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, rp := range r.ramps {
 		for _, s := range rp.steps {
-			fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %d | %d | %.1f | %.1f | %v |\n",
-				rp.name, s.rate, s.cps, s.ok, s.failed, s.retrans, ms(s.p50), ms(s.p99), s.pass())
+			fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %d | %d | %.1f | %.1f | %.1f | %v |\n",
+				rp.name, s.rate, s.cps, s.ok, s.failed, s.retrans, ms(s.p50), ms(s.p99), s.cpuPer1k, s.pass())
 		}
 	}
 	b.WriteString("\n| server | sustained calls/s | p99 setup ms at it |\n|---|---:|---:|\n")
@@ -108,19 +108,51 @@ func (r *report) find(name string) int {
 	return 0
 }
 
+// pairs are the side-by-side comparisons: trunkd first, its anchor second.
+var pairs = [][2]string{
+	{"trunkd REJECT", "bare diago REJECT"},
+	{"trunkd REJECT", "Kamailio 603 stateful"},
+	{"trunkd PLAY_AND_HANGUP", "bare diago PLAY"},
+}
+
 func (r *report) ratios(b *strings.Builder) {
-	pairs := [][2]string{
-		{"trunkd REJECT", "bare diago REJECT"},
-		{"trunkd REJECT", "Kamailio 603 stateful"},
-		{"trunkd PLAY_AND_HANGUP", "bare diago PLAY"},
-	}
-	b.WriteString("\n")
+	b.WriteString("\nHighest clean rate, trunkd / anchor:\n\n")
 	for _, p := range pairs {
 		x, y := r.find(p[0]), r.find(p[1])
 		if y > 0 {
 			fmt.Fprintf(b, "- %s / %s: %d / %d = %.2f\n", p[0], p[1], x, y, float64(x)/float64(y))
 		}
 	}
+	b.WriteString("\nServer CPU per 1000 calls at the same offered rate (clean steps of both), trunkd / anchor:\n\n")
+	b.WriteString("| trunkd | anchor | offered/s | trunkd ms | anchor ms | ratio |\n|---|---|---:|---:|---:|---:|\n")
+	for _, p := range pairs {
+		for _, c := range r.cpuPairs(p[0], p[1]) {
+			fmt.Fprintf(b, "| %s | %s | %d | %.1f | %.1f | %.2f |\n", p[0], p[1], c[0].rate, c[0].cpuPer1k, c[1].cpuPer1k, c[0].cpuPer1k/c[1].cpuPer1k)
+		}
+	}
+	b.WriteString("\n")
+}
+
+// cpuPairs are the steps at offered rates where both servers passed.
+func (r *report) cpuPairs(x, y string) [][2]step {
+	var out [][2]step
+	for _, sx := range r.steps(x) {
+		for _, sy := range r.steps(y) {
+			if sx.rate == sy.rate && sx.pass() && sy.pass() && sy.cpuPer1k > 0 {
+				out = append(out, [2]step{sx, sy})
+			}
+		}
+	}
+	return out
+}
+
+func (r *report) steps(name string) []step {
+	for _, rp := range r.ramps {
+		if rp.name == name {
+			return rp.steps
+		}
+	}
+	return nil
 }
 
 func (r *report) extras(b *strings.Builder) {

@@ -54,14 +54,14 @@ func (b *bench) all() error {
 }
 
 func (b *bench) rejectPath(d *trunkd, t *trunk.Trunk, xml string) error {
-	if err := b.ramp("trunkd REJECT", xml, int(t.SourcePBXPort), b.o.rejectRates); err != nil {
+	if err := b.ramp("trunkd REJECT", xml, d.proc, int(t.SourcePBXPort), b.o.rejectRates); err != nil {
 		return err
 	}
 	bare, err := startBare(b.o.bareuas, mkdir(b.dir, "bare-reject"), "reject", b.prompt)
 	if err != nil {
 		return err
 	}
-	err = b.ramp("bare diago REJECT", xml, bare.port, b.o.rejectRates)
+	err = b.ramp("bare diago REJECT", xml, bare, bare.port, b.o.rejectRates)
 	bare.stop()
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (b *bench) rejectPath(d *trunkd, t *trunk.Trunk, xml string) error {
 		return err
 	}
 	defer k.stop()
-	return b.ramp("Kamailio 603 stateful", xml, k.port, b.o.rejectRates)
+	return b.ramp("Kamailio 603 stateful", xml, k, k.port, b.o.rejectRates)
 }
 
 func (b *bench) playPath(d *trunkd, t *trunk.Trunk, xml string) error {
@@ -83,7 +83,7 @@ func (b *bench) playPath(d *trunkd, t *trunk.Trunk, xml string) error {
 	if err := d.c.UpdateTrunk(context.Background(), t); err != nil {
 		return err
 	}
-	if err := b.ramp("trunkd PLAY_AND_HANGUP", xml, int(t.SourcePBXPort), b.o.playRates); err != nil {
+	if err := b.ramp("trunkd PLAY_AND_HANGUP", xml, d.proc, int(t.SourcePBXPort), b.o.playRates); err != nil {
 		return err
 	}
 	bare, err := startBare(b.o.bareuas, mkdir(b.dir, "bare-play"), "play", b.prompt)
@@ -91,7 +91,7 @@ func (b *bench) playPath(d *trunkd, t *trunk.Trunk, xml string) error {
 		return err
 	}
 	defer bare.stop()
-	return b.ramp("bare diago PLAY", xml, bare.port, b.o.playRates)
+	return b.ramp("bare diago PLAY", xml, bare, bare.port, b.o.playRates)
 }
 
 // updateToInvite changes the reject code with UpdateTrunk and sends an

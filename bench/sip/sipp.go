@@ -18,7 +18,8 @@ type step struct {
 	rate, calls int
 	ok, failed  int
 	retrans     int
-	cps         float64 // final responses per second the server delivered
+	cps         float64 // final responses per second delivered over the step's steady part
+	cpuPer1k    float64 // server CPU (user+system, process tree) per 1000 calls, ms
 	p50, p99    time.Duration
 }
 
@@ -87,11 +88,26 @@ func readRTT(path string, s *step) error {
 		return time.Duration(rt[int(q*float64(len(rt)-1))] * float64(time.Millisecond))
 	}
 	s.p50, s.p99 = ms(0.50), ms(0.99)
-	span := (slices.Max(at) - slices.Min(at)) / 1000
-	if span > 0 {
-		s.cps = float64(len(at)-1) / span
-	}
+	s.cps = steadyRate(at)
 	return nil
+}
+
+// steadyRate is the rate of responses (at: their times in ms) over the
+// middle 80% of the span they arrived in, leaving out sipp's start-up and
+// the last calls' stragglers.
+func steadyRate(at []float64) float64 {
+	t0, t1 := slices.Min(at), slices.Max(at)
+	lo, hi := t0+(t1-t0)/10, t1-(t1-t0)/10
+	if hi <= lo {
+		return 0
+	}
+	n := 0
+	for _, t := range at {
+		if t >= lo && t < hi {
+			n++
+		}
+	}
+	return float64(n) / ((hi - lo) / 1000)
 }
 
 func readCSV(path string) ([][]string, error) {
