@@ -45,7 +45,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 1
 	}
 	d.howToConnect()
+	sd := newNotifier(getenv)
+	if err := sd.notify("READY=1\nSTATUS=serving"); err != nil {
+		log.Warn("systemd", "err", err)
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	go sd.watch(wctx, log, d.alive)
 	<-ctx.Done()
+	stopWatch()
+	sd.notify("STOPPING=1\nSTATUS=draining calls")
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
