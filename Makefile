@@ -9,6 +9,11 @@ export GOFLAGS := -tags=with_opus_c,nolibopusfile
 # What the tests and the Opus build need from Debian; `make deps` installs
 # what is missing (with sudo when not root).
 DEB_PKGS := sip-tester libopus-dev pkg-config
+# Tools taken out of a Debian package into bin/tools without installing the
+# package (Debian's prometheus would also start a Prometheus server):
+# promtool checks the alert rules in docs/monitoring.
+TOOLS := $(CURDIR)/bin/tools
+export PATH := $(TOOLS):$(PATH)
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
 .DEFAULT_GOAL := help
@@ -29,6 +34,12 @@ deps: ## install the Debian packages the build and tests need, if missing
 	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
 	      { echo "could not install:$$missing (apt-get install $(DEB_PKGS))"; exit 1; }; \
 	  fi
+	@command -v promtool >/dev/null || { \
+	  echo "fetching promtool from Debian's prometheus package into bin/tools"; \
+	  tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" && \
+	  { apt-get download prometheus >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && apt-get download prometheus >/dev/null; }; } && \
+	  dpkg-deb -x prometheus_*.deb x && mkdir -p $(TOOLS) && cp x/usr/bin/promtool $(TOOLS)/ || \
+	  { echo "could not fetch promtool (Debian package prometheus)"; exit 1; }; }
 
 .PHONY: build
 build: deps ## build bin/trunkd and bin/trunkctl

@@ -190,6 +190,7 @@ type SIPStatus struct {
 	RegistrationState RegState
 	RegistrationError string
 	ActiveCalls       uint32
+	ChannelLimit      uint32 // of the live configuration; 0 when not active
 }
 
 // Match says which trunk an inbound call belongs to, and why; it answers

@@ -90,6 +90,7 @@ type trunkCollector struct{ sip *sipplane.Plane }
 var (
 	descCalls       = prometheus.NewDesc("trunkd_calls_total", "Calls by trunk, direction (inbound, outbound) and outcome.", []string{"trunk_id", "direction", "outcome"}, nil)
 	descActive      = prometheus.NewDesc("trunkd_active_calls", "Calls in flight, both directions.", []string{"trunk_id"}, nil)
+	descLimit       = prometheus.NewDesc("trunkd_channel_limit", "The trunk's channel_limit: calls in flight it admits.", []string{"trunk_id"}, nil)
 	descASR         = prometheus.NewDesc("trunkd_asr_percent", "Answer-seizure ratio of outbound calls over the quality window.", []string{"trunk_id"}, nil)
 	descACD         = prometheus.NewDesc("trunkd_acd_seconds", "Mean duration of answered calls that ended in the quality window.", []string{"trunk_id"}, nil)
 	descMOS         = prometheus.NewDesc("trunkd_mos", "Mean per-call MOS (E-model) over the quality window; 0 when no call had enough RTP.", []string{"trunk_id"}, nil)
@@ -101,7 +102,7 @@ var (
 )
 
 func (c *trunkCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCalls, descActive, descASR, descACD, descMOS, descPDD, descBreaker, descTransitions, descReg, descSIP} {
+	for _, d := range []*prometheus.Desc{descCalls, descActive, descLimit, descASR, descACD, descMOS, descPDD, descBreaker, descTransitions, descReg, descSIP} {
 		ch <- d
 	}
 }
@@ -118,6 +119,7 @@ func (c *trunkCollector) Collect(ch chan<- prometheus.Metric) {
 		if st.SIP.State != trunk.SIPActive {
 			continue
 		}
+		gauge(descLimit, float64(st.SIP.ChannelLimit))
 		gauge(descASR, st.ASR)
 		gauge(descACD, st.ACD)
 		gauge(descMOS, st.MOS)

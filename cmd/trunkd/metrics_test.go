@@ -58,6 +58,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"trunkd_breaker_state", map[string]string{"trunk_id": "m1", "state": "open"}, 0},
 		{"trunkd_active_calls", map[string]string{"trunk_id": "m1"}, 0},
 		{"trunkd_registration_state", map[string]string{"trunk_id": "m1", "state": "off"}, 1},
+		{"trunkd_channel_limit", map[string]string{"trunk_id": "m1"}, float64(sipTrunk("m1", port).ChannelLimit)},
 	}
 	for _, w := range want {
 		v, ok := sample(families[w.family], w.labels)
@@ -71,6 +72,7 @@ func TestMetricsScrape(t *testing.T) {
 	if _, ok := families["go_goroutines"]; !ok {
 		t.Error("no Go runtime metrics")
 	}
+	checkMonitoringMetrics(t, families)
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

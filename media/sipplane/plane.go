@@ -364,6 +364,7 @@ func (p *Plane) status(id string) trunk.SIPStatus {
 	if lv := ts.live; lv != nil {
 		st.State = trunk.SIPActive
 		st.RegistrationState, st.RegistrationError = regStatus(lv.reg)
+		st.ChannelLimit = lv.t.ChannelLimit
 	}
 	if s := ts.slots; s != nil {
 		st.ActiveCalls = uint32(max(0, s.n.Load()))
