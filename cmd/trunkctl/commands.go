@@ -18,7 +18,15 @@ import (
 type cli struct {
 	env
 	g globals
+
+	// discover, when set, makes parse hand over the command's FlagSet and
+	// stop the command (errDiscover): shell completion learns each
+	// command's flags from the command itself.
+	discover **flag.FlagSet
 }
+
+// errDiscover stops a command run only to learn its flags.
+var errDiscover = errors.New("flags discovered")
 
 // flags returns a FlagSet for a command that also takes the global flags,
 // but those named in except.
@@ -36,6 +44,10 @@ func (c *cli) flags(name, args string, except ...string) *flag.FlagSet {
 // parse parses a command's flags and checks it got nargs arguments (-1:
 // any number).
 func (c *cli) parse(fs *flag.FlagSet, args []string, nargs int) ([]string, error) {
+	if c.discover != nil {
+		*c.discover = fs
+		return nil, errDiscover
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

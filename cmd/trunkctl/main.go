@@ -2,7 +2,8 @@
 //
 //	trunkctl [--addr A] [--token T] [--ca FILE | --insecure] COMMAND [flags]
 //
-// Commands: add, update, get, list, rm, explain, dial, hangup, calls, token.
+// Commands: add, update, get, list, rm, explain, dial, hangup, calls, token,
+// completion, version.
 // Run trunkctl help for more.
 package main
 
@@ -89,6 +90,8 @@ var commands = []command{
 	{"hangup", "CALL_ID", "end a call in flight", cmdHangup},
 	{"calls", "[--trunk ID]", "list the calls in flight", cmdCalls},
 	{"token", "--secret-file F [--scope S] [--ttl D]", "mint an HS256 admin token", cmdToken},
+	{"completion", "bash|zsh|fish", "print a shell completion script (trunk ids complete from the server)", cmdCompletion},
+	{"version", "", "print the version trunkctl was built from", cmdVersion},
 }
 
 // usageError marks errors in how trunkctl was called.
@@ -106,6 +109,10 @@ func run(ctx context.Context, args []string, e env) int {
 	if fs.NArg() == 0 || fs.Arg(0) == "help" {
 		c.usage(fs)
 		return map[bool]int{true: exitOK, false: exitUsage}[fs.NArg() > 0]
+	}
+	if fs.Arg(0) == "__complete" { // asked by the completion scripts
+		c.complete(ctx, fs.Args()[1:])
+		return exitOK
 	}
 	for _, cmd := range commands {
 		if cmd.name == fs.Arg(0) {

@@ -15,9 +15,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/trunkd/trunkd/cmd/internal/version"
 )
 
 func main() {
+	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Println("trunkd", version.String())
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// After the first signal, restore the default action so that a
