@@ -72,9 +72,9 @@ func goBenchmarks(count int) []goBench {
 	return []goBench{
 		{"./cmd/trunkd", "^(BenchmarkRPC|BenchmarkHTTPJSON|BenchmarkDialAndCall)$", "1s", count},
 		{"./store", "^(BenchmarkUpdateTrunk|BenchmarkDiskFsync|BenchmarkGetTrunk)$", "1s", count},
-		{"./rpc", "^BenchmarkAuthorize$", "1s", count},
-		{"./media", "^(BenchmarkQualityTracking|BenchmarkInboundReject)$", "1s", count},
-		{"./media", "^(BenchmarkLiveCalls|BenchmarkBreakerReaction)$", "1x", max(count/2, 1)},
+		{"./rpc/auth", "^BenchmarkAuthorize$", "1s", count},
+		{"./media/sipplane", "^(BenchmarkQualityTracking|BenchmarkInboundReject)$", "1s", count},
+		{"./media/sipplane", "^(BenchmarkLiveCalls|BenchmarkBreakerReaction)$", "1x", max(count/2, 1)},
 		{"./media/rtpstats", "^BenchmarkPacket$", "1s", count},
 		{"./media/audio", "^BenchmarkConvert$", "1s", count},
 		{"./cmd/trunkd", "^BenchmarkGetTrunkUnderSIPLoad$", "1x", max(count/2, 1)},
