@@ -51,13 +51,18 @@ func run(o options) error {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchall: etcd comparison left out:", err)
 	}
-	sip := ""
+	sip, sipJSON := "", ""
 	if !o.skipSIP {
-		if sip, err = sipReport(o.sipFlags); err != nil {
+		if sip, sipJSON, err = sipReport(o.sipFlags); err != nil {
 			return err
 		}
+		defer os.Remove(sipJSON)
 	}
-	text := r.report(o, etcd, sip, time.Since(start))
+	figs, err := r.figures(o.out, sipJSON)
+	if err != nil {
+		return err
+	}
+	text := r.report(o, etcd, sip, figs, time.Since(start))
 	fmt.Print(text)
 	return os.WriteFile(o.out, []byte(text), 0o644)
 }
@@ -219,19 +224,46 @@ func runEtcdOnce() ([]byte, error) {
 }
 
 // sipReport runs the sipp comparisons and returns their markdown.
-func sipReport(flags string) (string, error) {
+// sipReport runs bench/sip and returns its report and the name of the
+// JSON file of its ramps (for the charts), which the caller removes.
+func sipReport(flags string) (string, string, error) {
 	f, err := os.CreateTemp("", "benchall-sip-*.md")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	f.Close()
 	defer os.Remove(f.Name())
-	args := append([]string{"run", "./bench/sip", "-out", f.Name()}, strings.Fields(flags)...)
+	jsonFile := strings.TrimSuffix(f.Name(), ".md") + ".json"
+	args := append([]string{"run", "./bench/sip", "-out", f.Name(), "-json", jsonFile}, strings.Fields(flags)...)
 	cmd := exec.Command("go", args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("bench/sip: %w", err)
+		return "", "", fmt.Errorf("bench/sip: %w", err)
 	}
 	b, err := os.ReadFile(f.Name())
-	return string(b), err
+	return string(b), jsonFile, err
+}
+
+// figures are the charts of one report, as markdown to place beside the
+// tables they draw.
+type figures struct{ rpc, sip string }
+
+// figures draws the report's charts into the directory "benchmarks" next
+// to the report file out.
+func (r *results) figures(out, sipJSON string) (figures, error) {
+	dir := filepath.Join(filepath.Dir(out), "benchmarks")
+	var f figures
+	var err error
+	if f.rpc, err = drawCharts(r.rpcCharts(), dir, filepath.Dir(out)); err != nil {
+		return f, err
+	}
+	if sipJSON == "" {
+		return f, nil
+	}
+	charts, err := sipCharts(sipJSON)
+	if err != nil {
+		return f, err
+	}
+	f.sip, err = drawCharts(charts, dir, filepath.Dir(out))
+	return f, err
 }

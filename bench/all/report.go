@@ -9,17 +9,19 @@ import (
 	"time"
 )
 
-func (r *results) report(o options, etcdVersion, sip string, took time.Duration) string {
+func (r *results) report(o options, etcdVersion, sip string, figs figures, took time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# trunkd benchmarks\n\nWritten by `make bench` on %s (took %s). Each Go figure is the median of %d runs;\nratios compare figures measured in this same run. Client and server share the machine.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second), o.count)
 	r.machine(&b, etcdVersion)
 	r.rpcTable(&b)
+	b.WriteString(figs.rpc)
 	r.storeTable(&b)
 	r.sipGoFigures(&b)
 	r.scale(&b)
 	if sip != "" {
 		b.WriteString("\n" + strings.Replace(sip, "## SIP plane (inbound)", "## SIP with sipp", 1))
+		b.WriteString(figs.sip)
 	} else {
 		b.WriteString("\n## SIP with sipp\n\nLeft out of this run (-skip-sip).\n")
 	}

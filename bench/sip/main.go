@@ -32,7 +32,7 @@ type options struct {
 	stepDur                                 time.Duration
 	liveCalls, heldCalls                    int
 	hold                                    time.Duration
-	out                                     string
+	out, jsonOut                            string
 }
 
 func main() {
@@ -50,6 +50,7 @@ func main() {
 	flag.IntVar(&o.heldCalls, "held-calls", 100, "outbound calls with live RTP held -hold long (0: skip)")
 	flag.DurationVar(&o.hold, "hold", time.Minute, "how long the -held-calls stay up")
 	flag.StringVar(&o.out, "out", "", "also write the report to this `file`")
+	flag.StringVar(&o.jsonOut, "json", "", "also write every ramp step as JSON to this `file` (make bench plots it)")
 	flag.Parse()
 	// the in-process SIP client's transport chatter is not the report
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
@@ -110,6 +111,11 @@ func run(o options) error {
 	}
 	text := b.rep.String()
 	fmt.Print(text)
+	if o.jsonOut != "" {
+		if err := os.WriteFile(o.jsonOut, b.rep.json(), 0o644); err != nil {
+			return err
+		}
+	}
 	if o.out != "" {
 		return os.WriteFile(o.out, []byte(text), 0o644)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -180,4 +181,32 @@ func pct(d []time.Duration, q float64) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[int(q*float64(len(s)-1))]
+}
+
+// RampJSON is one server's ramp as -json writes it: what bench/all plots.
+type RampJSON struct {
+	Name  string     `json:"name"`
+	Steps []StepJSON `json:"steps"`
+}
+
+// StepJSON is one offered rate of a ramp.
+type StepJSON struct {
+	Offered   int     `json:"offered"`
+	Delivered float64 `json:"delivered"`
+	CPUPer1k  float64 `json:"cpu_ms_per_1000_calls"`
+	P99ms     float64 `json:"p99_ms"`
+	Pass      bool    `json:"pass"`
+}
+
+func (r *report) json() []byte {
+	out := make([]RampJSON, 0, len(r.ramps))
+	for _, rp := range r.ramps {
+		j := RampJSON{Name: rp.name}
+		for _, s := range rp.steps {
+			j.Steps = append(j.Steps, StepJSON{Offered: s.rate, Delivered: s.cps, CPUPer1k: s.cpuPer1k, P99ms: ms(s.p99), Pass: s.pass()})
+		}
+		out = append(out, j)
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	return b
 }
