@@ -56,6 +56,7 @@ IMPORT_RULES := \
   rpc/auth/...:-:trunk \
   rpc/api/...:-:trunk,trunk/control,rpc/auth \
   rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth \
+  store/record/...:std:trunk \
   store/...:-:trunk,trunk/secretfile,store/... \
   media/...:-:trunk,trunk/secretfile,media/...
 

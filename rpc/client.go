@@ -199,6 +199,30 @@ func (c *Client) RemoveTrunk(ctx context.Context, id string) error {
 	return c.Call(ctx, "RemoveTrunk", TrunkIDRequest{AdminToken: c.token, TrunkID: id}, nil)
 }
 
+// WriteTrunk sends an AddTrunk or UpdateTrunk (method) of req with the
+// client's token: the whole record plus if_revision and keep_secrets.
+func (c *Client) WriteTrunk(ctx context.Context, method string, req TrunkRequest) error {
+	if method != "AddTrunk" && method != "UpdateTrunk" {
+		return fmt.Errorf("rpc: WriteTrunk: %q is not a trunk write", method)
+	}
+	req.AdminToken = c.token
+	return c.Call(ctx, method, req, nil)
+}
+
+// RemoveTrunkIf removes the trunk id if it is at revision ifRevision
+// (ERR_CONFLICT otherwise; 0 removes it whatever its revision).
+func (c *Client) RemoveTrunkIf(ctx context.Context, id string, ifRevision uint64) error {
+	return c.Call(ctx, "RemoveTrunk", TrunkIDRequest{AdminToken: c.token, TrunkID: id, IfRevision: ifRevision}, nil)
+}
+
+// GetTrunkRecord returns the whole GetTrunk answer: live figures, the
+// record without secret values, and its revision and timestamps.
+func (c *Client) GetTrunkRecord(ctx context.Context, id string) (GetTrunkResponse, error) {
+	var resp GetTrunkResponse
+	err := c.Call(ctx, "GetTrunk", TrunkIDRequest{AdminToken: c.token, TrunkID: id}, &resp)
+	return resp, err
+}
+
 // GetTrunk returns the sanitised view of trunk id; found is false when no
 // such trunk exists.
 func (c *Client) GetTrunk(ctx context.Context, id string) (cfg TrunkConfig, found bool, err error) {

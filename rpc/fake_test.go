@@ -31,6 +31,7 @@ func newTestHandlerWith(log *slog.Logger, withPlane bool) *testHandler {
 		log = slog.New(slog.DiscardHandler)
 	}
 	store := controltest.NewMemStore()
+	store.Now = func() time.Time { return time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC) } // golden envelopes
 	calls := newFakeCalls()
 	var plane control.Plane
 	if withPlane {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 )
 
 // InboundRule says what a trunk does with an inbound call when
@@ -92,6 +93,20 @@ type Trunk struct {
 	AutoBargeinMode           string `json:"auto_bargein_mode"`
 	AutoBargeinAggressiveness int32  `json:"auto_bargein_aggressiveness"`
 	AgentID                   string `json:"agent_id"`
+
+	// Meta is what the store keeps about the record. It is not a request
+	// field: the store sets it on every write.
+	Meta Meta `json:"-"`
+}
+
+// Meta is the bookkeeping a store keeps with a trunk record.
+type Meta struct {
+	// Revision changes on every write of the record and never repeats
+	// within a store, not even after a remove and re-add of the same id.
+	// Compare revisions for equality only.
+	Revision  uint64
+	CreatedAt time.Time // UTC; zero for a record written before trunkd kept it
+	UpdatedAt time.Time // UTC; zero for a record written before trunkd kept it
 }
 
 // Defaults returns a Trunk holding every default of the record. Decoders

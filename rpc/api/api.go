@@ -145,15 +145,19 @@ func (h *Handler) ping(ctx context.Context, req *PingRequest) (Empty, error) {
 }
 
 func (h *Handler) addTrunk(ctx context.Context, req *TrunkRequest) (Empty, error) {
-	return Empty{}, h.svc.AddTrunk(ctx, &req.Trunk)
+	return Empty{}, h.svc.AddTrunk(ctx, &req.Trunk, req.options())
 }
 
 func (h *Handler) updateTrunk(ctx context.Context, req *TrunkRequest) (Empty, error) {
-	return Empty{}, h.svc.UpdateTrunk(ctx, &req.Trunk)
+	return Empty{}, h.svc.UpdateTrunk(ctx, &req.Trunk, req.options())
+}
+
+func (r *TrunkRequest) options() control.WriteOptions {
+	return control.WriteOptions{IfRevision: r.IfRevision, KeepSecrets: r.KeepSecrets}
 }
 
 func (h *Handler) removeTrunk(ctx context.Context, req *TrunkIDRequest) (Empty, error) {
-	return Empty{}, h.svc.RemoveTrunk(ctx, req.TrunkID)
+	return Empty{}, h.svc.RemoveTrunk(ctx, req.TrunkID, req.IfRevision)
 }
 
 func (h *Handler) getTrunk(ctx context.Context, req *TrunkIDRequest) (GetTrunkResponse, error) {
@@ -164,7 +168,14 @@ func (h *Handler) getTrunk(ctx context.Context, req *TrunkIDRequest) (GetTrunkRe
 	if err != nil {
 		return GetTrunkResponse{}, err
 	}
-	return GetTrunkResponse{Found: true, Config: NewTrunkConfig(t, h.svc.TrunkStatus(t.TrunkID))}, nil
+	return GetTrunkResponse{
+		Found:     true,
+		Config:    NewTrunkConfig(t, h.svc.TrunkStatus(t.TrunkID)),
+		Record:    NewTrunkRecord(t),
+		Revision:  t.Meta.Revision,
+		CreatedAt: Timestamp(t.Meta.CreatedAt),
+		UpdatedAt: Timestamp(t.Meta.UpdatedAt),
+	}, nil
 }
 
 func (h *Handler) listTrunks(ctx context.Context, req *ListTrunksRequest) (ListTrunksResponse, error) {
@@ -175,7 +186,7 @@ func (h *Handler) listTrunks(ctx context.Context, req *ListTrunksRequest) (ListT
 	case limit > MaxListLimit:
 		return ListTrunksResponse{}, trunk.FieldErrorf("limit", "%d is above the maximum of %d", limit, MaxListLimit)
 	}
-	list, err := h.svc.ListTrunks(ctx, req.Cursor, limit+1)
+	list, err := h.svc.ListTrunks(ctx, trunk.ListQuery{After: req.Cursor, Limit: limit + 1})
 	if err != nil {
 		return ListTrunksResponse{}, err
 	}

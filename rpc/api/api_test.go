@@ -17,6 +17,7 @@ func TestWireErrorCodes(t *testing.T) {
 		{trunk.EINVALID, CodeInvalidArgument},
 		{trunk.EEXISTS, CodeTrunkExists},
 		{trunk.ENOTFOUND, CodeInvalidTrunk},
+		{trunk.ECONFLICT, CodeConflict},
 		{trunk.EUNAVAILABLE, CodeUnavailable},
 		{trunk.ECHANNELLIMIT, CodeChannelLimit},
 		{trunk.ECIRCUITOPEN, CodeCircuitOpen},

@@ -17,16 +17,24 @@ type Empty struct{}
 type PingRequest struct{}
 
 // TrunkRequest is the body of AddTrunk and UpdateTrunk: the whole trunk
-// record plus the caller's token.
+// record plus the caller's token and the write's options.
 type TrunkRequest struct {
-	AdminToken string `json:"admin_token"`
+	AdminToken  string `json:"admin_token"`
+	IfRevision  uint64 `json:"if_revision,omitempty"`  // 0, or the revision the stored record must have (else ERR_CONFLICT)
+	KeepSecrets bool   `json:"keep_secrets,omitempty"` // absent or empty secrets keep their stored values
 	trunk.Trunk
+
+	// Read-only fields of a GetTrunk record, accepted and ignored so that
+	// a record read can be sent back as it is.
+	SIPPasswordSet    bool `json:"sip_password_set,omitempty"`
+	APIBearerTokenSet bool `json:"api_bearer_token_set,omitempty"`
 }
 
 // TrunkIDRequest is the body of GetTrunk and RemoveTrunk.
 type TrunkIDRequest struct {
 	AdminToken string `json:"admin_token"`
 	TrunkID    string `json:"trunk_id"`
+	IfRevision uint64 `json:"if_revision,omitempty"` // RemoveTrunk only: 0, or the revision the stored record must have
 }
 
 // ListTrunksRequest is the body of ListTrunks.
@@ -68,10 +76,47 @@ type TrunkConfig struct {
 }
 
 // GetTrunkResponse answers GetTrunk. An unknown id is Found=false with a
-// zero Config, not an error.
+// zero Config and a nil Record, not an error.
 type GetTrunkResponse struct {
-	Found  bool        `json:"found"`
-	Config TrunkConfig `json:"config"`
+	Found  bool         `json:"found"`
+	Config TrunkConfig  `json:"config"`
+	Record *TrunkRecord `json:"record,omitempty"` // the stored record under the request's field names
+
+	// Absent when not found. The timestamps are also absent when unknown
+	// (a record stored before trunkd kept them).
+	Revision  uint64 `json:"revision,omitempty"`   // changes on every write; if_revision compares with it
+	CreatedAt string `json:"created_at,omitempty"` // RFC 3339 UTC
+	UpdatedAt string `json:"updated_at,omitempty"` // RFC 3339 UTC
+}
+
+// TrunkRecord is a stored trunk under the field names AddTrunk and
+// UpdateTrunk take, without its secrets' values: SIPPasswordSet and
+// APIBearerTokenSet say whether each is set. Sending it back to
+// UpdateTrunk with keep_secrets keeps them.
+type TrunkRecord struct {
+	// These shadow the trunk's secrets and are always empty, so the
+	// encoders (omitempty) leave both keys out. "inline" makes msgpack
+	// flatten the trunk despite the shadowed names, as encoding/json does.
+	SIPPassword       string `json:"sip_password,omitempty"`
+	APIBearerToken    string `json:"api_bearer_token,omitempty"`
+	trunk.Trunk       `json:",inline"`
+	SIPPasswordSet    bool `json:"sip_password_set"`
+	APIBearerTokenSet bool `json:"api_bearer_token_set"`
+}
+
+// NewTrunkRecord returns the record of t without its secrets.
+func NewTrunkRecord(t *trunk.Trunk) *TrunkRecord {
+	r := &TrunkRecord{Trunk: *t.Clone(), SIPPasswordSet: t.SIPPassword != "", APIBearerTokenSet: t.APIBearerToken != ""}
+	r.Trunk.SIPPassword, r.Trunk.APIBearerToken = "", ""
+	return r
+}
+
+// Timestamp is the wire form of a record time: RFC 3339 UTC, "" for zero.
+func Timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // ListTrunksResponse answers ListTrunks. NextCursor is "" at the end.

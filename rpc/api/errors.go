@@ -18,6 +18,7 @@ const (
 	CodeInvalidArgument  = "ERR_INVALID_ARGUMENT"
 	CodeTrunkExists      = "ERR_TRUNK_EXISTS"
 	CodeInvalidTrunk     = "ERR_INVALID_TRUNK"
+	CodeConflict         = "ERR_CONFLICT"
 	CodeUnavailable      = "ERR_UNAVAILABLE"
 	CodeChannelLimit     = "ERR_CHANNEL_LIMIT"
 	CodeCircuitOpen      = "ERR_CIRCUIT_OPEN"
@@ -86,6 +87,8 @@ func WireError(err error) (e *Error, internal bool) {
 		return &Error{Code: CodeTrunkExists, Message: te.Message}, false
 	case trunk.ENOTFOUND:
 		return &Error{Code: CodeInvalidTrunk, Message: te.Message}, false
+	case trunk.ECONFLICT:
+		return &Error{Code: CodeConflict, Message: te.Message}, false
 	case trunk.EUNAVAILABLE:
 		return &Error{Code: CodeUnavailable, Message: te.Message}, false
 	case trunk.ECHANNELLIMIT:

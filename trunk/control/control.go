@@ -7,14 +7,35 @@ import (
 )
 
 // Store is where trunks are kept. Errors are *trunk.Error: ENOTFOUND,
-// EEXISTS, EUNAVAILABLE (keeping the disk's error as cause).
+// EEXISTS, ECONFLICT, EUNAVAILABLE (keeping the disk's error as cause).
+//
+// Every write gives the record a new trunk.Meta: a Revision that differs
+// from every revision the store handed out before (also across a remove
+// and re-add of the same id), UpdatedAt now, and CreatedAt now on add and
+// kept on update. AddTrunk and UpdateTrunk set t.Meta to what they stored.
+// A non-zero ifRevision makes UpdateTrunk and RemoveTrunk conditional:
+// when the stored revision differs they return ECONFLICT and change
+// nothing. The store checks it inside its write transaction, so the check
+// holds against writes from other processes or nodes too.
 type Store interface {
 	GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error)
-	ListTrunks(ctx context.Context, after string, limit int) ([]*trunk.Trunk, error)
+	ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk, error)
 	ForEachTrunk(ctx context.Context, fn func(*trunk.Trunk) error) error
 	AddTrunk(ctx context.Context, t *trunk.Trunk) error
-	UpdateTrunk(ctx context.Context, t *trunk.Trunk) error
-	RemoveTrunk(ctx context.Context, id string) error
+	UpdateTrunk(ctx context.Context, t *trunk.Trunk, ifRevision uint64) error
+	RemoveTrunk(ctx context.Context, id string, ifRevision uint64) error
+}
+
+// WriteOptions make a trunk write conditional or partial.
+type WriteOptions struct {
+	// IfRevision, when not 0, is the revision the stored record must have;
+	// otherwise the write is ECONFLICT and changes nothing. An AddTrunk
+	// with IfRevision set is always ECONFLICT: there is no stored record.
+	IfRevision uint64
+	// KeepSecrets keeps the stored value of each secret field
+	// (sip_password, api_bearer_token) the write leaves empty. Without it
+	// the record is replaced whole: an empty secret clears the stored one.
+	KeepSecrets bool
 }
 
 // Plane is the SIP plane trunks run on.
@@ -63,10 +84,11 @@ func New(store Store, plane Plane) *Service {
 var errNoSIPPlane = trunk.Errorf(trunk.EUNAVAILABLE, "this server has no SIP plane")
 
 // AddTrunk normalizes t in place, validates it, makes it ready on the SIP
-// plane, stores it and makes it live. It returns EINVALID naming the
-// field at fault, EEXISTS, or the plane's or the store's refusal; after
-// an error nothing has changed.
-func (s *Service) AddTrunk(ctx context.Context, t *trunk.Trunk) error {
+// plane, stores it and makes it live; t.Meta is then what was stored. It
+// returns EINVALID naming the field at fault, EEXISTS, ECONFLICT (when
+// o.IfRevision is set), or the plane's or the store's refusal; after an
+// error nothing has changed.
+func (s *Service) AddTrunk(ctx context.Context, t *trunk.Trunk, o WriteOptions) error {
 	if err := check(t); err != nil {
 		return err
 	}
@@ -74,20 +96,46 @@ func (s *Service) AddTrunk(ctx context.Context, t *trunk.Trunk) error {
 	if _, err := s.store.GetTrunk(ctx, t.TrunkID); err == nil {
 		return trunk.Errorf(trunk.EEXISTS, "trunk %q already exists", t.TrunkID)
 	}
+	if o.IfRevision != 0 {
+		return trunk.Errorf(trunk.ECONFLICT, "trunk %q does not exist, so it is not at revision %d", t.TrunkID, o.IfRevision)
+	}
 	return s.apply(ctx, t, s.store.AddTrunk)
 }
 
-// UpdateTrunk is AddTrunk for a trunk that exists (ENOTFOUND otherwise).
-// Calls in flight keep the configuration they started with.
-func (s *Service) UpdateTrunk(ctx context.Context, t *trunk.Trunk) error {
+// UpdateTrunk is AddTrunk for a trunk that exists (ENOTFOUND otherwise),
+// with o's condition and secrets kept. Calls in flight keep the
+// configuration they started with.
+func (s *Service) UpdateTrunk(ctx context.Context, t *trunk.Trunk, o WriteOptions) error {
 	if err := check(t); err != nil {
 		return err
 	}
 	defer s.locks.lock(t.TrunkID)()
-	if _, err := s.store.GetTrunk(ctx, t.TrunkID); err != nil {
+	old, err := s.store.GetTrunk(ctx, t.TrunkID)
+	if err != nil {
 		return err
 	}
-	return s.apply(ctx, t, s.store.UpdateTrunk)
+	if o.IfRevision != 0 && o.IfRevision != old.Meta.Revision {
+		return trunk.Errorf(trunk.ECONFLICT, "trunk %q is at revision %d, not %d: it changed since it was read", t.TrunkID, old.Meta.Revision, o.IfRevision)
+	}
+	if o.KeepSecrets {
+		keepSecrets(t, old)
+		if err := t.Validate(); err != nil {
+			return err
+		}
+	}
+	return s.apply(ctx, t, func(ctx context.Context, t *trunk.Trunk) error {
+		return s.store.UpdateTrunk(ctx, t, o.IfRevision)
+	})
+}
+
+// keepSecrets gives t the stored secrets of old that t leaves empty.
+func keepSecrets(t, old *trunk.Trunk) {
+	if t.SIPPassword == "" {
+		t.SIPPassword = old.SIPPassword
+	}
+	if t.APIBearerToken == "" {
+		t.APIBearerToken = old.APIBearerToken
+	}
 }
 
 // check is the validation every write passes before anything else.
@@ -114,13 +162,14 @@ func (s *Service) apply(ctx context.Context, t *trunk.Trunk, persist func(contex
 }
 
 // RemoveTrunk deletes a trunk from the store, then stops it on the SIP
-// plane. It returns EINVALID for a malformed id and ENOTFOUND.
-func (s *Service) RemoveTrunk(ctx context.Context, id string) error {
+// plane. It returns EINVALID for a malformed id, ENOTFOUND, and ECONFLICT
+// when ifRevision is not 0 and not the stored revision.
+func (s *Service) RemoveTrunk(ctx context.Context, id string, ifRevision uint64) error {
 	if err := trunk.ValidateID(id); err != nil {
 		return err
 	}
 	defer s.locks.lock(id)()
-	if err := s.store.RemoveTrunk(ctx, id); err != nil {
+	if err := s.store.RemoveTrunk(ctx, id, ifRevision); err != nil {
 		return err
 	}
 	if s.plane != nil {
@@ -138,10 +187,9 @@ func (s *Service) GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error)
 	return s.store.GetTrunk(ctx, id)
 }
 
-// ListTrunks returns up to limit stored trunks with ids after after, in
-// id order.
-func (s *Service) ListTrunks(ctx context.Context, after string, limit int) ([]*trunk.Trunk, error) {
-	return s.store.ListTrunks(ctx, after, limit)
+// ListTrunks returns the page of stored trunks q selects, in id order.
+func (s *Service) ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk, error) {
+	return s.store.ListTrunks(ctx, q)
 }
 
 // Load applies every stored trunk to the SIP plane, at start-up. A trunk
