@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/rpc/auth"
+	"github.com/trunkd/trunkd/trunk"
 )
 
 // cli holds one run's globals and environment.
@@ -78,18 +80,16 @@ func (c *cli) tlsConfig() (*tls.Config, error) {
 	return nil, usageError{errors.New("give --ca FILE (the server's certificate, e.g. trunkd-data/tls.crt) or --insecure")}
 }
 
-func cmdAdd(ctx context.Context, c *cli, args []string) error { return c.putTrunk(ctx, "add", args) }
-func cmdUpdate(ctx context.Context, c *cli, args []string) error {
-	return c.putTrunk(ctx, "update", args)
-}
-
-func (c *cli) putTrunk(ctx context.Context, name string, args []string) error {
-	fs := c.flags(name, "[-f FILE] [--FIELD VALUE ...]")
+func cmdAdd(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("add", "[-f FILE] [--FIELD VALUE ...]")
 	tf := newTrunkFlags(fs)
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
-	t, err := tf.trunk(c.stdin)
+	if err := tf.load(c.stdin); err != nil {
+		return usageError{err}
+	}
+	t, _, _, err := tf.build(trunk.Defaults())
 	if err != nil {
 		return usageError{err}
 	}
@@ -98,16 +98,107 @@ func (c *cli) putTrunk(ctx context.Context, name string, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	if name == "add" {
-		err = cl.AddTrunk(ctx, t)
-	} else {
-		err = cl.UpdateTrunk(ctx, t)
+	if err := cl.AddTrunk(ctx, t); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "trunk %s added\n", t.TrunkID)
+	return nil
+}
+
+// patchAttempts bounds update --patch's read-modify-write retries.
+const patchAttempts = 5
+
+func cmdUpdate(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("update", "[--patch | --replace] [-f FILE] [--FIELD VALUE ...]")
+	tf := newTrunkFlags(fs)
+	patch := fs.Bool("patch", false, "change only the fields given; the others keep their stored values (read-modify-write, retried on conflict)")
+	replace := fs.Bool("replace", false, "replace the whole record: fields not given take their defaults, secrets not given are cleared")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *patch && *replace {
+		return usageError{errors.New("give --patch or --replace, not both")}
+	}
+	if err := tf.load(c.stdin); err != nil {
+		return usageError{err}
+	}
+	t, f, given, err := tf.build(trunk.Defaults())
+	if err != nil {
+		return usageError{err}
+	}
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	switch {
+	case *patch:
+		err = c.patch(ctx, cl, tf, t.TrunkID, f)
+	case *replace:
+		err = cl.WriteTrunk(ctx, "UpdateTrunk", rpc.TrunkRequest{IfRevision: f.revision(), KeepSecrets: f.keepSecrets(), Trunk: *t})
+	default:
+		err = c.checkedUpdate(ctx, cl, t, f, given)
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "trunk %s %sed\n", t.TrunkID, map[string]string{"add": "add", "update": "updat"}[name])
+	fmt.Fprintf(c.stdout, "trunk %s updated\n", t.TrunkID)
 	return nil
+}
+
+// checkedUpdate sends t whole, but only when that resets no field the
+// command line left out; otherwise it says which and asks for --patch or
+// --replace. It writes with the revision it checked against.
+func (c *cli) checkedUpdate(ctx context.Context, cl *rpc.Client, t *trunk.Trunk, f *trunkFile, given map[string]bool) error {
+	cur, err := cl.GetTrunkRecord(ctx, t.TrunkID)
+	if err != nil {
+		return err
+	}
+	req := rpc.TrunkRequest{IfRevision: f.revision(), KeepSecrets: f.keepSecrets(), Trunk: *t}
+	if !cur.Found {
+		return cl.WriteTrunk(ctx, "UpdateTrunk", req) // the server says it does not exist
+	}
+	if req.KeepSecrets {
+		given["sip_password"], given["api_bearer_token"] = true, true
+	}
+	if r := resets(cur.Record, t, given); len(r) > 0 {
+		return usageError{fmt.Errorf("this update replaces the whole record and would reset %s; "+
+			"give --patch to change only the fields given, or --replace to reset them", strings.Join(r, ", "))}
+	}
+	if req.IfRevision == 0 {
+		req.IfRevision = cur.Revision
+	}
+	return cl.WriteTrunk(ctx, "UpdateTrunk", req)
+}
+
+// patch overlays the file and flags on the stored record and writes it
+// back with its revision and keep_secrets, again from a fresh read when
+// someone else wrote in between. A file naming a revision is not retried:
+// the write must apply to that revision or not at all.
+func (c *cli) patch(ctx context.Context, cl *rpc.Client, tf *trunkFlags, id string, f *trunkFile) error {
+	var err error
+	for range patchAttempts {
+		var cur rpc.GetTrunkResponse
+		if cur, err = cl.GetTrunkRecord(ctx, id); err != nil {
+			return err
+		}
+		if !cur.Found {
+			return fmt.Errorf("trunk %q not found", id)
+		}
+		t, _, _, berr := tf.build(cur.Record.Trunk)
+		if berr != nil {
+			return usageError{berr}
+		}
+		rev := f.revision()
+		if rev == 0 {
+			rev = cur.Revision
+		}
+		err = cl.WriteTrunk(ctx, "UpdateTrunk", rpc.TrunkRequest{IfRevision: rev, KeepSecrets: true, Trunk: *t})
+		if rpc.ErrorCode(err) != rpc.CodeConflict || f.revision() != 0 {
+			return err
+		}
+	}
+	return fmt.Errorf("the trunk kept changing while it was patched (%d attempts): %w", patchAttempts, err)
 }
 
 func cmdGet(ctx context.Context, c *cli, args []string) error {
@@ -121,14 +212,23 @@ func cmdGet(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	cfg, found, err := cl.GetTrunk(ctx, rest[0])
+	r, err := cl.GetTrunkRecord(ctx, rest[0])
 	if err != nil {
 		return err
 	}
-	if !found {
+	if !r.Found {
 		return fmt.Errorf("trunk %q not found", rest[0])
 	}
-	return c.printTrunk(cfg)
+	switch c.g.output {
+	case "json", "yaml":
+		b, err := encodeDoc(newRecordDoc(r), c.g.output)
+		if err != nil {
+			return err
+		}
+		_, err = c.stdout.Write(b)
+		return err
+	}
+	return c.printTrunk(r.Config)
 }
 
 func cmdList(ctx context.Context, c *cli, args []string) error {

@@ -80,8 +80,9 @@ type command struct {
 
 var commands = []command{
 	{"add", "[-f FILE] [--FIELD VALUE ...]", "create a trunk from a JSON/YAML file and/or field flags", cmdAdd},
-	{"update", "[-f FILE] [--FIELD VALUE ...]", "replace a trunk's whole record (fields not given take their defaults)", cmdUpdate},
-	{"get", "TRUNK_ID", "show a trunk (never its credentials)", cmdGet},
+	{"update", "[--patch | --replace] [-f FILE] [--FIELD VALUE ...]", "change a trunk: --patch the fields given, or --replace the whole record", cmdUpdate},
+	{"get", "TRUNK_ID", "show a trunk (never its credentials); -o yaml|json prints what update -f takes", cmdGet},
+	{"edit", "TRUNK_ID", "edit a trunk's record in $EDITOR and write it back safely", cmdEdit},
 	{"list", "[--limit N] [--cursor C]", "list trunks in trunk_id order", cmdList},
 	{"rm", "TRUNK_ID", "remove a trunk", cmdRemove},
 	{"explain", "--source IP --listener ADDR [--ruri URI]", "say which trunk an inbound call would match, and why", cmdExplain},
