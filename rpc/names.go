@@ -49,6 +49,7 @@ const (
 	CodeTrunkExists      = api.CodeTrunkExists
 	CodeInvalidTrunk     = api.CodeInvalidTrunk
 	CodeConflict         = api.CodeConflict
+	CodeManagedTrunk     = api.CodeManagedTrunk
 	CodeUnavailable      = api.CodeUnavailable
 	CodeChannelLimit     = api.CodeChannelLimit
 	CodeCircuitOpen      = api.CodeCircuitOpen

@@ -99,6 +99,7 @@ func v1Trunk() *trunk.Trunk {
 			reflect.ValueOf(&t).Elem().Field(i).Set(reflect.ValueOf(v1).Field(i))
 		}
 	}
+	t.OrganizationID = trunk.DefaultOrg // what a record without one reads as
 	return &t
 }
 
@@ -124,6 +125,10 @@ func init() {
 // fails until it is) and current-nosecrets.bin is rewritten with -update.
 func goldenTrunk() *trunk.Trunk {
 	t := v1Trunk()
+	t.Name = "Golden trunk"
+	t.OrganizationID = "org-golden"
+	t.ManagedAccountID = "acct-7"
+	t.AllowedAddresses = []string{"192.0.2.0/24", "2001:db8::1"}
 	t.Meta = trunk.Meta{
 		Revision:  7,
 		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),

@@ -94,6 +94,21 @@ type Trunk struct {
 	AutoBargeinAggressiveness int32  `json:"auto_bargein_aggressiveness"`
 	AgentID                   string `json:"agent_id"`
 
+	// Name is a label for people (the BYOC face's name); it need not be
+	// unique.
+	Name string `json:"name"`
+	// OrganizationID is the organization that owns the trunk. A write
+	// that leaves it "" gets the organization the request acts for;
+	// Normalize makes a stored "" DefaultOrg.
+	OrganizationID string `json:"organization_id"`
+	// ManagedAccountID, when set, marks a trunk the platform manages:
+	// read-only to trunks:manage, changed only with trunks:admin.
+	ManagedAccountID string `json:"managed_account_id"`
+	// AllowedAddresses are the IPv4/IPv6 addresses and CIDRs allowed to
+	// send calls to the trunk, beside gateway_ip and sbc_ip. nil (the
+	// normal form of an empty list) adds none.
+	AllowedAddresses []string `json:"allowed_addresses"`
+
 	// Meta is what the store keeps about the record. It is not a request
 	// field: the store sets it on every write.
 	Meta Meta `json:"-"`
@@ -129,11 +144,17 @@ func Defaults() Trunk {
 	}
 }
 
+// DefaultOrg is the organization of trunks written with a token that names
+// none, and of trunks stored before organizations existed: a single-tenant
+// trunkd lives in it without knowing.
+const DefaultOrg = "default"
+
 // Clone returns a deep copy of t.
 func (t *Trunk) Clone() *Trunk {
 	c := *t
 	c.CodecPreferences = slices.Clone(t.CodecPreferences)
 	c.MediaIPCIDRs = slices.Clone(t.MediaIPCIDRs)
+	c.AllowedAddresses = slices.Clone(t.AllowedAddresses)
 	return &c
 }
 

@@ -63,7 +63,11 @@ func (c *cli) dial(ctx context.Context) (*rpc.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rpc.Dial(ctx, c.g.addr, tc, c.g.token)
+	cl, err := rpc.Dial(ctx, c.g.addr, tc, c.g.token)
+	if err != nil {
+		return nil, err
+	}
+	return cl.ForOrg(c.g.org), nil
 }
 
 func (c *cli) tlsConfig() (*tls.Config, error) {
@@ -295,7 +299,9 @@ func cmdRemove(ctx context.Context, c *cli, args []string) error {
 func cmdToken(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("token", "--secret-file F [--scope S] [--ttl D]")
 	secretFile := fs.String("secret-file", "", "HMAC secret `file` (trunkd's DATA/jwt.secret)")
-	scope := fs.String("scope", "trunks:manage", "space-separated `scopes`: trunks:read, trunks:manage, calls:manage")
+	scope := fs.String("scope", "trunks:manage", "space-separated `scopes`: trunks:read, trunks:manage, calls:manage, trunks:admin (operator: every organization, managed trunks)")
+	tokOrg := fs.String("token-org", "", "org claim: an organization key acting for this `organization` only")
+	tokOrgs := fs.String("token-orgs", "", "orgs claim: a personal token for these comma-separated `organizations` (each request names one with --org)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
 	issuer := fs.String("issuer", "", "iss claim (when trunkd runs with --jwt-issuer)")
 	audience := fs.String("audience", "", "aud claim (when trunkd runs with --jwt-audience)")
@@ -312,7 +318,11 @@ func cmdToken(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	tok, err := auth.MintToken(secret, *scope, *ttl, *issuer, *audience)
+	var orgs []string
+	if *tokOrgs != "" {
+		orgs = strings.Split(*tokOrgs, ",")
+	}
+	tok, err := auth.MintOrgToken(secret, *scope, *ttl, *issuer, *audience, *tokOrg, orgs)
 	if err != nil {
 		return err
 	}

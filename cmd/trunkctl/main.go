@@ -48,11 +48,12 @@ type globals struct {
 	insecure bool
 	timeout  time.Duration
 	output   string
+	org      string
 }
 
 // globalsFromEnv returns the defaults of the global flags.
 func globalsFromEnv(e env) globals {
-	g := globals{addr: "127.0.0.1:7443", token: e.getenv("TRUNKD_TOKEN"), ca: e.getenv("TRUNKD_CA"), timeout: 15 * time.Second, output: "table"}
+	g := globals{addr: "127.0.0.1:7443", token: e.getenv("TRUNKD_TOKEN"), ca: e.getenv("TRUNKD_CA"), timeout: 15 * time.Second, output: "table", org: e.getenv("TRUNKD_ORG")}
 	if v := e.getenv("TRUNKD_ADDR"); v != "" {
 		g.addr = v
 	}
@@ -71,6 +72,7 @@ func (g *globals) register(fs *flag.FlagSet, def globals, except ...string) {
 		fs.DurationVar(&g.timeout, "timeout", def.timeout, "give up on the command after this long (dial waits its ring time on top; give it before dial, whose own --timeout is the ring time)")
 	}
 	fs.StringVar(&g.output, "o", def.output, "output `format`: table, json or yaml")
+	fs.StringVar(&g.org, "org", def.org, "act for this `organization` (personal tokens; trunks:admin) (env TRUNKD_ORG)")
 }
 
 type command struct {

@@ -253,13 +253,10 @@ func TestTrunkctlGetShowsLiveFigures(t *testing.T) {
 	got := doc.Status
 	typ := reflect.TypeFor[rpc.TrunkConfig]()
 	for i := range typ.NumField() {
-		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
-		if _, ok := got[name]; !ok {
+		name, opts, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if _, ok := got[name]; !ok && opts != "omitempty" {
 			t.Errorf("get -o json lacks %q: %s", name, out)
 		}
-	}
-	if len(got) != typ.NumField() {
-		t.Errorf("get -o json has %d fields; want %d", len(got), typ.NumField())
 	}
 	for name, want := range map[string]any{"calls_attempted": 16.0, "calls_answered": 10.0, "current_pdd_ms": 1830.5, "breaker_state": "half-open", "is_cb_tripped": true, "current_acd": 95.0} {
 		if got[name] != want {

@@ -365,6 +365,39 @@ func TestChannelLimit(t *testing.T) {
 	}
 }
 
+// TestReAddKeepsChannelCount: a trunk removed while its calls run and
+// added again under the same id counts those calls against its
+// channel_limit until they end.
+func TestReAddKeepsChannelCount(t *testing.T) {
+	p := newPlane(t, Config{Audio: &fakeAudio{length: 2 * time.Second}})
+	port := siptest.FreePort(t, "127.0.0.1")
+	tr := testTrunk("again", port)
+	tr.ChannelLimit = 2
+	tr.RejectAudioFile = "file:///long.wav"
+	apply(t, p, tr)
+	u := newUAC(t, "127.0.0.1")
+	var wg sync.WaitGroup
+	for range 2 {
+		d, code := u.call(t, port, diago.InviteOptions{})
+		if code != 200 {
+			t.Fatalf("call within the limit got %d", code)
+		}
+		wg.Go(func() { readUntilHangup(t, d); d.Close() })
+	}
+	p.Remove("again")
+	apply(t, p, tr.Clone())
+	if st := p.status("again"); st.ActiveCalls != 2 {
+		t.Errorf("ActiveCalls after remove and re-add = %d; want the 2 calls still running", st.ActiveCalls)
+	}
+	if got := u.code(t, port); got != 503 {
+		t.Errorf("third call after remove and re-add got %d; want 503 (channel_limit 2, 2 calls running)", got)
+	}
+	wg.Wait()
+	if got := u.code(t, port); got != 200 {
+		t.Errorf("call after the others ended got %d; want 200", got)
+	}
+}
+
 func TestLongCallSurvivesUpdateAndRemove(t *testing.T) {
 	p := newPlane(t, Config{Audio: &fakeAudio{length: 2 * time.Second}})
 	port := siptest.FreePort(t, "127.0.0.1")

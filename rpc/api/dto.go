@@ -20,6 +20,7 @@ type PingRequest struct{}
 // record plus the caller's token and the write's options.
 type TrunkRequest struct {
 	AdminToken  string `json:"admin_token"`
+	Org         string `json:"org,omitempty"`          // the organization acted for (personal tokens, trunks:admin); "" for the token's own
 	IfRevision  uint64 `json:"if_revision,omitempty"`  // 0, or the revision the stored record must have (else ERR_CONFLICT)
 	KeepSecrets bool   `json:"keep_secrets,omitempty"` // absent or empty secrets keep their stored values
 	trunk.Trunk
@@ -33,6 +34,7 @@ type TrunkRequest struct {
 // TrunkIDRequest is the body of GetTrunk and RemoveTrunk.
 type TrunkIDRequest struct {
 	AdminToken string `json:"admin_token"`
+	Org        string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
 	TrunkID    string `json:"trunk_id"`
 	IfRevision uint64 `json:"if_revision,omitempty"` // RemoveTrunk only: 0, or the revision the stored record must have
 }
@@ -40,8 +42,18 @@ type TrunkIDRequest struct {
 // ListTrunksRequest is the body of ListTrunks.
 type ListTrunksRequest struct {
 	AdminToken string `json:"admin_token"`
+	Org        string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
 	Limit      uint32 `json:"limit"`
 	Cursor     string `json:"cursor"`
+
+	// Filters (optional): exact name, name prefix, and exclusive RFC 3339
+	// time bounds.
+	Name          string `json:"name,omitempty"`
+	NamePrefix    string `json:"name_prefix,omitempty"`
+	CreatedAfter  string `json:"created_after,omitempty"`
+	CreatedBefore string `json:"created_before,omitempty"`
+	UpdatedAfter  string `json:"updated_after,omitempty"`
+	UpdatedBefore string `json:"updated_before,omitempty"`
 }
 
 // ListTrunks page sizes.
@@ -73,6 +85,14 @@ type TrunkConfig struct {
 	RegistrationState string `json:"registration_state"`
 	RegistrationError string `json:"registration_error"`
 	ActiveCalls       uint32 `json:"active_calls"`
+
+	// Added in 1.1: who owns the trunk and its bookkeeping.
+	Name             string `json:"name,omitempty"`
+	OrganizationID   string `json:"organization_id,omitempty"`
+	ManagedAccountID string `json:"managed_account_id,omitempty"`
+	Revision         uint64 `json:"revision,omitempty"`
+	CreatedAt        string `json:"created_at,omitempty"`
+	UpdatedAt        string `json:"updated_at,omitempty"`
 }
 
 // GetTrunkResponse answers GetTrunk. An unknown id is Found=false with a
@@ -87,6 +107,9 @@ type GetTrunkResponse struct {
 	Revision  uint64 `json:"revision,omitempty"`   // changes on every write; if_revision compares with it
 	CreatedAt string `json:"created_at,omitempty"` // RFC 3339 UTC
 	UpdatedAt string `json:"updated_at,omitempty"` // RFC 3339 UTC
+
+	Name           string `json:"name,omitempty"`            // the record's name, for the BYOC face
+	OrganizationID string `json:"organization_id,omitempty"` // the owning organization
 }
 
 // TrunkRecord is a stored trunk under the field names AddTrunk and
@@ -147,15 +170,23 @@ func NewTrunkConfig(t *trunk.Trunk, st trunk.Status) TrunkConfig {
 		RegistrationState: string(st.SIP.RegistrationState),
 		RegistrationError: st.SIP.RegistrationError,
 		ActiveCalls:       st.SIP.ActiveCalls,
+
+		Name:             t.Name,
+		OrganizationID:   t.Org(),
+		ManagedAccountID: t.ManagedAccountID,
+		Revision:         t.Meta.Revision,
+		CreatedAt:        Timestamp(t.Meta.CreatedAt),
+		UpdatedAt:        Timestamp(t.Meta.UpdatedAt),
 	}
 }
 
 // ExplainMatchRequest asks which trunk a call would belong to.
 type ExplainMatchRequest struct {
 	AdminToken string `json:"admin_token"`
-	SourceIP   string `json:"source_ip"`   // the INVITE's packet source address
-	Listener   string `json:"listener"`    // the bind it arrives on, "ip:port" (":5060" for all addresses)
-	RequestURI string `json:"request_uri"` // optional, for the domain tie-break
+	Org        string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
+	SourceIP   string `json:"source_ip"`     // the INVITE's packet source address
+	Listener   string `json:"listener"`      // the bind it arrives on, "ip:port" (":5060" for all addresses)
+	RequestURI string `json:"request_uri"`   // optional, for the domain tie-break
 }
 
 func (r *ExplainMatchRequest) token() string { return r.AdminToken }
@@ -166,6 +197,14 @@ type ExplainMatchResponse struct {
 	TrunkID string `json:"trunk_id"`
 	Reason  string `json:"reason"`
 }
+
+func (r *TrunkRequest) org() string        { return r.Org }
+func (r *TrunkIDRequest) org() string      { return r.Org }
+func (r *ListTrunksRequest) org() string   { return r.Org }
+func (r *ExplainMatchRequest) org() string { return r.Org }
+func (r *DialRequest) org() string         { return r.Org }
+func (r *CallIDRequest) org() string       { return r.Org }
+func (r *ListCallsRequest) org() string    { return r.Org }
 
 func (r *TrunkRequest) token() string      { return r.AdminToken }
 func (r *TrunkIDRequest) token() string    { return r.AdminToken }
@@ -191,6 +230,7 @@ const maxDialText = 256
 // DialRequest is the body of Dial: an outbound call through a trunk.
 type DialRequest struct {
 	AdminToken     string `json:"admin_token"`
+	Org            string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
 	TrunkID        string `json:"trunk_id"`
 	To             string `json:"to"`               // number, SIP user or sip: URI of the callee
 	From           string `json:"from"`             // caller user part; "" for the trunk's sip_username
@@ -213,12 +253,14 @@ type DialResponse struct {
 // CallIDRequest is the body of Hangup.
 type CallIDRequest struct {
 	AdminToken string `json:"admin_token"`
+	Org        string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
 	CallID     string `json:"call_id"`
 }
 
 // ListCallsRequest is the body of ListCalls; TrunkID "" lists every trunk.
 type ListCallsRequest struct {
 	AdminToken string `json:"admin_token"`
+	Org        string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
 	TrunkID    string `json:"trunk_id"`
 }
 

@@ -19,6 +19,7 @@ const (
 	CodeTrunkExists      = "ERR_TRUNK_EXISTS"
 	CodeInvalidTrunk     = "ERR_INVALID_TRUNK"
 	CodeConflict         = "ERR_CONFLICT"
+	CodeManagedTrunk     = "ERR_MANAGED_TRUNK"
 	CodeUnavailable      = "ERR_UNAVAILABLE"
 	CodeChannelLimit     = "ERR_CHANNEL_LIMIT"
 	CodeCircuitOpen      = "ERR_CIRCUIT_OPEN"
@@ -89,6 +90,8 @@ func WireError(err error) (e *Error, internal bool) {
 		return &Error{Code: CodeInvalidTrunk, Message: te.Message}, false
 	case trunk.ECONFLICT:
 		return &Error{Code: CodeConflict, Message: te.Message}, false
+	case trunk.EMANAGED:
+		return &Error{Code: CodeManagedTrunk, Message: te.Message}, false
 	case trunk.EUNAVAILABLE:
 		return &Error{Code: CodeUnavailable, Message: te.Message}, false
 	case trunk.ECHANNELLIMIT:

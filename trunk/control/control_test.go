@@ -145,13 +145,13 @@ func TestUpdateUnknown(t *testing.T) {
 func TestRemoveTrunk(t *testing.T) {
 	t.Parallel()
 	svc, st, p := newService(sample("t1"))
-	if err := svc.RemoveTrunk(t.Context(), "a/b", 0); trunk.ErrorCode(err) != trunk.EINVALID {
+	if err := svc.RemoveTrunk(t.Context(), "a/b", control.WriteOptions{}); trunk.ErrorCode(err) != trunk.EINVALID {
 		t.Errorf("RemoveTrunk(%q) = %v; want %s", "a/b", err, trunk.EINVALID)
 	}
-	if err := svc.RemoveTrunk(t.Context(), "nope", 0); trunk.ErrorCode(err) != trunk.ENOTFOUND {
+	if err := svc.RemoveTrunk(t.Context(), "nope", control.WriteOptions{}); trunk.ErrorCode(err) != trunk.ENOTFOUND {
 		t.Errorf("RemoveTrunk(nope) = %v; want %s", err, trunk.ENOTFOUND)
 	}
-	if err := svc.RemoveTrunk(t.Context(), "t1", 0); err != nil {
+	if err := svc.RemoveTrunk(t.Context(), "t1", control.WriteOptions{}); err != nil {
 		t.Errorf("RemoveTrunk(t1) = %v; want nil", err)
 	}
 	wantEvents(t, p, "remove t1")
@@ -163,10 +163,10 @@ func TestRemoveTrunk(t *testing.T) {
 func TestGetTrunk(t *testing.T) {
 	t.Parallel()
 	svc, _, _ := newService(sample("t1"))
-	if got, err := svc.GetTrunk(t.Context(), "t1"); err != nil || got.TrunkID != "t1" {
+	if got, err := svc.GetTrunk(t.Context(), "t1", control.Access{}); err != nil || got.TrunkID != "t1" {
 		t.Errorf("GetTrunk(t1) = %v, %v; want t1", got, err)
 	}
-	if _, err := svc.GetTrunk(t.Context(), "a b"); trunk.ErrorCode(err) != trunk.EINVALID {
+	if _, err := svc.GetTrunk(t.Context(), "a b", control.Access{}); trunk.ErrorCode(err) != trunk.EINVALID {
 		t.Errorf("GetTrunk(%q) = %v; want %s", "a b", err, trunk.EINVALID)
 	}
 }
@@ -229,16 +229,16 @@ func TestNoSIPPlane(t *testing.T) {
 	if err := svc.AddTrunk(t.Context(), sample("t1"), control.WriteOptions{}); err != nil || st.Len() != 1 {
 		t.Errorf("AddTrunk without a SIP plane = %v, %d stored; want stored", err, st.Len())
 	}
-	if _, err := svc.Dial(t.Context(), trunk.DialRequest{TrunkID: "t1", To: "100"}); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
+	if _, err := svc.Dial(t.Context(), trunk.DialRequest{TrunkID: "t1", To: "100"}, control.Access{}); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
 		t.Errorf("Dial without a SIP plane = %v; want %s", err, trunk.EUNAVAILABLE)
 	}
-	if err := svc.Hangup(t.Context(), "c1"); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
+	if err := svc.Hangup(t.Context(), "c1", control.Access{}); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
 		t.Errorf("Hangup without a SIP plane = %v; want %s", err, trunk.EUNAVAILABLE)
 	}
-	if _, err := svc.ListCalls(t.Context(), ""); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
+	if _, err := svc.ListCalls(t.Context(), "", control.Access{}); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
 		t.Errorf("ListCalls without a SIP plane = %v; want %s", err, trunk.EUNAVAILABLE)
 	}
-	if _, err := svc.ExplainMatch(t.Context(), "192.0.2.10", ":5060", ""); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
+	if _, err := svc.ExplainMatch(t.Context(), "192.0.2.10", ":5060", "", control.Access{}); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
 		t.Errorf("ExplainMatch without a SIP plane = %v; want %s", err, trunk.EUNAVAILABLE)
 	}
 	if st := svc.TrunkStatus("t1"); st.SIP.State != trunk.SIPOff {
