@@ -219,6 +219,9 @@ func (h *Handler) listTrunks(ctx context.Context, req *ListTrunksRequest) (ListT
 			break
 		}
 		resp.Trunks = append(resp.Trunks, NewTrunkConfig(t, h.svc.TrunkStatus(t.TrunkID)))
+		if req.Records {
+			resp.Records = append(resp.Records, NewTrunkRecord(t))
+		}
 	}
 	return resp, nil
 }

@@ -54,6 +54,9 @@ type ListTrunksRequest struct {
 	CreatedBefore string `json:"created_before,omitempty"`
 	UpdatedAfter  string `json:"updated_after,omitempty"`
 	UpdatedBefore string `json:"updated_before,omitempty"`
+
+	// Records asks for each trunk's record too (ListTrunksResponse.Records).
+	Records bool `json:"records,omitempty"`
 }
 
 // ListTrunks page sizes.
@@ -146,6 +149,9 @@ func Timestamp(t time.Time) string {
 type ListTrunksResponse struct {
 	Trunks     []TrunkConfig `json:"trunks"`
 	NextCursor string        `json:"next_cursor"`
+	// Records holds, when the request asked for them, the record of each
+	// trunk of Trunks, in the same order (secrets never included).
+	Records []*TrunkRecord `json:"records,omitempty"`
 }
 
 // NewTrunkConfig builds the sanitised view of t with its live status.

@@ -20,6 +20,7 @@ const (
 	CodeInvalidTrunk     = "ERR_INVALID_TRUNK"
 	CodeConflict         = "ERR_CONFLICT"
 	CodeManagedTrunk     = "ERR_MANAGED_TRUNK"
+	CodeNotImplemented   = "ERR_NOT_IMPLEMENTED" // a route of a capability not built yet (REST)
 	CodeUnavailable      = "ERR_UNAVAILABLE"
 	CodeChannelLimit     = "ERR_CHANNEL_LIMIT"
 	CodeCircuitOpen      = "ERR_CIRCUIT_OPEN"
