@@ -270,10 +270,11 @@ func (db *DB) GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error) {
 
 // ListTrunks returns up to q.Limit trunks selected by q whose trunk_id
 // sorts after q.After, in trunk_id byte order. q.Keep sees the cached
-// record when there is one, so a filtered scan neither decodes nor copies
-// the trunks it skips.
+// record, so a filtered scan neither decodes nor copies the trunks it
+// skips once they are cached; a record decoded here is cached too.
 func (db *DB) ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk, error) {
 	list := make([]*trunk.Trunk, 0, min(q.Limit, 1024))
+	gen := db.cache.generation()
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketTrunks).Cursor()
 		k, v := c.Seek([]byte(q.After))
@@ -290,6 +291,7 @@ func (db *DB) ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk
 				if t, err = db.codec.Decode(string(k), v); err != nil {
 					return err
 				}
+				db.cache.fill(gen, t) // the next scan skips decoding it
 			}
 			if q.Keeps(t) {
 				list = append(list, t.Clone())

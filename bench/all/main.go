@@ -70,8 +70,8 @@ type goBench struct {
 
 func goBenchmarks(count int) []goBench {
 	return []goBench{
-		{"./cmd/trunkd", "^(BenchmarkRPC|BenchmarkHTTPJSON|BenchmarkDialAndCall)$", "1s", count},
-		{"./store", "^(BenchmarkUpdateTrunk|BenchmarkDiskFsync|BenchmarkGetTrunk)$", "1s", count},
+		{"./cmd/trunkd", "^(BenchmarkRPC|BenchmarkHTTPJSON|BenchmarkGetTrunkFaces|BenchmarkDialAndCall)$", "1s", count},
+		{"./store", "^(BenchmarkUpdateTrunk|BenchmarkDiskFsync|BenchmarkGetTrunk|BenchmarkListFiltered100k)$", "1s", count},
 		{"./rpc", "^BenchmarkAuthorize$", "1s", count},
 		{"./media", "^(BenchmarkQualityTracking|BenchmarkInboundReject)$", "1s", count},
 		{"./media", "^(BenchmarkLiveCalls|BenchmarkBreakerReaction)$", "1x", max(count/2, 1)},

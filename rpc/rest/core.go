@@ -2,8 +2,8 @@ package rest
 
 import (
 	"crypto/rand"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"net"
 	"net/http"
 	"slices"
