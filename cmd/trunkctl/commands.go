@@ -236,9 +236,16 @@ func cmdGet(ctx context.Context, c *cli, args []string) error {
 }
 
 func cmdList(ctx context.Context, c *cli, args []string) error {
-	fs := c.flags("list", "[--limit N] [--cursor C]")
+	fs := c.flags("list", "[--limit N] [--cursor C] [--name N] [--name-prefix P] [--created-after T] ...")
 	limit := fs.Int("limit", 0, "show one page of at most `N` trunks (default: every page)")
-	cursor := fs.String("cursor", "", "start after this page `cursor`")
+	var req rpc.ListTrunksRequest
+	fs.StringVar(&req.Cursor, "cursor", "", "start after this page `cursor`")
+	fs.StringVar(&req.Name, "name", "", "only trunks with this `name`")
+	fs.StringVar(&req.NamePrefix, "name-prefix", "", "only trunks whose name starts with `prefix`")
+	fs.StringVar(&req.CreatedAfter, "created-after", "", "only trunks created after `time` (RFC 3339)")
+	fs.StringVar(&req.CreatedBefore, "created-before", "", "only trunks created before `time` (RFC 3339)")
+	fs.StringVar(&req.UpdatedAfter, "updated-after", "", "only trunks written after `time` (RFC 3339)")
+	fs.StringVar(&req.UpdatedBefore, "updated-before", "", "only trunks written before `time` (RFC 3339)")
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -251,22 +258,22 @@ func cmdList(ctx context.Context, c *cli, args []string) error {
 	}
 	defer cl.Close()
 	var all []rpc.TrunkConfig
-	next := *cursor
+	req.Limit = uint32(max(*limit, rpc.MaxListLimit*boolInt(*limit == 0)))
 	for {
-		page, n, err := cl.ListTrunks(ctx, next, max(*limit, rpc.MaxListLimit*boolInt(*limit == 0)))
+		resp, err := cl.ListTrunksWhere(ctx, req)
 		if err != nil {
 			return err
 		}
-		all, next = append(all, page...), n
-		if next == "" || *limit > 0 {
+		all, req.Cursor = append(all, resp.Trunks...), resp.NextCursor
+		if req.Cursor == "" || *limit > 0 {
 			break
 		}
 	}
 	if err := c.printList(all); err != nil {
 		return err
 	}
-	if next != "" {
-		fmt.Fprintf(c.stderr, "more: trunkctl list --limit %d --cursor %s\n", *limit, next)
+	if req.Cursor != "" {
+		fmt.Fprintf(c.stderr, "more: trunkctl list --limit %d --cursor %s\n", *limit, req.Cursor)
 	}
 	return nil
 }

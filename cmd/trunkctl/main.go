@@ -85,7 +85,7 @@ var commands = []command{
 	{"update", "[--patch | --replace] [-f FILE] [--FIELD VALUE ...]", "change a trunk: --patch the fields given, or --replace the whole record", cmdUpdate},
 	{"get", "TRUNK_ID", "show a trunk (never its credentials); -o yaml|json prints what update -f takes", cmdGet},
 	{"edit", "TRUNK_ID", "edit a trunk's record in $EDITOR and write it back safely", cmdEdit},
-	{"list", "[--limit N] [--cursor C]", "list trunks in trunk_id order", cmdList},
+	{"list", "[--limit N] [--cursor C] [filters]", "list trunks in trunk_id order (--name, --name-prefix, --created-after ...)", cmdList},
 	{"rm", "TRUNK_ID", "remove a trunk", cmdRemove},
 	{"explain", "--source IP --listener ADDR [--ruri URI]", "say which trunk an inbound call would match, and why", cmdExplain},
 	{"dial", "--trunk ID --to NUMBER [flags]", "place a call; exit 0 only when it is answered", cmdDial},

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/trunkd/trunkd/rpc"
 )
 
 // manageVars returns the environment of a trunkctl holding a
@@ -129,5 +132,21 @@ func TestEdit(t *testing.T) {
 	}
 	if got := mustCtl(t, vars, "", "get", "c1", "-o", "yaml"); !strings.Contains(got, "display_name: Edited") {
 		t.Errorf("a conflicting edit changed the trunk:\n%s", got)
+	}
+}
+
+// TestListFilters: list passes its filters to the server.
+func TestListFiltersFlags(t *testing.T) {
+	vars := manageVars(t)
+	mustCtl(t, vars, "", "add", "--trunk-id", "a", "--name", "sales-east")
+	mustCtl(t, vars, "", "add", "--trunk-id", "b", "--name", "support")
+	out := mustCtl(t, vars, "", "list", "--name-prefix", "sales", "-o", "json")
+	var list []rpc.TrunkConfig
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 || list[0].TrunkID != "a" {
+		t.Errorf("list --name-prefix sales = %s; want a only", out)
+	}
+	code, _, errOut := ctl(t, vars, "", "list", "--created-after", "soon")
+	if code != 1 || !strings.Contains(errOut, "created_after") {
+		t.Errorf("list --created-after soon = exit %d, %q; want the field named", code, errOut)
 	}
 }
