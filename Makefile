@@ -48,6 +48,7 @@ build: deps ## build bin/trunkd and bin/trunkctl
 .PHONY: run
 run: build ## start trunkd on embedded defaults (data in ./trunkd-data)
 	@echo "trunkctl is at $(BIN)/trunkctl; trunkd prints how to mint a token and connect."
+	@echo "REST face (curl): TRUNKD_HTTP_LISTEN=127.0.0.1:8443 make run, then https://127.0.0.1:8443/openapi.json"
 	$(BIN)/trunkd --data $(DATA)
 
 .PHONY: test
@@ -66,7 +67,8 @@ IMPORT_RULES := \
   rpc/...:-:trunk,trunk/control/...,trunk/secretfile,rpc/... \
   rpc/auth/...:-:trunk \
   rpc/api/...:-:trunk,trunk/control,rpc/auth \
-  rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth \
+  rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth,rpc/rest/... \
+  store/record/...:std:trunk \
   store/...:-:trunk,trunk/secretfile,store/... \
   media/...:-:trunk,trunk/secretfile,media/...
 

@@ -23,6 +23,16 @@ type Client struct {
 	conn  *quic.Conn
 	tr    *quic.Transport
 	token string
+	org   string // sent as every request's org; "" for the token's own
+}
+
+// ForOrg returns a client on the same connection whose requests act for
+// org (a personal token names the organization so; trunks:admin may name
+// any). Close either to close the connection.
+func (c *Client) ForOrg(org string) *Client {
+	d := *c
+	d.org = org
+	return &d
 }
 
 // ClientTLSConfig returns a copy of base set up for the protocol: TLS 1.3
@@ -186,25 +196,58 @@ func (c *Client) Ping(ctx context.Context) error {
 
 // AddTrunk creates t. It returns once the trunk is durable and live.
 func (c *Client) AddTrunk(ctx context.Context, t *trunk.Trunk) error {
-	return c.Call(ctx, "AddTrunk", TrunkRequest{AdminToken: c.token, Trunk: *t}, nil)
+	return c.Call(ctx, "AddTrunk", TrunkRequest{AdminToken: c.token, Org: c.org, Trunk: *t}, nil)
 }
 
 // UpdateTrunk replaces the whole record of t.TrunkID with t.
 func (c *Client) UpdateTrunk(ctx context.Context, t *trunk.Trunk) error {
-	return c.Call(ctx, "UpdateTrunk", TrunkRequest{AdminToken: c.token, Trunk: *t}, nil)
+	return c.Call(ctx, "UpdateTrunk", TrunkRequest{AdminToken: c.token, Org: c.org, Trunk: *t}, nil)
 }
 
 // RemoveTrunk removes the trunk id.
 func (c *Client) RemoveTrunk(ctx context.Context, id string) error {
-	return c.Call(ctx, "RemoveTrunk", TrunkIDRequest{AdminToken: c.token, TrunkID: id}, nil)
+	return c.Call(ctx, "RemoveTrunk", TrunkIDRequest{AdminToken: c.token, Org: c.org, TrunkID: id}, nil)
+}
+
+// WriteTrunk sends an AddTrunk or UpdateTrunk (method) of req with the
+// client's token: the whole record plus if_revision and keep_secrets.
+func (c *Client) WriteTrunk(ctx context.Context, method string, req TrunkRequest) error {
+	if method != "AddTrunk" && method != "UpdateTrunk" {
+		return fmt.Errorf("rpc: WriteTrunk: %q is not a trunk write", method)
+	}
+	req.AdminToken, req.Org = c.token, c.org
+	return c.Call(ctx, method, req, nil)
+}
+
+// RemoveTrunkIf removes the trunk id if it is at revision ifRevision
+// (ERR_CONFLICT otherwise; 0 removes it whatever its revision).
+func (c *Client) RemoveTrunkIf(ctx context.Context, id string, ifRevision uint64) error {
+	return c.Call(ctx, "RemoveTrunk", TrunkIDRequest{AdminToken: c.token, Org: c.org, TrunkID: id, IfRevision: ifRevision}, nil)
+}
+
+// GetTrunkRecord returns the whole GetTrunk answer: live figures, the
+// record without secret values, and its revision and timestamps.
+func (c *Client) GetTrunkRecord(ctx context.Context, id string) (GetTrunkResponse, error) {
+	var resp GetTrunkResponse
+	err := c.Call(ctx, "GetTrunk", TrunkIDRequest{AdminToken: c.token, Org: c.org, TrunkID: id}, &resp)
+	return resp, err
 }
 
 // GetTrunk returns the sanitised view of trunk id; found is false when no
 // such trunk exists.
 func (c *Client) GetTrunk(ctx context.Context, id string) (cfg TrunkConfig, found bool, err error) {
 	var resp GetTrunkResponse
-	err = c.Call(ctx, "GetTrunk", TrunkIDRequest{AdminToken: c.token, TrunkID: id}, &resp)
+	err = c.Call(ctx, "GetTrunk", TrunkIDRequest{AdminToken: c.token, Org: c.org, TrunkID: id}, &resp)
 	return resp.Config, resp.Found, err
+}
+
+// ListTrunksWhere returns the page req selects (its filters, limit and
+// cursor); the token and org are filled in.
+func (c *Client) ListTrunksWhere(ctx context.Context, req ListTrunksRequest) (ListTrunksResponse, error) {
+	req.AdminToken, req.Org = c.token, c.org
+	var resp ListTrunksResponse
+	err := c.Call(ctx, "ListTrunks", req, &resp)
+	return resp, err
 }
 
 // ListTrunks returns up to limit trunks after cursor ("" for the first
@@ -214,7 +257,7 @@ func (c *Client) ListTrunks(ctx context.Context, cursor string, limit int) ([]Tr
 		return nil, "", fmt.Errorf("rpc: limit %d outside 0-%d", limit, MaxListLimit)
 	}
 	var resp ListTrunksResponse
-	err := c.Call(ctx, "ListTrunks", ListTrunksRequest{AdminToken: c.token, Limit: uint32(limit), Cursor: cursor}, &resp)
+	err := c.Call(ctx, "ListTrunks", ListTrunksRequest{AdminToken: c.token, Org: c.org, Limit: uint32(limit), Cursor: cursor}, &resp)
 	return resp.Trunks, resp.NextCursor, err
 }
 
@@ -222,7 +265,7 @@ func (c *Client) ListTrunks(ctx context.Context, cursor string, limit int) ([]Tr
 // listener ("ip:port") with Request-URI requestURI would belong to.
 func (c *Client) ExplainMatch(ctx context.Context, sourceIP, listener, requestURI string) (ExplainMatchResponse, error) {
 	var resp ExplainMatchResponse
-	err := c.Call(ctx, "ExplainMatch", ExplainMatchRequest{AdminToken: c.token, SourceIP: sourceIP, Listener: listener, RequestURI: requestURI}, &resp)
+	err := c.Call(ctx, "ExplainMatch", ExplainMatchRequest{AdminToken: c.token, Org: c.org, SourceIP: sourceIP, Listener: listener, RequestURI: requestURI}, &resp)
 	return resp, err
 }
 
@@ -232,7 +275,7 @@ func (c *Client) ExplainMatch(ctx context.Context, sourceIP, listener, requestUR
 // time (req.TimeoutSec, DefaultDialTimeoutSec when 0) plus
 // DialDeadlineMargin and the round trip.
 func (c *Client) Dial(ctx context.Context, req DialRequest) (DialResponse, error) {
-	req.AdminToken = c.token
+	req.AdminToken, req.Org = c.token, c.org
 	var resp DialResponse
 	err := c.Call(ctx, "Dial", req, &resp)
 	return resp, err
@@ -240,13 +283,13 @@ func (c *Client) Dial(ctx context.Context, req DialRequest) (DialResponse, error
 
 // Hangup ends the call callID, in either direction.
 func (c *Client) Hangup(ctx context.Context, callID string) error {
-	return c.Call(ctx, "Hangup", CallIDRequest{AdminToken: c.token, CallID: callID}, nil)
+	return c.Call(ctx, "Hangup", CallIDRequest{AdminToken: c.token, Org: c.org, CallID: callID}, nil)
 }
 
 // ListCalls returns the calls in flight on trunkID, or on every trunk when
 // trunkID is "", oldest first.
 func (c *Client) ListCalls(ctx context.Context, trunkID string) ([]CallInfo, error) {
 	var resp ListCallsResponse
-	err := c.Call(ctx, "ListCalls", ListCallsRequest{AdminToken: c.token, TrunkID: trunkID}, &resp)
+	err := c.Call(ctx, "ListCalls", ListCallsRequest{AdminToken: c.token, Org: c.org, TrunkID: trunkID}, &resp)
 	return resp.Calls, err
 }

@@ -31,6 +31,7 @@ func newTestHandlerWith(log *slog.Logger, withPlane bool) *testHandler {
 		log = slog.New(slog.DiscardHandler)
 	}
 	store := controltest.NewMemStore()
+	store.Now = func() time.Time { return time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC) } // golden envelopes
 	calls := newFakeCalls()
 	var plane control.Plane
 	if withPlane {
@@ -47,18 +48,29 @@ func newFakePlane(calls *controltest.FakeCalls) *controltest.Plane {
 }
 
 // scopeAuth is a fake Authorizer: the token is the space-separated list of
-// scopes it grants, or "bad" for an invalid one.
+// scopes it grants, or "bad" for an invalid one; "org=X" and "orgs=X,Y"
+// stand for those claims.
 type scopeAuth struct{}
 
-func (scopeAuth) Authorize(token, scope string) error {
+func (scopeAuth) Authenticate(token, scope string) (auth.Principal, error) {
 	if token == "" || token == "bad" {
-		return &auth.Error{Kind: auth.ErrUnauthenticated, Message: "invalid token"}
+		return auth.Principal{}, &auth.Error{Kind: auth.ErrUnauthenticated, Message: "invalid token"}
 	}
 	granted := strings.Fields(token)
-	if slices.Contains(granted, scope) || slices.Contains(granted, ScopeManage) {
-		return nil
+	var p auth.Principal
+	for _, g := range granted {
+		if v, ok := strings.CutPrefix(g, "org="); ok {
+			p.Org = v
+		}
+		if v, ok := strings.CutPrefix(g, "orgs="); ok {
+			p.Orgs = strings.Split(v, ",")
+		}
 	}
-	return &auth.Error{Kind: auth.ErrPermissionDenied, Message: "token lacks scope " + scope}
+	p.Admin = slices.Contains(granted, auth.ScopeAdmin)
+	if slices.Contains(granted, scope) || slices.Contains(granted, ScopeManage) || p.Admin {
+		return p, nil
+	}
+	return auth.Principal{}, &auth.Error{Kind: auth.ErrPermissionDenied, Message: "token lacks scope " + scope}
 }
 
 // fakeNow is the fake's clock: 2027-01-15T08:00:00Z.

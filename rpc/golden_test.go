@@ -118,3 +118,20 @@ func goldenFrames(t testing.TB) [][]byte {
 	}
 	return out
 }
+
+// TestV10RequestsStillServed: the request envelopes a 1.0 client sent
+// (testdata/envelopes/v1.0, frozen) are still accepted: every field added
+// since is optional.
+func TestV10RequestsStillServed(t *testing.T) {
+	h := newTestHandler()
+	for _, name := range []string{"add_trunk", "get_trunk", "update_trunk", "list_trunks", "dial", "list_calls", "explain_match", "hangup", "remove_trunk"} {
+		req, err := os.ReadFile(filepath.Join(goldenDir, "v1.0", name+".request.msgpack"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, _ := h.serve(context.Background(), req)
+		if bytes.Contains(resp, []byte("Err")) {
+			t.Errorf("1.0 %s request = %q; want it served", name, resp)
+		}
+	}
+}

@@ -18,6 +18,7 @@ type (
 	ListTrunksRequest    = api.ListTrunksRequest
 	TrunkConfig          = api.TrunkConfig
 	GetTrunkResponse     = api.GetTrunkResponse
+	TrunkRecord          = api.TrunkRecord
 	ListTrunksResponse   = api.ListTrunksResponse
 	ExplainMatchRequest  = api.ExplainMatchRequest
 	ExplainMatchResponse = api.ExplainMatchResponse
@@ -47,6 +48,8 @@ const (
 	CodeInvalidArgument  = api.CodeInvalidArgument
 	CodeTrunkExists      = api.CodeTrunkExists
 	CodeInvalidTrunk     = api.CodeInvalidTrunk
+	CodeConflict         = api.CodeConflict
+	CodeManagedTrunk     = api.CodeManagedTrunk
 	CodeUnavailable      = api.CodeUnavailable
 	CodeChannelLimit     = api.CodeChannelLimit
 	CodeCircuitOpen      = api.CodeCircuitOpen

@@ -16,12 +16,12 @@ func BenchmarkUpdateTrunk(b *testing.B) {
 	for _, writers := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("grouped/writers=%d", writers), func(b *testing.B) {
 			db := benchDB(b, 1000)
-			runWriters(b, writers, func(id string) error { return db.UpdateTrunk(ctx, sample(id)) })
+			runWriters(b, writers, func(id string) error { return db.UpdateTrunk(ctx, sample(id), 0) })
 		})
 		b.Run(fmt.Sprintf("tx-per-write/writers=%d", writers), func(b *testing.B) {
 			db := benchDB(b, 1000)
 			runWriters(b, writers, func(id string) error {
-				v, err := db.encode(sample(id))
+				v, err := db.codec.Encode(sample(id))
 				if err != nil {
 					return err
 				}

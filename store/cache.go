@@ -26,6 +26,16 @@ func (c *cache) get(id string) (*trunk.Trunk, bool) {
 	return v.(*trunk.Trunk).Clone(), true
 }
 
+// peek returns the cached record of id itself, which the caller must
+// neither modify nor keep.
+func (c *cache) peek(id string) (*trunk.Trunk, bool) {
+	v, ok := c.m.Load(id)
+	if !ok {
+		return nil, false
+	}
+	return v.(*trunk.Trunk), true
+}
+
 func (c *cache) generation() uint64 { return c.gen.Load() }
 
 // fill caches t, read in a transaction that began at generation gen.

@@ -6,12 +6,19 @@
 // Two buckets: "meta" holds the marker that says the file is trunkd's, the
 // schema version, and a key check value (a constant sealed with the secret
 // key, so a wrong key is refused at Open instead of corrupting records);
-// "trunks" maps trunk_id to a record: a one-byte schema version followed by
-// the trunk as JSON with its wire field names (JSON rather than MessagePack:
-// encoding/json allocates only as much as it reads, so a corrupt file cannot
-// make it allocate by a forged length, and records stay readable with jq).
-// sip_password and api_bearer_token are sealed with AES-256-GCM, bound by
-// their additional data to the trunk and field they belong to.
+// "trunks" maps trunk_id to a record in the format of package store/record
+// (a version byte, then JSON with the wire field names, secrets sealed;
+// JSON rather than MessagePack: encoding/json allocates only as much as it
+// reads, and records stay readable with jq). The trunks bucket's sequence
+// hands out revisions: every write takes the next one, so a revision is
+// never reused, not even by a trunk removed and added again.
+//
+// # Schema versions
+//
+// Version 2 added revision, created_at and updated_at to each record. Open
+// migrates a version 1 file in one transaction (a failure leaves it as it
+// was); a trunkd that knows only version 1 then refuses the file, so back
+// it up before upgrading if you may need to go back.
 //
 // # Durability
 //

@@ -3,14 +3,18 @@ package store
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/trunkd/trunkd/store/record"
 	"github.com/trunkd/trunkd/trunk"
+	bolt "go.etcd.io/bbolt"
 )
 
 var update = flag.Bool("update", false, "rewrite current-nosecrets.bin (the v1 files are frozen)")
@@ -36,13 +40,13 @@ func goldenKey(t *testing.T) []byte {
 	return key
 }
 
-func goldenDB(t *testing.T) *DB {
+func goldenDB(t *testing.T) *record.Codec {
 	t.Helper()
-	s, err := newSealer(goldenKey(t))
+	c, err := record.NewCodec(goldenKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &DB{crypt: s}
+	return c
 }
 
 // v1Trunk is what the frozen v1 files hold: the fields a version 1 record
@@ -95,6 +99,7 @@ func v1Trunk() *trunk.Trunk {
 			reflect.ValueOf(&t).Elem().Field(i).Set(reflect.ValueOf(v1).Field(i))
 		}
 	}
+	t.OrganizationID = trunk.DefaultOrg // what a record without one reads as
 	return &t
 }
 
@@ -120,6 +125,15 @@ func init() {
 // fails until it is) and current-nosecrets.bin is rewritten with -update.
 func goldenTrunk() *trunk.Trunk {
 	t := v1Trunk()
+	t.Name = "Golden trunk"
+	t.OrganizationID = "org-golden"
+	t.ManagedAccountID = "acct-7"
+	t.AllowedAddresses = []string{"192.0.2.0/24", "2001:db8::1"}
+	t.Meta = trunk.Meta{
+		Revision:  7,
+		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		UpdatedAt: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC),
+	}
 	return t
 }
 
@@ -144,7 +158,7 @@ func TestGoldenRecordDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := db.decode("golden-1", b)
+	got, err := db.Decode("golden-1", b)
 	if err != nil {
 		t.Fatalf("decode(v1.bin) = %v", err)
 	}
@@ -159,7 +173,7 @@ func TestGoldenRecordEncodes(t *testing.T) {
 	db := goldenDB(t)
 	tr := goldenTrunk()
 	tr.SIPPassword, tr.APIBearerToken = "", ""
-	got, err := db.encode(tr)
+	got, err := db.Encode(tr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +190,7 @@ func TestGoldenRecordEncodes(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("encode(goldenTrunk) =\n%q\nwant (current-nosecrets.bin)\n%q", got, want)
 	}
-	back, err := db.decode("golden-1", want)
+	back, err := db.Decode("golden-1", want)
 	if err != nil || !reflect.DeepEqual(back, tr) {
 		t.Errorf("decode(current-nosecrets.bin) = %+v, %v; want %+v", back, err, tr)
 	}
@@ -190,8 +204,94 @@ func TestGoldenV1NoSecretsDecodes(t *testing.T) {
 	}
 	want := v1Trunk()
 	want.SIPPassword, want.APIBearerToken = "", ""
-	got, err := goldenDB(t).decode("golden-1", b)
+	got, err := goldenDB(t).Decode("golden-1", b)
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("decode(v1-nosecrets.bin) = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// TestGoldenV1FileMigrates opens a version 1 database holding the frozen
+// v1.bin record: Open migrates it to SchemaVersion, the trunk reads back as
+// v1Trunk with a revision and unknown timestamps, and it can be updated
+// with that revision as if_revision.
+func TestGoldenV1FileMigrates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	v1, err := os.ReadFile(filepath.Join(recordsDir, "v1.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeV1File(t, path, map[string][]byte{"golden-1": v1})
+	db, err := Open(path, goldenKey(t))
+	if err != nil {
+		t.Fatalf("Open(v1 file) = %v", err)
+	}
+	defer db.Close()
+	got, err := db.GetTrunk(ctx, "golden-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Meta.Revision == 0 || !got.Meta.CreatedAt.IsZero() || !got.Meta.UpdatedAt.IsZero() {
+		t.Errorf("migrated Meta = %+v; want a revision and zero timestamps", got.Meta)
+	}
+	want := v1Trunk()
+	want.Meta = got.Meta
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("migrated trunk =\n%+v\nwant\n%+v", got, want)
+	}
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyVersion); !bytes.Equal(v, []byte{SchemaVersion}) {
+			t.Errorf("schema version after migration = %v; want %d", v, SchemaVersion)
+		}
+		if v := tx.Bucket(bucketTrunks).Get([]byte("golden-1")); record.VersionOf(v) != SchemaVersion {
+			t.Errorf("record version after migration = %d; want %d", record.VersionOf(v), SchemaVersion)
+		}
+		return nil
+	})
+	if err := db.UpdateTrunk(ctx, got, got.Meta.Revision); err != nil {
+		t.Errorf("UpdateTrunk(if_revision=migrated revision) = %v", err)
+	}
+}
+
+// TestV1FileWithCorruptRecordIsLeftAlone: a migration that cannot read a
+// record fails Open and leaves the file at version 1.
+func TestV1FileWithCorruptRecordIsLeftAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	writeV1File(t, path, map[string][]byte{"bad": []byte("\x01{not json")})
+	if db, err := Open(path, goldenKey(t)); err == nil {
+		db.Close()
+		t.Fatal("Open migrated a corrupt record")
+	}
+	b, _ := bolt.Open(path, 0o600, nil)
+	defer b.Close()
+	b.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyVersion); !bytes.Equal(v, []byte{1}) {
+			t.Errorf("schema version after failed migration = %v; want 1", v)
+		}
+		return nil
+	})
+}
+
+// writeV1File writes a database as trunkd with schema version 1 left it.
+func writeV1File(t *testing.T, path string, records map[string][]byte) {
+	t.Helper()
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	check, err := goldenDB(t).SealCheck(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		meta, _ := tx.CreateBucket(bucketMeta)
+		trunks, _ := tx.CreateBucket(bucketTrunks)
+		for k, v := range records {
+			trunks.Put([]byte(k), v)
+		}
+		return errors.Join(meta.Put(keyMarker, marker), meta.Put(keyVersion, []byte{1}), meta.Put(keyCheck, check))
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,13 +8,18 @@ import (
 	"os"
 	"time"
 
+	"github.com/trunkd/trunkd/store/record"
 	"github.com/trunkd/trunkd/trunk"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// SchemaVersion is the record and meta layout this code writes and reads.
-const SchemaVersion = 1
+// SchemaVersion is the record and meta layout this code writes. A file of
+// an earlier version is migrated when opened (see migrate).
+const SchemaVersion = record.Version
+
+// KeySize is the length of the secret key.
+const KeySize = record.KeySize
 
 var (
 	bucketMeta   = []byte("meta")
@@ -29,7 +34,8 @@ var (
 type DB struct {
 	bolt   *bolt.DB
 	path   string
-	crypt  *sealer
+	codec  *record.Codec
+	now    func() time.Time
 	writes chan *op
 	done   chan struct{}
 	closed chan struct{}
@@ -44,21 +50,26 @@ type Option func(*options)
 
 type options struct {
 	maxBatch int
+	now      func() time.Time
 }
 
 // WithMaxBatch bounds how many queued writes share one commit (default 1000).
 func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
+
+// WithClock sets the clock that stamps created_at and updated_at (default
+// time.Now), for tests.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // Open opens the database at path, creating it (mode 0600) when absent. key
 // is the 32-byte AES-256 key for secrets at rest. A file that is not a
 // bbolt database, a bbolt database that is not trunkd's, a newer schema
 // and a different key are refused, and the file is left untouched.
 func Open(path string, key []byte, opts ...Option) (*DB, error) {
-	o := options{maxBatch: 1000}
+	o := options{maxBatch: 1000, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	crypt, err := newSealer(key)
+	codec, err := record.NewCodec(key)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +80,7 @@ func Open(path string, key []byte, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, openError(path, err)
 	}
-	db := &DB{bolt: bdb, path: path, crypt: crypt, writes: make(chan *op, o.maxBatch),
+	db := &DB{bolt: bdb, path: path, codec: codec, now: o.now, writes: make(chan *op, o.maxBatch),
 		done: make(chan struct{}), closed: make(chan struct{})}
 	if err := db.init(); err != nil {
 		bdb.Close()
@@ -124,8 +135,11 @@ func (db *DB) init() error {
 		}
 		return db.checkMeta(meta)
 	})
-	if err != nil || !fresh {
+	if err != nil {
 		return err
+	}
+	if !fresh {
+		return db.migrate()
 	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucket(bucketMeta)
@@ -135,12 +149,61 @@ func (db *DB) init() error {
 		if _, err := tx.CreateBucket(bucketTrunks); err != nil {
 			return err
 		}
-		check, err := db.crypt.seal(nil, keyCheck, marker)
+		check, err := db.codec.SealCheck(marker)
 		if err != nil {
 			return err
 		}
 		return errors.Join(meta.Put(keyMarker, marker), meta.Put(keyVersion, []byte{SchemaVersion}), meta.Put(keyCheck, check))
 	})
+}
+
+// migrate brings a file of an earlier schema version up to SchemaVersion
+// in one transaction, so a failure leaves it as it was. Version 1 records
+// gain a revision; their created_at and updated_at stay unknown (zero).
+func (db *DB) migrate() error {
+	var from byte
+	db.bolt.View(func(tx *bolt.Tx) error {
+		from = tx.Bucket(bucketMeta).Get(keyVersion)[0]
+		return nil
+	})
+	if from == SchemaVersion {
+		return nil
+	}
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTrunks)
+		var keys, values [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			if record.VersionOf(v) == SchemaVersion {
+				return nil
+			}
+			t, err := db.codec.Decode(string(k), v)
+			if err != nil {
+				return err
+			}
+			if t.Meta.Revision, err = b.NextSequence(); err != nil {
+				return err
+			}
+			nv, err := db.codec.Encode(t)
+			if err != nil {
+				return err
+			}
+			keys, values = append(keys, bytes.Clone(k)), append(values, nv)
+			return nil
+		})
+		for i := range keys {
+			if err == nil {
+				err = b.Put(keys[i], values[i])
+			}
+		}
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyVersion, []byte{SchemaVersion})
+	})
+	if err != nil {
+		return fmt.Errorf("store: %s: migrating from schema version %d to %d: %w; it was not modified", db.path, from, SchemaVersion, err)
+	}
+	return nil
 }
 
 func isEmpty(tx *bolt.Tx) bool {
@@ -160,7 +223,7 @@ func (db *DB) checkMeta(meta *bolt.Bucket) error {
 	if v[0] > SchemaVersion {
 		return fmt.Errorf("store: %s has schema version %d; this trunkd reads up to %d (upgrade trunkd)", db.path, v[0], SchemaVersion)
 	}
-	if _, err := db.crypt.open(nil, keyCheck, meta.Get(keyCheck)); err != nil {
+	if !db.codec.OpenCheck(meta.Get(keyCheck)) {
 		return fmt.Errorf("store: %s was written with another secret key (check --secret-key-file)", db.path)
 	}
 	return nil
@@ -196,7 +259,7 @@ func (db *DB) GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error) {
 			return notFound(id)
 		}
 		var err error
-		t, err = db.decode(id, v)
+		t, err = db.codec.Decode(id, v)
 		return err
 	})
 	if err == nil {
@@ -205,25 +268,34 @@ func (db *DB) GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error) {
 	return t, err
 }
 
-// ListTrunks returns up to limit trunks whose trunk_id sorts after after,
-// in trunk_id byte order.
-func (db *DB) ListTrunks(ctx context.Context, after string, limit int) ([]*trunk.Trunk, error) {
-	list := make([]*trunk.Trunk, 0, min(limit, 1024))
+// ListTrunks returns up to q.Limit trunks selected by q whose trunk_id
+// sorts after q.After, in trunk_id byte order. q.Keep sees the cached
+// record, so a filtered scan neither decodes nor copies the trunks it
+// skips once they are cached; a record decoded here is cached too.
+func (db *DB) ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk, error) {
+	list := make([]*trunk.Trunk, 0, min(q.Limit, 1024))
+	gen := db.cache.generation()
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketTrunks).Cursor()
-		k, v := c.Seek([]byte(after))
-		if k != nil && string(k) == after {
+		k, v := c.Seek([]byte(q.After))
+		if k != nil && string(k) == q.After {
 			k, v = c.Next()
 		}
-		for ; k != nil && len(list) < limit; k, v = c.Next() {
-			t, ok := db.cache.get(string(k))
+		for n := 0; k != nil && len(list) < q.Limit; k, v = c.Next() {
+			if n++; n%4096 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			t, ok := db.cache.peek(string(k))
 			if !ok {
 				var err error
-				if t, err = db.decode(string(k), v); err != nil {
+				if t, err = db.codec.Decode(string(k), v); err != nil {
 					return err
 				}
+				db.cache.fill(gen, t) // the next scan skips decoding it
 			}
-			list = append(list, t)
+			if q.Keeps(t) {
+				list = append(list, t.Clone())
+			}
 		}
 		return nil
 	})
@@ -238,7 +310,7 @@ func (db *DB) ForEachTrunk(ctx context.Context, fn func(*trunk.Trunk) error) err
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			t, err := db.decode(string(k), v)
+			t, err := db.codec.Decode(string(k), v)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/trunkd/trunkd/trunk"
 	bolt "go.etcd.io/bbolt"
@@ -66,19 +67,19 @@ func TestCRUD(t *testing.T) {
 		t.Errorf("GetTrunk lists = %v / %v; want non-nil defaults", got.MediaIPCIDRs, got.CodecPreferences)
 	}
 	a.DisplayName, a.SIPPassword = "changed", ""
-	if err := db.UpdateTrunk(ctx, a); err != nil {
+	if err := db.UpdateTrunk(ctx, a, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := db.GetTrunk(ctx, "a"); got.DisplayName != "changed" || got.SIPPassword != "" {
 		t.Errorf("after UpdateTrunk = %+v", got)
 	}
-	if err := db.UpdateTrunk(ctx, sample("nope")); trunk.ErrorCode(err) != trunk.ENOTFOUND {
+	if err := db.UpdateTrunk(ctx, sample("nope"), 0); trunk.ErrorCode(err) != trunk.ENOTFOUND {
 		t.Errorf("UpdateTrunk unknown = %v; want %s", err, trunk.ENOTFOUND)
 	}
-	if err := db.RemoveTrunk(ctx, "a"); err != nil {
+	if err := db.RemoveTrunk(ctx, "a", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.RemoveTrunk(ctx, "a"); trunk.ErrorCode(err) != trunk.ENOTFOUND {
+	if err := db.RemoveTrunk(ctx, "a", 0); trunk.ErrorCode(err) != trunk.ENOTFOUND {
 		t.Errorf("RemoveTrunk twice = %v; want %s", err, trunk.ENOTFOUND)
 	}
 	if _, err := db.GetTrunk(ctx, "a"); trunk.ErrorCode(err) != trunk.ENOTFOUND {
@@ -100,7 +101,7 @@ func TestListPaging(t *testing.T) {
 	wg.Wait()
 	var seen []string
 	for after := ""; ; {
-		page, err := db.ListTrunks(ctx, after, 333)
+		page, err := db.ListTrunks(ctx, trunk.ListQuery{After: after, Limit: 333})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +151,7 @@ func TestConcurrentWritersGrouped(t *testing.T) {
 			}
 			for i := range writes - 1 {
 				tr.DisplayName = fmt.Sprintf("v%d", i+1)
-				if err := db.UpdateTrunk(ctx, tr); err != nil {
+				if err := db.UpdateTrunk(ctx, tr, 0); err != nil {
 					t.Error(err)
 					return
 				}
@@ -175,18 +176,20 @@ func TestConcurrentWritersGrouped(t *testing.T) {
 func TestBatchOpsFailAlone(t *testing.T) {
 	db := open(t, "")
 	db.AddTrunk(ctx, sample("x"))
+	db.AddTrunk(ctx, sample("z"))
 	ops := []*op{
-		{kind: opAdd, id: "x"}, // exists
+		{kind: opAdd, id: "x", trunk: sample("x")}, // exists
 		{kind: opRemove, id: "missing"},
 		{kind: opRemove, id: "x"},
+		{kind: opAdd, id: "y", trunk: sample("y")},
+		{kind: opUpdate, id: "y", trunk: sample("y")},
+		{kind: opUpdate, id: "z", trunk: sample("z"), ifRevision: 1 << 40}, // conflict
 	}
-	v, _ := db.encode(sample("y"))
-	ops = append(ops, &op{kind: opAdd, id: "y", value: v}, &op{kind: opUpdate, id: "y", value: v})
 	for _, o := range ops {
 		o.err = make(chan error, 1)
 	}
 	db.commit(ops)
-	want := []trunk.Code{trunk.EEXISTS, trunk.ENOTFOUND, "", "", ""}
+	want := []trunk.Code{trunk.EEXISTS, trunk.ENOTFOUND, "", "", "", trunk.ECONFLICT}
 	for i, o := range ops {
 		if got := trunk.ErrorCode(<-o.err); got != want[i] {
 			t.Errorf("op %d = %q; want %q", i, got, want[i])
@@ -377,12 +380,12 @@ func FuzzDecodeRecord(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer db.Close()
-	v, _ := db.encode(sample("a"))
+	v, _ := db.codec.Encode(sample("a"))
 	f.Add(v)
 	f.Add([]byte{SchemaVersion, '{', '}'})
 	f.Add([]byte{SchemaVersion, '[', ']'})
 	f.Fuzz(func(t *testing.T, v []byte) {
-		tr, err := db.decode("a", v)
+		tr, err := db.codec.Decode("a", v)
 		if err == nil && tr.TrunkID != "a" {
 			t.Fatalf("decoded trunk %q for key a", tr.TrunkID)
 		}
@@ -404,11 +407,11 @@ func TestCacheFollowsWrites(t *testing.T) {
 	}
 	tr := sample("a")
 	tr.DisplayName = "v2"
-	db.UpdateTrunk(ctx, tr)
+	db.UpdateTrunk(ctx, tr, 0)
 	if got, _ := db.GetTrunk(ctx, "a"); got.DisplayName != "v2" {
 		t.Errorf("GetTrunk after UpdateTrunk = %q; want v2", got.DisplayName)
 	}
-	db.RemoveTrunk(ctx, "a")
+	db.RemoveTrunk(ctx, "a", 0)
 	if _, err := db.GetTrunk(ctx, "a"); trunk.ErrorCode(err) != trunk.ENOTFOUND {
 		t.Errorf("GetTrunk after RemoveTrunk = %v; want %s", err, trunk.ENOTFOUND)
 	}
@@ -426,10 +429,66 @@ func TestCacheFollowsWrites(t *testing.T) {
 	wg.Wait()
 	final := sample("r")
 	final.DisplayName = "final"
-	if err := db.UpdateTrunk(ctx, final); err != nil {
+	if err := db.UpdateTrunk(ctx, final, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := db.GetTrunk(ctx, "r"); got.DisplayName != "final" {
 		t.Errorf("GetTrunk after concurrent reads and an update = %q; want final", got.DisplayName)
 	}
+}
+
+// TestRevisions: every write gets a new revision (never reused, even after
+// a remove and re-add), created_at is kept by updates, and a write naming
+// a stale revision is ECONFLICT and changes nothing.
+func TestRevisions(t *testing.T) {
+	clock := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	db, err := Open(filepath.Join(t.TempDir(), "rev.db"), testKey, WithClock(func() time.Time { clock = clock.Add(time.Second); return clock }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a := sample("a")
+	if err := db.AddTrunk(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	added := a.Meta
+	if added.Revision == 0 || !added.CreatedAt.Equal(added.UpdatedAt) || added.CreatedAt.IsZero() {
+		t.Fatalf("Meta after add = %+v", added)
+	}
+	a.DisplayName = "v2"
+	if err := db.UpdateTrunk(ctx, a, added.Revision); err != nil {
+		t.Fatalf("UpdateTrunk(current revision) = %v", err)
+	}
+	if a.Meta.Revision == added.Revision || !a.Meta.CreatedAt.Equal(added.CreatedAt) || !a.Meta.UpdatedAt.After(added.UpdatedAt) {
+		t.Errorf("Meta after update = %+v; was %+v", a.Meta, added)
+	}
+	stale := sample("a")
+	stale.DisplayName = "lost update"
+	if err := db.UpdateTrunk(ctx, stale, added.Revision); trunk.ErrorCode(err) != trunk.ECONFLICT {
+		t.Errorf("UpdateTrunk(stale revision) = %v; want %s", err, trunk.ECONFLICT)
+	}
+	if err := db.RemoveTrunk(ctx, "a", added.Revision); trunk.ErrorCode(err) != trunk.ECONFLICT {
+		t.Errorf("RemoveTrunk(stale revision) = %v; want %s", err, trunk.ECONFLICT)
+	}
+	if got, _ := db.GetTrunk(ctx, "a"); got.DisplayName != "v2" || got.Meta != a.Meta {
+		t.Errorf("after refused writes = %q %+v; want v2 %+v", got.DisplayName, got.Meta, a.Meta)
+	}
+	if err := db.RemoveTrunk(ctx, "a", a.Meta.Revision); err != nil {
+		t.Fatal(err)
+	}
+	again := sample("a")
+	db.AddTrunk(ctx, again)
+	if again.Meta.Revision <= a.Meta.Revision {
+		t.Errorf("revision after re-add = %d; want above %d", again.Meta.Revision, a.Meta.Revision)
+	}
+	reopened := reopen(t, db)
+	if got, _ := reopened.GetTrunk(ctx, "a"); got.Meta != again.Meta {
+		t.Errorf("Meta after reopen = %+v; want %+v", got.Meta, again.Meta)
+	}
+}
+
+func reopen(t *testing.T, db *DB) *DB {
+	t.Helper()
+	db.Close()
+	return open(t, db.Path())
 }

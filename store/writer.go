@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 
+	"github.com/trunkd/trunkd/store/record"
 	"github.com/trunkd/trunkd/trunk"
 	bolt "go.etcd.io/bbolt"
 )
@@ -17,37 +18,43 @@ const (
 
 // op is one queued write and the channel its result goes back on.
 type op struct {
-	kind  opKind
-	id    string
-	value []byte       // encoded record, for add and update
-	trunk *trunk.Trunk // the record, for the read cache
-	err   chan error
+	kind       opKind
+	id         string
+	trunk      *trunk.Trunk // the record, for add and update; the writer sets its Meta
+	ifRevision uint64       // 0, or the revision the stored record must have
+	err        chan error
 }
 
-// AddTrunk stores a new trunk; trunk.EEXISTS if its id is taken. It
-// returns once the record is durable.
+// AddTrunk stores a new trunk; trunk.EEXISTS if its id is taken. It sets
+// t.Meta (a new revision, created_at = updated_at = now) and returns once
+// the record is durable.
 func (db *DB) AddTrunk(ctx context.Context, t *trunk.Trunk) error {
-	return db.put(ctx, opAdd, t)
+	return db.put(ctx, opAdd, t, 0)
 }
 
 // UpdateTrunk replaces the whole record of an existing trunk;
-// trunk.ENOTFOUND if there is none. It returns once the record is durable.
-func (db *DB) UpdateTrunk(ctx context.Context, t *trunk.Trunk) error {
-	return db.put(ctx, opUpdate, t)
+// trunk.ENOTFOUND if there is none, trunk.ECONFLICT if ifRevision is not
+// 0 and not the stored revision (checked in the write transaction). It
+// sets t.Meta (a new revision, updated_at = now, created_at kept) and
+// returns once the record is durable.
+func (db *DB) UpdateTrunk(ctx context.Context, t *trunk.Trunk, ifRevision uint64) error {
+	return db.put(ctx, opUpdate, t, ifRevision)
 }
 
-// RemoveTrunk deletes a trunk; trunk.ENOTFOUND if there is none. It
+// RemoveTrunk deletes a trunk; trunk.ENOTFOUND if there is none,
+// trunk.ECONFLICT if ifRevision is not 0 and not the stored revision. It
 // returns once the removal is durable.
-func (db *DB) RemoveTrunk(ctx context.Context, id string) error {
-	return db.submit(ctx, &op{kind: opRemove, id: id})
+func (db *DB) RemoveTrunk(ctx context.Context, id string, ifRevision uint64) error {
+	return db.submit(ctx, &op{kind: opRemove, id: id, ifRevision: ifRevision})
 }
 
-func (db *DB) put(ctx context.Context, kind opKind, t *trunk.Trunk) error {
-	v, err := db.encode(t)
-	if err != nil {
+func (db *DB) put(ctx context.Context, kind opKind, t *trunk.Trunk, ifRevision uint64) error {
+	o := &op{kind: kind, id: t.TrunkID, trunk: t.Clone(), ifRevision: ifRevision}
+	if err := db.submit(ctx, o); err != nil {
 		return err
 	}
-	return db.submit(ctx, &op{kind: kind, id: t.TrunkID, value: v, trunk: t.Clone()})
+	t.Meta = o.trunk.Meta
+	return nil
 }
 
 var errClosed = trunk.Errorf(trunk.EUNAVAILABLE, "store is closed")
@@ -110,13 +117,13 @@ func (db *DB) drain() {
 }
 
 // commit applies batch in one transaction. Each op's own failure (exists,
-// not found) is its alone; a failed commit fails them all.
+// not found, conflict) is its alone; a failed commit fails them all.
 func (db *DB) commit(batch []*op) {
 	results := make([]error, len(batch))
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTrunks)
 		for i, o := range batch {
-			results[i] = apply(b, o)
+			results[i] = db.apply(b, o)
 		}
 		return nil
 	})
@@ -135,19 +142,44 @@ func (db *DB) commit(batch []*op) {
 
 // apply runs one op inside a write transaction. An error here fails the op
 // only; a bbolt error on Put/Delete is treated as the disk's.
-func apply(b *bolt.Bucket, o *op) error {
-	exists := b.Get([]byte(o.id)) != nil
-	var err error
+func (db *DB) apply(b *bolt.Bucket, o *op) error {
+	old := b.Get([]byte(o.id))
 	switch {
-	case o.kind == opAdd && exists:
+	case o.kind == opAdd && old != nil:
 		return trunk.Errorf(trunk.EEXISTS, "trunk %q already exists", o.id)
-	case o.kind != opAdd && !exists:
+	case o.kind != opAdd && old == nil:
 		return notFound(o.id)
-	case o.kind == opRemove:
-		err = b.Delete([]byte(o.id))
-	default:
-		err = b.Put([]byte(o.id), o.value)
 	}
+	var prev trunk.Meta
+	if old != nil {
+		var err error
+		if prev, err = record.ReadMeta(o.id, old); err != nil {
+			return err
+		}
+	}
+	if err := record.CheckRevision(o.id, prev.Revision, o.ifRevision); err != nil {
+		return err
+	}
+	if o.kind == opRemove {
+		return diskErr(b.Delete([]byte(o.id)))
+	}
+	rev, err := b.NextSequence()
+	if err != nil {
+		return unavailable(err)
+	}
+	now := db.now().UTC()
+	o.trunk.Meta = trunk.Meta{Revision: rev, CreatedAt: prev.CreatedAt, UpdatedAt: now}
+	if o.kind == opAdd {
+		o.trunk.Meta.CreatedAt = now
+	}
+	v, err := db.codec.Encode(o.trunk)
+	if err != nil {
+		return err
+	}
+	return diskErr(b.Put([]byte(o.id), v))
+}
+
+func diskErr(err error) error {
 	if err != nil {
 		return unavailable(err)
 	}

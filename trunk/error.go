@@ -14,6 +14,8 @@ const (
 	EINVALID     Code = "invalid"     // a request argument is wrong; Field names it
 	EEXISTS      Code = "exists"      // the trunk already exists
 	ENOTFOUND    Code = "not_found"   // no such trunk
+	ECONFLICT    Code = "conflict"    // the stored revision is not the one the write expected
+	EMANAGED     Code = "managed"     // the trunk is managed by the platform: read-only without trunks:admin
 	EUNAVAILABLE Code = "unavailable" // a dependency (disk, SIP stack) cannot serve now
 	EINTERNAL    Code = "internal"    // a bug or an unexpected failure
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 )
 
 // InboundRule says what a trunk does with an inbound call when
@@ -92,6 +93,35 @@ type Trunk struct {
 	AutoBargeinMode           string `json:"auto_bargein_mode"`
 	AutoBargeinAggressiveness int32  `json:"auto_bargein_aggressiveness"`
 	AgentID                   string `json:"agent_id"`
+
+	// Name is a label for people (the BYOC face's name); it need not be
+	// unique.
+	Name string `json:"name"`
+	// OrganizationID is the organization that owns the trunk. A write
+	// that leaves it "" gets the organization the request acts for;
+	// Normalize makes a stored "" DefaultOrg.
+	OrganizationID string `json:"organization_id"`
+	// ManagedAccountID, when set, marks a trunk the platform manages:
+	// read-only to trunks:manage, changed only with trunks:admin.
+	ManagedAccountID string `json:"managed_account_id"`
+	// AllowedAddresses are the IPv4/IPv6 addresses and CIDRs allowed to
+	// send calls to the trunk, beside gateway_ip and sbc_ip. nil (the
+	// normal form of an empty list) adds none.
+	AllowedAddresses []string `json:"allowed_addresses"`
+
+	// Meta is what the store keeps about the record. It is not a request
+	// field: the store sets it on every write.
+	Meta Meta `json:"-"`
+}
+
+// Meta is the bookkeeping a store keeps with a trunk record.
+type Meta struct {
+	// Revision changes on every write of the record and never repeats
+	// within a store, not even after a remove and re-add of the same id.
+	// Compare revisions for equality only.
+	Revision  uint64
+	CreatedAt time.Time // UTC; zero for a record written before trunkd kept it
+	UpdatedAt time.Time // UTC; zero for a record written before trunkd kept it
 }
 
 // Defaults returns a Trunk holding every default of the record. Decoders
@@ -114,11 +144,17 @@ func Defaults() Trunk {
 	}
 }
 
+// DefaultOrg is the organization of trunks written with a token that names
+// none, and of trunks stored before organizations existed: a single-tenant
+// trunkd lives in it without knowing.
+const DefaultOrg = "default"
+
 // Clone returns a deep copy of t.
 func (t *Trunk) Clone() *Trunk {
 	c := *t
 	c.CodecPreferences = slices.Clone(t.CodecPreferences)
 	c.MediaIPCIDRs = slices.Clone(t.MediaIPCIDRs)
+	c.AllowedAddresses = slices.Clone(t.AllowedAddresses)
 	return &c
 }
 

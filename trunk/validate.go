@@ -1,6 +1,7 @@
 package trunk
 
 import (
+	"fmt"
 	"net/netip"
 	"net/url"
 	"reflect"
@@ -25,6 +26,16 @@ func (t *Trunk) Normalize() {
 	if t.MediaIPCIDRs == nil {
 		t.MediaIPCIDRs = []string{}
 	}
+	if t.OrganizationID == "" {
+		t.OrganizationID = DefaultOrg
+	}
+	for i, a := range t.AllowedAddresses {
+		t.AllowedAddresses[i] = strings.TrimSpace(a)
+	}
+	t.AllowedAddresses = slices.DeleteFunc(t.AllowedAddresses, func(s string) bool { return s == "" })
+	if len(t.AllowedAddresses) == 0 {
+		t.AllowedAddresses = nil
+	}
 }
 
 // Validate checks every rule of the record and returns an EINVALID *Error
@@ -39,6 +50,7 @@ func (t *Trunk) Validate() error {
 		t.validateInbound,
 		t.validateRegistration,
 		t.validateAI,
+		t.validateOwnership,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -152,6 +164,72 @@ func (t *Trunk) validateAddresses() *Error {
 	if t.Proxy != "" {
 		if err := validateProxy(t.Proxy); err != nil {
 			return err
+		}
+	}
+	return t.validateAllowed()
+}
+
+// MaxAllowedAddresses bounds allowed_addresses.
+const MaxAllowedAddresses = 256
+
+// validateAllowed accepts IP addresses and CIDRs only: a host name would
+// be matched against something the caller controls, or need DNS on the
+// INVITE path.
+func (t *Trunk) validateAllowed() *Error {
+	if len(t.AllowedAddresses) > MaxAllowedAddresses {
+		return FieldErrorf("allowed_addresses", "has %d entries; at most %d are allowed", len(t.AllowedAddresses), MaxAllowedAddresses)
+	}
+	for _, a := range t.AllowedAddresses {
+		if _, err := ParseAllowed(a); err != nil {
+			return FieldErrorf("allowed_addresses", "%q is not an IPv4/IPv6 address or CIDR", a)
+		}
+	}
+	return nil
+}
+
+// ParseAllowed parses an allowed_addresses entry: an address is the
+// prefix of its full length, a CIDR is masked (10.1.2.3/8 is 10.0.0.0/8).
+func ParseAllowed(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("zoned address")
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if p.Addr().Is4In6() {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+// ValidateOrg checks an organization id: what a trunk_id may hold.
+func ValidateOrg(field, org string) error {
+	if err := validateID(org); err != nil {
+		err.Field = field
+		return err
+	}
+	return nil
+}
+
+// maxLabel bounds name and managed_account_id, in bytes.
+const maxLabel = 256
+
+func (t *Trunk) validateOwnership() *Error {
+	if t.OrganizationID != "" {
+		if err := validateID(t.OrganizationID); err != nil {
+			err.Field = "organization_id"
+			return err
+		}
+	}
+	for _, f := range []struct{ name, value string }{{"name", t.Name}, {"managed_account_id", t.ManagedAccountID}} {
+		if len(f.value) > maxLabel {
+			return FieldErrorf(f.name, "is %d bytes long; at most %d are allowed", len(f.value), maxLabel)
 		}
 	}
 	return nil

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/rpc/auth"
+	"github.com/trunkd/trunkd/trunk"
 )
 
 // cli holds one run's globals and environment.
@@ -73,7 +75,11 @@ func (c *cli) dial(ctx context.Context) (*rpc.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rpc.Dial(ctx, c.g.addr, tc, c.g.token)
+	cl, err := rpc.Dial(ctx, c.g.addr, tc, c.g.token)
+	if err != nil {
+		return nil, err
+	}
+	return cl.ForOrg(c.g.org), nil
 }
 
 func (c *cli) tlsConfig() (*tls.Config, error) {
@@ -90,18 +96,16 @@ func (c *cli) tlsConfig() (*tls.Config, error) {
 	return nil, usageError{errors.New("give --ca FILE (the server's certificate, e.g. trunkd-data/tls.crt) or --insecure")}
 }
 
-func cmdAdd(ctx context.Context, c *cli, args []string) error { return c.putTrunk(ctx, "add", args) }
-func cmdUpdate(ctx context.Context, c *cli, args []string) error {
-	return c.putTrunk(ctx, "update", args)
-}
-
-func (c *cli) putTrunk(ctx context.Context, name string, args []string) error {
-	fs := c.flags(name, "[-f FILE] [--FIELD VALUE ...]")
+func cmdAdd(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("add", "[-f FILE] [--FIELD VALUE ...]")
 	tf := newTrunkFlags(fs)
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
-	t, err := tf.trunk(c.stdin)
+	if err := tf.load(c.stdin); err != nil {
+		return usageError{err}
+	}
+	t, _, _, err := tf.build(trunk.Defaults())
 	if err != nil {
 		return usageError{err}
 	}
@@ -110,16 +114,107 @@ func (c *cli) putTrunk(ctx context.Context, name string, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	if name == "add" {
-		err = cl.AddTrunk(ctx, t)
-	} else {
-		err = cl.UpdateTrunk(ctx, t)
+	if err := cl.AddTrunk(ctx, t); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "trunk %s added\n", t.TrunkID)
+	return nil
+}
+
+// patchAttempts bounds update --patch's read-modify-write retries.
+const patchAttempts = 5
+
+func cmdUpdate(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("update", "[--patch | --replace] [-f FILE] [--FIELD VALUE ...]")
+	tf := newTrunkFlags(fs)
+	patch := fs.Bool("patch", false, "change only the fields given; the others keep their stored values (read-modify-write, retried on conflict)")
+	replace := fs.Bool("replace", false, "replace the whole record: fields not given take their defaults, secrets not given are cleared")
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *patch && *replace {
+		return usageError{errors.New("give --patch or --replace, not both")}
+	}
+	if err := tf.load(c.stdin); err != nil {
+		return usageError{err}
+	}
+	t, f, given, err := tf.build(trunk.Defaults())
+	if err != nil {
+		return usageError{err}
+	}
+	cl, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	switch {
+	case *patch:
+		err = c.patch(ctx, cl, tf, t.TrunkID, f)
+	case *replace:
+		err = cl.WriteTrunk(ctx, "UpdateTrunk", rpc.TrunkRequest{IfRevision: f.revision(), KeepSecrets: f.keepSecrets(), Trunk: *t})
+	default:
+		err = c.checkedUpdate(ctx, cl, t, f, given)
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "trunk %s %sed\n", t.TrunkID, map[string]string{"add": "add", "update": "updat"}[name])
+	fmt.Fprintf(c.stdout, "trunk %s updated\n", t.TrunkID)
 	return nil
+}
+
+// checkedUpdate sends t whole, but only when that resets no field the
+// command line left out; otherwise it says which and asks for --patch or
+// --replace. It writes with the revision it checked against.
+func (c *cli) checkedUpdate(ctx context.Context, cl *rpc.Client, t *trunk.Trunk, f *trunkFile, given map[string]bool) error {
+	cur, err := cl.GetTrunkRecord(ctx, t.TrunkID)
+	if err != nil {
+		return err
+	}
+	req := rpc.TrunkRequest{IfRevision: f.revision(), KeepSecrets: f.keepSecrets(), Trunk: *t}
+	if !cur.Found {
+		return cl.WriteTrunk(ctx, "UpdateTrunk", req) // the server says it does not exist
+	}
+	if req.KeepSecrets {
+		given["sip_password"], given["api_bearer_token"] = true, true
+	}
+	if r := resets(cur.Record, t, given); len(r) > 0 {
+		return usageError{fmt.Errorf("this update replaces the whole record and would reset %s; "+
+			"give --patch to change only the fields given, or --replace to reset them", strings.Join(r, ", "))}
+	}
+	if req.IfRevision == 0 {
+		req.IfRevision = cur.Revision
+	}
+	return cl.WriteTrunk(ctx, "UpdateTrunk", req)
+}
+
+// patch overlays the file and flags on the stored record and writes it
+// back with its revision and keep_secrets, again from a fresh read when
+// someone else wrote in between. A file naming a revision is not retried:
+// the write must apply to that revision or not at all.
+func (c *cli) patch(ctx context.Context, cl *rpc.Client, tf *trunkFlags, id string, f *trunkFile) error {
+	var err error
+	for range patchAttempts {
+		var cur rpc.GetTrunkResponse
+		if cur, err = cl.GetTrunkRecord(ctx, id); err != nil {
+			return err
+		}
+		if !cur.Found {
+			return fmt.Errorf("trunk %q not found", id)
+		}
+		t, _, _, berr := tf.build(cur.Record.Trunk)
+		if berr != nil {
+			return usageError{berr}
+		}
+		rev := f.revision()
+		if rev == 0 {
+			rev = cur.Revision
+		}
+		err = cl.WriteTrunk(ctx, "UpdateTrunk", rpc.TrunkRequest{IfRevision: rev, KeepSecrets: true, Trunk: *t})
+		if rpc.ErrorCode(err) != rpc.CodeConflict || f.revision() != 0 {
+			return err
+		}
+	}
+	return fmt.Errorf("the trunk kept changing while it was patched (%d attempts): %w", patchAttempts, err)
 }
 
 func cmdGet(ctx context.Context, c *cli, args []string) error {
@@ -133,20 +228,36 @@ func cmdGet(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	cfg, found, err := cl.GetTrunk(ctx, rest[0])
+	r, err := cl.GetTrunkRecord(ctx, rest[0])
 	if err != nil {
 		return err
 	}
-	if !found {
+	if !r.Found {
 		return fmt.Errorf("trunk %q not found", rest[0])
 	}
-	return c.printTrunk(cfg)
+	switch c.g.output {
+	case "json", "yaml":
+		b, err := encodeDoc(newRecordDoc(r), c.g.output)
+		if err != nil {
+			return err
+		}
+		_, err = c.stdout.Write(b)
+		return err
+	}
+	return c.printTrunk(r.Config)
 }
 
 func cmdList(ctx context.Context, c *cli, args []string) error {
-	fs := c.flags("list", "[--limit N] [--cursor C]")
+	fs := c.flags("list", "[--limit N] [--cursor C] [--name N] [--name-prefix P] [--created-after T] ...")
 	limit := fs.Int("limit", 0, "show one page of at most `N` trunks (default: every page)")
-	cursor := fs.String("cursor", "", "start after this page `cursor`")
+	var req rpc.ListTrunksRequest
+	fs.StringVar(&req.Cursor, "cursor", "", "start after this page `cursor`")
+	fs.StringVar(&req.Name, "name", "", "only trunks with this `name`")
+	fs.StringVar(&req.NamePrefix, "name-prefix", "", "only trunks whose name starts with `prefix`")
+	fs.StringVar(&req.CreatedAfter, "created-after", "", "only trunks created after `time` (RFC 3339)")
+	fs.StringVar(&req.CreatedBefore, "created-before", "", "only trunks created before `time` (RFC 3339)")
+	fs.StringVar(&req.UpdatedAfter, "updated-after", "", "only trunks written after `time` (RFC 3339)")
+	fs.StringVar(&req.UpdatedBefore, "updated-before", "", "only trunks written before `time` (RFC 3339)")
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -159,22 +270,22 @@ func cmdList(ctx context.Context, c *cli, args []string) error {
 	}
 	defer cl.Close()
 	var all []rpc.TrunkConfig
-	next := *cursor
+	req.Limit = uint32(max(*limit, rpc.MaxListLimit*boolInt(*limit == 0)))
 	for {
-		page, n, err := cl.ListTrunks(ctx, next, max(*limit, rpc.MaxListLimit*boolInt(*limit == 0)))
+		resp, err := cl.ListTrunksWhere(ctx, req)
 		if err != nil {
 			return err
 		}
-		all, next = append(all, page...), n
-		if next == "" || *limit > 0 {
+		all, req.Cursor = append(all, resp.Trunks...), resp.NextCursor
+		if req.Cursor == "" || *limit > 0 {
 			break
 		}
 	}
 	if err := c.printList(all); err != nil {
 		return err
 	}
-	if next != "" {
-		fmt.Fprintf(c.stderr, "more: trunkctl list --limit %d --cursor %s\n", *limit, next)
+	if req.Cursor != "" {
+		fmt.Fprintf(c.stderr, "more: trunkctl list --limit %d --cursor %s\n", *limit, req.Cursor)
 	}
 	return nil
 }
@@ -207,7 +318,9 @@ func cmdRemove(ctx context.Context, c *cli, args []string) error {
 func cmdToken(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("token", "--secret-file F [--scope S] [--ttl D]")
 	secretFile := fs.String("secret-file", "", "HMAC secret `file` (trunkd's DATA/jwt.secret)")
-	scope := fs.String("scope", "trunks:manage", "space-separated `scopes`: trunks:read, trunks:manage, calls:manage")
+	scope := fs.String("scope", "trunks:manage", "space-separated `scopes`: trunks:read, trunks:manage, calls:manage, trunks:admin (operator: every organization, managed trunks)")
+	tokOrg := fs.String("token-org", "", "org claim: an organization key acting for this `organization` only")
+	tokOrgs := fs.String("token-orgs", "", "orgs claim: a personal token for these comma-separated `organizations` (each request names one with --org)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
 	issuer := fs.String("issuer", "", "iss claim (when trunkd runs with --jwt-issuer)")
 	audience := fs.String("audience", "", "aud claim (when trunkd runs with --jwt-audience)")
@@ -224,7 +337,11 @@ func cmdToken(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	tok, err := auth.MintToken(secret, *scope, *ttl, *issuer, *audience)
+	var orgs []string
+	if *tokOrgs != "" {
+		orgs = strings.Split(*tokOrgs, ",")
+	}
+	tok, err := auth.MintOrgToken(secret, *scope, *ttl, *issuer, *audience, *tokOrg, orgs)
 	if err != nil {
 		return err
 	}

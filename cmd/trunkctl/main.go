@@ -49,11 +49,12 @@ type globals struct {
 	insecure bool
 	timeout  time.Duration
 	output   string
+	org      string
 }
 
 // globalsFromEnv returns the defaults of the global flags.
 func globalsFromEnv(e env) globals {
-	g := globals{addr: "127.0.0.1:7443", token: e.getenv("TRUNKD_TOKEN"), ca: e.getenv("TRUNKD_CA"), timeout: 15 * time.Second, output: "table"}
+	g := globals{addr: "127.0.0.1:7443", token: e.getenv("TRUNKD_TOKEN"), ca: e.getenv("TRUNKD_CA"), timeout: 15 * time.Second, output: "table", org: e.getenv("TRUNKD_ORG")}
 	if v := e.getenv("TRUNKD_ADDR"); v != "" {
 		g.addr = v
 	}
@@ -72,6 +73,7 @@ func (g *globals) register(fs *flag.FlagSet, def globals, except ...string) {
 		fs.DurationVar(&g.timeout, "timeout", def.timeout, "give up on the command after this long (dial waits its ring time on top; give it before dial, whose own --timeout is the ring time)")
 	}
 	fs.StringVar(&g.output, "o", def.output, "output `format`: table, json or yaml")
+	fs.StringVar(&g.org, "org", def.org, "act for this `organization` (personal tokens; trunks:admin) (env TRUNKD_ORG)")
 }
 
 type command struct {
@@ -81,9 +83,10 @@ type command struct {
 
 var commands = []command{
 	{"add", "[-f FILE] [--FIELD VALUE ...]", "create a trunk from a JSON/YAML file and/or field flags", cmdAdd},
-	{"update", "[-f FILE] [--FIELD VALUE ...]", "replace a trunk's whole record (fields not given take their defaults)", cmdUpdate},
-	{"get", "TRUNK_ID", "show a trunk (never its credentials)", cmdGet},
-	{"list", "[--limit N] [--cursor C]", "list trunks in trunk_id order", cmdList},
+	{"update", "[--patch | --replace] [-f FILE] [--FIELD VALUE ...]", "change a trunk: --patch the fields given, or --replace the whole record", cmdUpdate},
+	{"get", "TRUNK_ID", "show a trunk (never its credentials); -o yaml|json prints what update -f takes", cmdGet},
+	{"edit", "TRUNK_ID", "edit a trunk's record in $EDITOR and write it back safely", cmdEdit},
+	{"list", "[--limit N] [--cursor C] [filters]", "list trunks in trunk_id order (--name, --name-prefix, --created-after ...)", cmdList},
 	{"rm", "TRUNK_ID", "remove a trunk", cmdRemove},
 	{"explain", "--source IP --listener ADDR [--ruri URI]", "say which trunk an inbound call would match, and why", cmdExplain},
 	{"dial", "--trunk ID --to NUMBER [flags]", "place a call; exit 0 only when it is answered", cmdDial},

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/trunkd/trunkd/trunk"
-	"sigs.k8s.io/yaml"
 )
 
 // trunkFlags defines one flag per trunk field (--channel-limit for
@@ -18,7 +17,8 @@ import (
 type trunkFlags struct {
 	fs     *flag.FlagSet
 	file   string
-	values map[string]string // flag name -> value, for flags given
+	data   []byte            // the file's bytes, once loaded
+	values map[string]string // field name -> value, for flags given
 }
 
 func newTrunkFlags(fs *flag.FlagSet) *trunkFlags {
@@ -28,6 +28,9 @@ func newTrunkFlags(fs *flag.FlagSet) *trunkFlags {
 	def := reflect.ValueOf(trunk.Defaults())
 	for i := range typ.NumField() {
 		name := trunk.JSONName(typ.Field(i))
+		if name == "-" {
+			continue
+		}
 		flagName := strings.ReplaceAll(name, "_", "-")
 		fs.Func(flagName, fmt.Sprintf("%s (default %v)", name, defaultText(def.Field(i))), func(v string) error {
 			tf.values[name] = v
@@ -51,47 +54,49 @@ func defaultText(v reflect.Value) string {
 	return fmt.Sprint(v.Interface())
 }
 
-// trunk returns the defaults, overlaid with the file if given, overlaid
-// with the field flags given.
-func (tf *trunkFlags) trunk(stdin io.Reader) (*trunk.Trunk, error) {
-	t := trunk.Defaults()
-	if tf.file != "" {
-		if err := readTrunkFile(tf.file, stdin, &t); err != nil {
-			return nil, err
-		}
+// load reads the -f file, if any, so that build can overlay it on
+// different bases.
+func (tf *trunkFlags) load(stdin io.Reader) error {
+	if tf.file == "" {
+		return nil
 	}
+	var err error
+	if tf.file == "-" {
+		tf.data, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+	} else {
+		tf.data, err = os.ReadFile(tf.file)
+	}
+	return err
+}
+
+// build returns base overlaid with the file if given, then with the field
+// flags given; the file as decoded (nil without one); and the names of
+// the trunk fields the file and the flags set.
+func (tf *trunkFlags) build(base trunk.Trunk) (*trunk.Trunk, *trunkFile, map[string]bool, error) {
+	given := map[string]bool{}
+	var f *trunkFile
+	if tf.file != "" {
+		var err error
+		if f, err = parseTrunkFile(tf.file, tf.data, base); err != nil {
+			return nil, nil, nil, err
+		}
+		base, given = f.doc.Trunk, f.given
+	}
+	t := base
 	v := reflect.ValueOf(&t).Elem()
 	for i := range v.NumField() {
 		name := trunk.JSONName(v.Type().Field(i))
 		if s, ok := tf.values[name]; ok {
 			if err := setField(v.Field(i), s); err != nil {
-				return nil, fmt.Errorf("--%s: %w", strings.ReplaceAll(name, "_", "-"), err)
+				return nil, nil, nil, fmt.Errorf("--%s: %w", strings.ReplaceAll(name, "_", "-"), err)
 			}
+			given[name] = true
 		}
 	}
 	if t.TrunkID == "" {
-		return nil, fmt.Errorf("a trunk_id is required (--trunk-id or in the file)")
+		return nil, nil, nil, fmt.Errorf("a trunk_id is required (--trunk-id or in the file)")
 	}
-	return &t, nil
-}
-
-// readTrunkFile decodes a JSON or YAML trunk strictly: unknown fields are
-// refused, absent ones keep what t holds.
-func readTrunkFile(path string, stdin io.Reader, t *trunk.Trunk) error {
-	var data []byte
-	var err error
-	if path == "-" {
-		data, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
-	} else {
-		data, err = os.ReadFile(path)
-	}
-	if err != nil {
-		return err
-	}
-	if err := yaml.UnmarshalStrict(data, t); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return &t, f, given, nil
 }
 
 func setField(f reflect.Value, s string) error {

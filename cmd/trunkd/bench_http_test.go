@@ -26,8 +26,8 @@ import (
 // certificate:
 //
 //	GET /ping          the null endpoint (Ping; no token)
-//	GET /trunks/{id}   GetTrunk (trunks:read)
-//	PUT /trunks/{id}   UpdateTrunk, durable before 204 (trunks:manage)
+//	GET /v1/trunks/{id}   GetTrunk (trunks:read)
+//	PUT /v1/trunks/{id}   UpdateTrunk, durable before 204 (trunks:manage)
 //
 // at 1, 16 and 64 requests in flight from one http.Client on one HTTP/2
 // connection. Sub-benchmark names and metrics (req/s, p50-µs, p99-µs)
@@ -179,7 +179,7 @@ func (c *jsonAPIClient) ping() error {
 
 func (c *jsonAPIClient) get(i int64) error {
 	id := fmt.Sprintf("t%04d", i%1000)
-	data, err := c.do(http.MethodGet, "/trunks/"+id, nil, http.StatusOK)
+	data, err := c.do(http.MethodGet, "/v1/trunks/"+id, nil, http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func (c *jsonAPIClient) get(i int64) error {
 		return err
 	}
 	if cfg.TrunkID != id {
-		return fmt.Errorf("GET /trunks/%s returned trunk %q", id, cfg.TrunkID)
+		return fmt.Errorf("GET /v1/trunks/%s returned trunk %q", id, cfg.TrunkID)
 	}
 	return nil
 }
@@ -198,6 +198,6 @@ func (c *jsonAPIClient) update(t *trunk.Trunk) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.do(http.MethodPut, "/trunks/"+t.TrunkID, body, http.StatusNoContent)
+	_, err = c.do(http.MethodPut, "/v1/trunks/"+t.TrunkID, body, http.StatusNoContent)
 	return err
 }

@@ -22,7 +22,7 @@ import (
 
 // benchDaemon starts trunkd with the embedded HS256 secret and an Ed25519
 // public key, and returns it with a signer for EdDSA tokens.
-func benchDaemon(b *testing.B) (*Daemon, string, ed25519.PrivateKey) {
+func benchDaemon(b *testing.B, extra ...string) (*Daemon, string, ed25519.PrivateKey) {
 	b.Helper()
 	dir := b.TempDir()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -31,6 +31,10 @@ func benchDaemon(b *testing.B) (*Daemon, string, ed25519.PrivateKey) {
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
 	cfg, err := parseConfig([]string{"--listen", "127.0.0.1:0", "--data", dir, "--log-level", "error",
 		"--jwt-secret-file", filepath.Join(dir, "jwt.secret"), "--jwt-public-key", "ed=" + keyFile}, func(string) string { return "" }, os.Stderr)
+	if err == nil && len(extra) > 0 {
+		cfg, err = parseConfig(append([]string{"--listen", "127.0.0.1:0", "--data", dir, "--log-level", "error",
+			"--jwt-secret-file", filepath.Join(dir, "jwt.secret"), "--jwt-public-key", "ed=" + keyFile}, extra...), func(string) string { return "" }, os.Stderr)
+	}
 	if err != nil {
 		b.Fatal(err)
 	}

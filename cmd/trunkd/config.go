@@ -33,6 +33,7 @@ type Config struct {
 	RPCRetryAbove   int
 
 	MetricsListen string
+	HTTPListen    string
 	Breaker       trunk.BreakerConfig
 	QualityWindow time.Duration
 	ProbeInterval time.Duration
@@ -67,6 +68,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM lets calls in flight run before hanging them up")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "TCP `address` for Prometheus /metrics, /healthz and /readyz (off when empty), e.g. 127.0.0.1:9464")
+	fs.StringVar(&cfg.HTTPListen, "http-listen", "", "`address` of the REST face (off when empty), e.g. 127.0.0.1:8443: HTTPS with the admin certificate, HTTP/1.1 and HTTP/2 on TCP, HTTP/3 on UDP, same port")
 	breakerFlags(fs, &cfg.Breaker)
 	fs.DurationVar(&cfg.QualityWindow, "quality-window", 30*time.Minute, "sliding window of the ASR, ACD, MOS and PDD figures")
 	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", 0, "send OPTIONS to every trunk's carrier this often, feeding its breaker (0: only to test an open breaker)")

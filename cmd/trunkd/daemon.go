@@ -18,6 +18,7 @@ import (
 	"github.com/trunkd/trunkd/media/sipplane"
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/rpc/auth"
+	"github.com/trunkd/trunkd/rpc/rest"
 	"github.com/trunkd/trunkd/store"
 	"github.com/trunkd/trunkd/trunk/control"
 	"github.com/trunkd/trunkd/trunk/secretfile"
@@ -31,6 +32,7 @@ type Daemon struct {
 	sip    *sipplane.Plane
 	svc    *control.Service
 	srv    *rpc.Server
+	http   *rest.Listener // nil without --http-listen
 	met    *metrics
 	served chan error
 }
@@ -83,10 +85,40 @@ func (d *Daemon) start() error {
 		return err
 	}
 	go func() { d.served <- d.srv.Serve() }()
+	if d.cfg.HTTPListen != "" {
+		if err := d.serveHTTP(authn, cert); err != nil {
+			return err
+		}
+	}
 	d.met.ready.Store(true)
 	n, _ := d.db.Count()
 	d.log.Info("trunkd serving", "listen", d.srv.Addr().String(), "data", d.cfg.DataDir, "trunks", n)
 	return nil
+}
+
+// serveHTTP starts the REST face on --http-listen.
+func (d *Daemon) serveHTTP(authn *auth.Authenticator, cert tls.Certificate) error {
+	h := rest.NewServer(rest.Config{Service: d.svc, Auth: authn, Logger: d.log.With("face", "rest"), Observe: d.met.observe})
+	l, err := rest.Listen(d.cfg.HTTPListen, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, h, d.log)
+	if err != nil {
+		return err
+	}
+	d.http = l
+	go func() {
+		if err := l.Serve(); err != nil {
+			d.log.Error("REST face stopped", "err", err)
+		}
+	}()
+	d.log.Info("REST face serving", "listen", l.Addr().String(), "protocols", "HTTP/1.1, HTTP/2, HTTP/3")
+	return nil
+}
+
+// HTTPAddr is the address of the REST face; nil when off.
+func (d *Daemon) HTTPAddr() net.Addr {
+	if d.http == nil {
+		return nil
+	}
+	return d.http.Addr()
 }
 
 // Addr is the address the admin RPC listens on.
@@ -113,6 +145,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		sipErr = d.sip.Shutdown(dctx)
 	})
 	err := d.srv.Shutdown(ctx)
+	if d.http != nil {
+		err = errors.Join(err, d.http.Shutdown(ctx))
+		d.http = nil
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		d.log.Warn("shutdown: requests still in flight were cut off")
 	}
@@ -133,6 +169,9 @@ func (d *Daemon) close() error {
 	}
 	if d.srv != nil {
 		errs = append(errs, d.srv.Close())
+	}
+	if d.http != nil {
+		errs = append(errs, d.http.Close())
 	}
 	if d.sip != nil {
 		// A no-op after Shutdown drained it; else hang up at once.
@@ -218,6 +257,12 @@ func (d *Daemon) howToConnect() {
 	}
 	d.log.Info("then talk to trunkd",
 		"cmd", fmt.Sprintf("%s --addr %s --ca %s list", ctl, addr, d.cfg.TLSCert))
+	if d.http != nil {
+		d.log.Info("or with curl (REST face)",
+			"cmd", fmt.Sprintf(`curl --cacert %s -H "Authorization: Bearer $TRUNKD_TOKEN" https://%s/core/trunks`, d.cfg.TLSCert, d.http.Addr()))
+	} else {
+		d.log.Info("the REST face (curl) is off; turn it on with --http-listen 127.0.0.1:8443 (or TRUNKD_HTTP_LISTEN)")
+	}
 }
 
 // trunkctlPath names the trunkctl built beside this trunkd (bin/trunkctl

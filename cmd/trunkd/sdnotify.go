@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
+	"github.com/trunkd/trunkd/trunk"
+	"github.com/trunkd/trunkd/trunk/control"
 )
 
 // notifier speaks systemd's notify protocol (sd_notify(3)): one datagram
@@ -90,7 +92,7 @@ func (d *Daemon) alive(ctx context.Context) error {
 	if err := d.pingSelf(ctx); err != nil {
 		return fmt.Errorf("admin plane: %w", err)
 	}
-	if _, err := d.svc.ListTrunks(ctx, "", 1); err != nil {
+	if _, err := d.svc.ListTrunks(ctx, "", 1, trunk.Filter{}, control.Access{}); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	return d.sip.Alive(ctx)

@@ -30,6 +30,13 @@ func (p *Plane) build(ctx context.Context, t *trunk.Trunk) (*live, error) {
 		}
 		lv.cidrs = append(lv.cidrs, pfx.Masked())
 	}
+	for _, a := range t.AllowedAddresses {
+		pfx, err := trunk.ParseAllowed(a)
+		if err != nil {
+			return nil, trunk.FieldErrorf("allowed_addresses", "%q: %v", a, err)
+		}
+		lv.allowed = append(lv.allowed, pfx)
+	}
 	ip, err := rtpBindIP(t)
 	if err != nil {
 		return nil, fieldError("internal_rtp_ip", err, "no address to bind RTP to")

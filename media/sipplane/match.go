@@ -52,33 +52,96 @@ func (t *table) replace(prev, next *live) *table {
 	return n
 }
 
+// The claims a trunk's address rules make on a source, strongest last:
+// the precedence of docs/operations.md ("Which trunk a call matches").
+const (
+	claimNone         = 0
+	claimUnrestricted = 1   // no gateway_ip, sbc_ip or allowed_addresses
+	claimPrefix       = 2   // + the prefix length: longer prefixes win
+	claimExact        = 300 // gateway_ip, sbc_ip or a single-address entry
+)
+
+// claim says how strongly lv's rules claim src, and which rule does.
+func (lv *live) claim(src netip.Addr) (int, string) {
+	if f := lv.addrField(src); f != "" {
+		return claimExact, "exact address: its " + f
+	}
+	rank, why := claimNone, ""
+	for _, p := range lv.allowed {
+		switch {
+		case !p.Contains(src):
+		case p.IsSingleIP():
+			return claimExact, "exact address: its allowed_addresses entry " + p.Addr().String()
+		case claimPrefix+p.Bits() > rank:
+			rank, why = claimPrefix+p.Bits(), fmt.Sprintf("longest prefix: its allowed_addresses entry %s", p)
+		}
+	}
+	if rank == claimNone && lv.t.GatewayIP == "" && lv.t.SBCIP == "" && len(lv.allowed) == 0 {
+		return claimUnrestricted, "no restriction: it has no gateway_ip, sbc_ip or allowed_addresses"
+	}
+	return rank, why
+}
+
 // match finds the trunk for a call arriving on listener from src with
-// Request-URI host ruriHost. Only the packet's source address counts: the
-// trunk whose gateway_ip or sbc_ip (resolved) equals it. Ties go to the
-// trunk whose domain equals the Request-URI host, then to the lowest id.
+// Request-URI host ruriHost. Only the packet's source address counts,
+// never a header: the trunks whose rules claim it most strongly (exact
+// address > longest prefix > no restriction) are the candidates; ties go
+// to the one whose domain equals the Request-URI host, then to the lowest
+// id. Candidates of different organizations that the domain does not
+// separate are refused: one organization's carrier never reaches another
+// organization's trunk by a tie-break.
 func (t *table) match(listener string, src netip.Addr, ruriHost string) (*live, trunk.Match) {
 	on := t.byListener[listener]
 	if len(on) == 0 {
 		return nil, trunk.Match{Reason: fmt.Sprintf("no trunk listens on %s", listener)}
 	}
 	var cands []*live
+	best, why := claimNone, ""
 	for _, lv := range on {
-		if lv.hasAddr(src) {
+		switch r, w := lv.claim(src); {
+		case r == claimNone || r < best:
+		case r > best:
+			cands, best, why = []*live{lv}, r, w
+		default:
 			cands = append(cands, lv)
 		}
 	}
 	switch {
 	case len(cands) == 0:
-		return nil, trunk.Match{Reason: fmt.Sprintf("source %s is not the gateway_ip or sbc_ip of any trunk on %s (trunks there: %s)", src, listener, ids(on))}
+		return nil, trunk.Match{Reason: fmt.Sprintf("source %s is not the gateway_ip or sbc_ip of any trunk on %s, nor in any allowed_addresses (trunks there: %s)", src, listener, ids(on))}
 	case len(cands) == 1:
-		return cands[0], trunk.Match{Matched: true, TrunkID: cands[0].t.TrunkID, Reason: fmt.Sprintf("source %s is its %s", src, cands[0].addrField(src))}
+		return cands[0], matched(cands[0], fmt.Sprintf("source %s: %s", src, why))
 	}
+	rule := strings.SplitN(why, ":", 2)[0]
+	var byDomain []*live
 	for _, lv := range cands {
 		if ruriHost != "" && strings.EqualFold(lv.t.Domain, ruriHost) {
-			return lv, trunk.Match{Matched: true, TrunkID: lv.t.TrunkID, Reason: fmt.Sprintf("source %s matches trunks %s; its domain equals the Request-URI host %s", src, ids(cands), ruriHost)}
+			byDomain = append(byDomain, lv)
 		}
 	}
-	return cands[0], trunk.Match{Matched: true, TrunkID: cands[0].t.TrunkID, Reason: fmt.Sprintf("source %s matches trunks %s, none with domain %q; lowest trunk_id wins", src, ids(cands), ruriHost)}
+	if len(byDomain) > 0 {
+		if orgs(byDomain) > 1 {
+			return nil, trunk.Match{Reason: fmt.Sprintf("source %s matches trunks of several organizations by %s with domain %s; refused (narrow their rules)", src, rule, ruriHost)}
+		}
+		return byDomain[0], matched(byDomain[0], fmt.Sprintf("source %s matches trunks %s by %s; its domain equals the Request-URI host %s", src, ids(cands), rule, ruriHost))
+	}
+	if orgs(cands) > 1 {
+		return nil, trunk.Match{Reason: fmt.Sprintf("source %s matches trunks of several organizations by %s and none has domain %q; refused (set their domains or narrow their rules)", src, rule, ruriHost)}
+	}
+	return cands[0], matched(cands[0], fmt.Sprintf("source %s matches trunks %s by %s, none with domain %q; lowest trunk_id wins", src, ids(cands), rule, ruriHost))
+}
+
+func matched(lv *live, reason string) trunk.Match {
+	return trunk.Match{Matched: true, TrunkID: lv.t.TrunkID, Reason: reason}
+}
+
+// orgs counts the organizations of l.
+func orgs(l []*live) int {
+	seen := map[string]bool{}
+	for _, lv := range l {
+		seen[lv.t.Org()] = true
+	}
+	return len(seen)
 }
 
 func ids(l []*live) string {

@@ -25,6 +25,12 @@ func liveFor(id, domain string, gw, sbc []string) *live {
 		s.sbc = append(s.sbc, netip.MustParseAddr(a))
 	}
 	lv.addrs.Store(s)
+	if len(gw) > 0 {
+		t.GatewayIP = gw[0]
+	}
+	if len(sbc) > 0 {
+		t.SBCIP = sbc[0]
+	}
 	return lv
 }
 
@@ -143,5 +149,76 @@ func TestTableReplaceMatchesRebuild(t *testing.T) {
 				t.Fatalf("after %v: %s holds %s; want %s", st, k, ids(tb.byListener[k]), ids(l))
 			}
 		}
+	}
+}
+
+// liveWith is liveFor with allowed_addresses and an organization.
+func liveWith(id, org string, gw []string, allowed ...string) *live {
+	lv := liveFor(id, "", gw, nil)
+	lv.t.OrganizationID = org
+	lv.t.AllowedAddresses = allowed
+	if len(gw) > 0 {
+		lv.t.GatewayIP = gw[0]
+	}
+	lv.t.Normalize() // as the plane gets them: empty entries stripped
+	for _, a := range lv.t.AllowedAddresses {
+		p, err := trunk.ParseAllowed(a)
+		if err != nil {
+			panic(err)
+		}
+		lv.allowed = append(lv.allowed, p)
+	}
+	return lv
+}
+
+// TestMatchPrecedence: exact address > longest prefix > no restriction,
+// whatever the ids; ExplainMatch names the rule.
+func TestMatchPrecedence(t *testing.T) {
+	tb := buildTable([]*live{
+		liveWith("a-open", "acme", nil),
+		liveWith("b-wide", "acme", nil, "10.0.0.0/8"),
+		liveWith("c-narrow", "acme", nil, "10.1.0.0/16", " "),
+		liveWith("d-exact", "acme", nil, "10.1.2.3"),
+		liveWith("e-gw", "acme", []string{"192.0.2.1"}),
+		liveWith("f-v6", "acme", nil, "2001:db8::/32"),
+	})
+	for _, tc := range []struct{ src, want, reason string }{
+		{"10.1.2.3", "d-exact", "exact address: its allowed_addresses entry 10.1.2.3"},
+		{"10.1.9.9", "c-narrow", "longest prefix: its allowed_addresses entry 10.1.0.0/16"},
+		{"10.200.0.1", "b-wide", "longest prefix: its allowed_addresses entry 10.0.0.0/8"},
+		{"192.0.2.1", "e-gw", "exact address: its gateway_ip"},
+		{"2001:db8::5", "f-v6", "longest prefix"},
+		{"203.0.113.9", "a-open", "no restriction"},
+	} {
+		lv, m := tb.match("0.0.0.0:5060", netip.MustParseAddr(tc.src), "")
+		if lv == nil || lv.t.TrunkID != tc.want || !strings.Contains(m.Reason, tc.reason) {
+			t.Errorf("match(%s) = %+v; want %s by %q", tc.src, m, tc.want, tc.reason)
+		}
+	}
+	// Without an unrestricted trunk, an unknown source is refused.
+	tb = buildTable([]*live{liveWith("b-wide", "acme", nil, "10.0.0.0/8")})
+	if lv, m := tb.match("0.0.0.0:5060", netip.MustParseAddr("11.0.0.1"), ""); lv != nil {
+		t.Errorf("match(11.0.0.1) = %+v; want no match", m)
+	}
+}
+
+// TestMatchOrgIsolation: a tie between trunks of different organizations
+// is never broken by trunk_id; only a domain that names one of them
+// decides, and otherwise the call is refused.
+func TestMatchOrgIsolation(t *testing.T) {
+	a := liveWith("a", "acme", []string{"192.0.2.1"})
+	a.t.Domain = "acme.example"
+	b := liveWith("b", "globex", nil, "192.0.2.1")
+	tb := buildTable([]*live{a, b, liveWith("c-open", "globex", nil)})
+	if lv, m := tb.match("0.0.0.0:5060", netip.MustParseAddr("192.0.2.1"), ""); lv != nil || !strings.Contains(m.Reason, "several organizations") {
+		t.Errorf("cross-organization tie = %+v; want refused", m)
+	}
+	if lv, m := tb.match("0.0.0.0:5060", netip.MustParseAddr("192.0.2.1"), "acme.example"); lv != a {
+		t.Errorf("cross-organization tie with acme's domain = %+v; want a", m)
+	}
+	// Same organization: the lowest id wins as before.
+	tb = buildTable([]*live{liveWith("y", "acme", []string{"192.0.2.1"}), liveWith("x", "acme", nil, "192.0.2.1")})
+	if lv, m := tb.match("0.0.0.0:5060", netip.MustParseAddr("192.0.2.1"), ""); lv == nil || lv.t.TrunkID != "x" {
+		t.Errorf("same-organization tie = %+v; want x", m)
 	}
 }

@@ -52,6 +52,8 @@ type Plane struct {
 
 	mu     sync.Mutex             // guards trunks and table swaps
 	trunks map[string]*trunkState // by trunk id
+	// draining names the removed trunks whose calls still run; guarded by mu
+	draining map[string]struct{}
 
 	listeners listeners
 	table     atomic.Pointer[table]
@@ -124,6 +126,10 @@ type trunkState struct {
 	degraded string
 	slots    *slots
 	health   *health
+	// removed marks the state of a trunk removed while calls were in
+	// flight: its slots stay, so a trunk added again under the same id
+	// counts those calls against its channel_limit until they end.
+	removed bool
 }
 
 // state returns the trunk's state, creating it. Callers hold p.mu.
@@ -159,27 +165,24 @@ func (p *Plane) liveTrunksLocked() []*live {
 // live is one trunk configuration as the SIP plane runs it. It is never
 // modified after Commit; an Update builds a new one.
 type live struct {
-	t      *trunk.Trunk
-	bind   string
-	l      *listener
-	codecs []media.Codec
-	ports  *portPool
-	slots  *slots
-	h      *health
-	cidrs  []netip.Prefix
-	rtpIP  net.IP // bind address for RTP sockets
-	extRTP net.IP // advertised in SDP; nil means rtpIP
-	addrs  atomic.Pointer[addrSet]
-	regKey string                 // "" without require_registration
-	reg    *register.Registration // set by Commit; nil when not registering
+	t       *trunk.Trunk
+	bind    string
+	l       *listener
+	codecs  []media.Codec
+	ports   *portPool
+	slots   *slots
+	h       *health
+	cidrs   []netip.Prefix
+	allowed []netip.Prefix // allowed_addresses, masked
+	rtpIP   net.IP         // bind address for RTP sockets
+	extRTP  net.IP         // advertised in SDP; nil means rtpIP
+	addrs   atomic.Pointer[addrSet]
+	regKey  string                 // "" without require_registration
+	reg     *register.Registration // set by Commit; nil when not registering
 }
 
 type addrSet struct {
 	gateway, sbc []netip.Addr
-}
-
-func (lv *live) hasAddr(a netip.Addr) bool {
-	return lv.addrField(a) != ""
 }
 
 // addrField names the field whose address a is, or "".
@@ -261,6 +264,9 @@ func (c *Change) Commit() {
 	if ts.slots == nil {
 		ts.slots, ts.health = &slots{}, p.newHealth(lv.t.TrunkID)
 	}
+	if ts.removed {
+		ts.health, ts.removed = p.newHealth(lv.t.TrunkID), false // the quality window went with the removal
+	}
 	lv.slots, lv.h = ts.slots, ts.health
 	ts.live, ts.degraded = lv, ""
 	bulk := p.bulk.Load()
@@ -323,12 +329,34 @@ func (p *Plane) Remove(id string) {
 		lv = ts.live
 		p.table.Store(p.table.Load().replace(lv, nil))
 	}
+	if ts != nil && ts.slots != nil && ts.slots.n.Load() > 0 {
+		p.trunks[id] = &trunkState{slots: ts.slots, removed: true}
+		if p.draining == nil {
+			p.draining = map[string]struct{}{}
+		}
+		p.draining[id] = struct{}{}
+	}
+	p.sweepRemovedLocked()
 	p.mu.Unlock()
 	if lv == nil {
 		return
 	}
 	p.retire(lv.reg, lv.l)
 	p.log.Info("trunk off SIP", "trunk_id", id)
+}
+
+// sweepRemovedLocked forgets removed trunks whose last call has ended.
+// Callers hold p.mu.
+func (p *Plane) sweepRemovedLocked() {
+	for id := range p.draining {
+		ts := p.trunks[id]
+		if ts == nil || !ts.removed {
+			delete(p.draining, id)
+		} else if ts.slots.n.Load() <= 0 {
+			delete(p.trunks, id)
+			delete(p.draining, id)
+		}
+	}
 }
 
 // load applies a stored trunk at start-up. A trunk that cannot be applied

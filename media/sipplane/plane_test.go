@@ -203,6 +203,40 @@ func TestUnmatchedSourceIsForbidden(t *testing.T) {
 	}
 }
 
+// TestAllowedAddressesAndOrgsOverSIP: real INVITEs from 127.0.0.1 to two
+// trunks of different organizations on one listener. When both claim the
+// source equally the call is refused (403), never given to one by id; a
+// narrower claim by one of them wins; an address outside every rule is
+// refused.
+func TestAllowedAddressesAndOrgsOverSIP(t *testing.T) {
+	p := newPlane(t, Config{})
+	port := siptest.FreePort(t, "127.0.0.1")
+	acme := testTrunk("a-acme", port)
+	acme.OrganizationID, acme.RejectSIPCode = "acme", 486
+	globex := testTrunk("b-globex", port)
+	globex.OrganizationID, globex.RejectSIPCode = "globex", 480
+	globex.GatewayIP, globex.AllowedAddresses = "", []string{"127.0.0.1"}
+	apply(t, p, acme)
+	apply(t, p, globex)
+	u := newUAC(t, "127.0.0.1")
+	if got := u.code(t, port); got != 403 {
+		t.Errorf("INVITE claimed exactly by two organizations got %d; want 403", got)
+	}
+	globex = globex.Clone()
+	globex.AllowedAddresses = []string{"127.0.0.0/8"}
+	apply(t, p, globex)
+	if got := u.code(t, port); got != 486 {
+		t.Errorf("INVITE from acme's gateway, globex allowing 127.0.0.0/8, got %d; want acme's 486", got)
+	}
+	if got := newUAC(t, "127.0.0.2").code(t, port); got != 480 {
+		t.Errorf("INVITE from 127.0.0.2 (only in globex's prefix) got %d; want globex's 480", got)
+	}
+	m, _ := p.Explain("127.0.0.2", fmt.Sprintf("127.0.0.1:%d", port), "")
+	if m.TrunkID != "b-globex" || !strings.Contains(m.Reason, "longest prefix: its allowed_addresses entry 127.0.0.0/8") {
+		t.Errorf("Explain(127.0.0.2) = %+v; want b-globex by its prefix", m)
+	}
+}
+
 func TestRemovedTrunkIsUnmatched(t *testing.T) {
 	p := newPlane(t, Config{})
 	port := siptest.FreePort(t, "127.0.0.1")
@@ -358,6 +392,39 @@ func TestChannelLimit(t *testing.T) {
 	}
 	if got := u.code(t, port); got != 503 {
 		t.Errorf("third concurrent call got %d; want 503", got)
+	}
+	wg.Wait()
+	if got := u.code(t, port); got != 200 {
+		t.Errorf("call after the others ended got %d; want 200", got)
+	}
+}
+
+// TestReAddKeepsChannelCount: a trunk removed while its calls run and
+// added again under the same id counts those calls against its
+// channel_limit until they end.
+func TestReAddKeepsChannelCount(t *testing.T) {
+	p := newPlane(t, Config{Audio: &fakeAudio{length: 2 * time.Second}})
+	port := siptest.FreePort(t, "127.0.0.1")
+	tr := testTrunk("again", port)
+	tr.ChannelLimit = 2
+	tr.RejectAudioFile = "file:///long.wav"
+	apply(t, p, tr)
+	u := newUAC(t, "127.0.0.1")
+	var wg sync.WaitGroup
+	for range 2 {
+		d, code := u.call(t, port, diago.InviteOptions{})
+		if code != 200 {
+			t.Fatalf("call within the limit got %d", code)
+		}
+		wg.Go(func() { readUntilHangup(t, d); d.Close() })
+	}
+	p.Remove("again")
+	apply(t, p, tr.Clone())
+	if st := p.status("again"); st.ActiveCalls != 2 {
+		t.Errorf("ActiveCalls after remove and re-add = %d; want the 2 calls still running", st.ActiveCalls)
+	}
+	if got := u.code(t, port); got != 503 {
+		t.Errorf("third call after remove and re-add got %d; want 503 (channel_limit 2, 2 calls running)", got)
 	}
 	wg.Wait()
 	if got := u.code(t, port); got != 200 {

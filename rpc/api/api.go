@@ -13,10 +13,10 @@ import (
 	"github.com/trunkd/trunkd/trunk/control"
 )
 
-// Authorizer checks that a token grants a scope; *auth.Authenticator is
-// one. A refusal is an *auth.Error.
+// Authorizer checks that a token grants a scope and says who it speaks
+// for; *auth.Authenticator is one. A refusal is an *auth.Error.
 type Authorizer interface {
-	Authorize(token, scope string) error
+	Authenticate(token, scope string) (auth.Principal, error)
 }
 
 // Handler runs the protocol's operations on the trunk service. It is the
@@ -104,15 +104,30 @@ func Lookup(name string) (Method, bool) {
 // trunk defaults.
 func NewTrunkRequest() *TrunkRequest { return &TrunkRequest{Trunk: trunk.Defaults()} }
 
-// Call checks that req's token grants m's scope, then runs m. req is what
-// m.NewRequest returned, decoded.
+// Call checks that req's token grants m's scope and may act for the
+// organization req names, then runs m. req is what m.NewRequest returned,
+// decoded.
 func (h *Handler) Call(ctx context.Context, m Method, req any) (any, error) {
 	if m.Scope != "" {
-		if err := h.auth.Authorize(req.(interface{ token() string }).token(), m.Scope); err != nil {
+		p, err := h.auth.Authenticate(req.(interface{ token() string }).token(), m.Scope)
+		if err != nil {
 			return nil, err
 		}
+		org, err := p.ActFor(req.(interface{ org() string }).org())
+		if err != nil {
+			return nil, err
+		}
+		ctx = context.WithValue(ctx, accessKey{}, control.Access{Org: org, Operator: p.Admin})
 	}
 	return m.call(h, ctx, req)
+}
+
+type accessKey struct{}
+
+// access is who the request in ctx acts for.
+func access(ctx context.Context) control.Access {
+	a, _ := ctx.Value(accessKey{}).(control.Access)
+	return a
 }
 
 // Failed maps err to what a client may see and logs what it may not:
@@ -145,26 +160,40 @@ func (h *Handler) ping(ctx context.Context, req *PingRequest) (Empty, error) {
 }
 
 func (h *Handler) addTrunk(ctx context.Context, req *TrunkRequest) (Empty, error) {
-	return Empty{}, h.svc.AddTrunk(ctx, &req.Trunk)
+	return Empty{}, h.svc.AddTrunk(ctx, &req.Trunk, req.options(ctx))
 }
 
 func (h *Handler) updateTrunk(ctx context.Context, req *TrunkRequest) (Empty, error) {
-	return Empty{}, h.svc.UpdateTrunk(ctx, &req.Trunk)
+	return Empty{}, h.svc.UpdateTrunk(ctx, &req.Trunk, req.options(ctx))
+}
+
+func (r *TrunkRequest) options(ctx context.Context) control.WriteOptions {
+	return control.WriteOptions{Access: access(ctx), IfRevision: r.IfRevision, KeepSecrets: r.KeepSecrets}
 }
 
 func (h *Handler) removeTrunk(ctx context.Context, req *TrunkIDRequest) (Empty, error) {
-	return Empty{}, h.svc.RemoveTrunk(ctx, req.TrunkID)
+	return Empty{}, h.svc.RemoveTrunk(ctx, req.TrunkID, control.WriteOptions{Access: access(ctx), IfRevision: req.IfRevision})
 }
 
 func (h *Handler) getTrunk(ctx context.Context, req *TrunkIDRequest) (GetTrunkResponse, error) {
-	t, err := h.svc.GetTrunk(ctx, req.TrunkID)
+	t, err := h.svc.GetTrunk(ctx, req.TrunkID, access(ctx))
 	if trunk.ErrorCode(err) == trunk.ENOTFOUND {
 		return GetTrunkResponse{}, nil
 	}
 	if err != nil {
 		return GetTrunkResponse{}, err
 	}
-	return GetTrunkResponse{Found: true, Config: NewTrunkConfig(t, h.svc.TrunkStatus(t.TrunkID))}, nil
+	return GetTrunkResponse{
+		Found:     true,
+		Config:    NewTrunkConfig(t, h.svc.TrunkStatus(t.TrunkID)),
+		Record:    NewTrunkRecord(t),
+		Revision:  t.Meta.Revision,
+		CreatedAt: Timestamp(t.Meta.CreatedAt),
+		UpdatedAt: Timestamp(t.Meta.UpdatedAt),
+
+		Name:           t.Name,
+		OrganizationID: t.Org(),
+	}, nil
 }
 
 func (h *Handler) listTrunks(ctx context.Context, req *ListTrunksRequest) (ListTrunksResponse, error) {
@@ -175,7 +204,11 @@ func (h *Handler) listTrunks(ctx context.Context, req *ListTrunksRequest) (ListT
 	case limit > MaxListLimit:
 		return ListTrunksResponse{}, trunk.FieldErrorf("limit", "%d is above the maximum of %d", limit, MaxListLimit)
 	}
-	list, err := h.svc.ListTrunks(ctx, req.Cursor, limit+1)
+	f, err := req.filter()
+	if err != nil {
+		return ListTrunksResponse{}, err
+	}
+	list, err := h.svc.ListTrunks(ctx, req.Cursor, limit+1, f, access(ctx))
 	if err != nil {
 		return ListTrunksResponse{}, err
 	}
@@ -186,12 +219,15 @@ func (h *Handler) listTrunks(ctx context.Context, req *ListTrunksRequest) (ListT
 			break
 		}
 		resp.Trunks = append(resp.Trunks, NewTrunkConfig(t, h.svc.TrunkStatus(t.TrunkID)))
+		if req.Records {
+			resp.Records = append(resp.Records, NewTrunkRecord(t))
+		}
 	}
 	return resp, nil
 }
 
 func (h *Handler) explainMatch(ctx context.Context, req *ExplainMatchRequest) (ExplainMatchResponse, error) {
-	m, err := h.svc.ExplainMatch(ctx, req.SourceIP, req.Listener, req.RequestURI)
+	m, err := h.svc.ExplainMatch(ctx, req.SourceIP, req.Listener, req.RequestURI, access(ctx))
 	if err != nil {
 		return ExplainMatchResponse{}, err
 	}
@@ -214,7 +250,7 @@ func (h *Handler) dial(ctx context.Context, req *DialRequest) (DialResponse, err
 		Timeout:     timeout,
 		AudioURL:    req.AudioURL,
 		MaxDuration: time.Duration(req.MaxDurationSec) * time.Second,
-	})
+	}, access(ctx))
 	if err != nil {
 		return DialResponse{}, err
 	}
@@ -263,7 +299,7 @@ func (h *Handler) hangup(ctx context.Context, req *CallIDRequest) (Empty, error)
 	if err := trunk.CheckText("call_id", req.CallID); err != nil {
 		return Empty{}, err
 	}
-	return Empty{}, h.svc.Hangup(ctx, req.CallID)
+	return Empty{}, h.svc.Hangup(ctx, req.CallID, access(ctx))
 }
 
 func (h *Handler) listCalls(ctx context.Context, req *ListCallsRequest) (ListCallsResponse, error) {
@@ -272,7 +308,7 @@ func (h *Handler) listCalls(ctx context.Context, req *ListCallsRequest) (ListCal
 			return ListCallsResponse{}, err
 		}
 	}
-	list, err := h.svc.ListCalls(ctx, req.TrunkID)
+	list, err := h.svc.ListCalls(ctx, req.TrunkID, access(ctx))
 	if err != nil {
 		return ListCallsResponse{}, err
 	}
@@ -290,4 +326,33 @@ func (h *Handler) listCalls(ctx context.Context, req *ListCallsRequest) (ListCal
 		return strings.Compare(a.CallID, b.CallID)
 	})
 	return resp, nil
+}
+
+// filter checks the list filters and returns them as a trunk.Filter.
+func (r *ListTrunksRequest) filter() (trunk.Filter, error) {
+	f := trunk.Filter{Name: r.Name, NamePrefix: r.NamePrefix}
+	for _, b := range []struct {
+		field, value string
+		dst          *time.Time
+	}{
+		{"created_after", r.CreatedAfter, &f.CreatedAfter},
+		{"created_before", r.CreatedBefore, &f.CreatedBefore},
+		{"updated_after", r.UpdatedAfter, &f.UpdatedAfter},
+		{"updated_before", r.UpdatedBefore, &f.UpdatedBefore},
+	} {
+		if b.value == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, b.value)
+		if err != nil {
+			return f, trunk.FieldErrorf(b.field, "%q is not an RFC 3339 time (2026-03-01T10:00:00Z)", b.value)
+		}
+		*b.dst = t
+	}
+	for _, s := range []struct{ field, value string }{{"name", r.Name}, {"name_prefix", r.NamePrefix}} {
+		if err := trunk.CheckText(s.field, s.value); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
 }

@@ -17,6 +17,8 @@ func TestWireErrorCodes(t *testing.T) {
 		{trunk.EINVALID, CodeInvalidArgument},
 		{trunk.EEXISTS, CodeTrunkExists},
 		{trunk.ENOTFOUND, CodeInvalidTrunk},
+		{trunk.ECONFLICT, CodeConflict},
+		{trunk.EMANAGED, CodeManagedTrunk},
 		{trunk.EUNAVAILABLE, CodeUnavailable},
 		{trunk.ECHANNELLIMIT, CodeChannelLimit},
 		{trunk.ECIRCUITOPEN, CodeCircuitOpen},
@@ -57,6 +59,7 @@ func TestTrunkConfigLiveFigures(t *testing.T) {
 		IsCBTripped: true, CurrentASR: 22.5, CurrentACD: 62, CurrentMOS: 3.9,
 		CallsAttempted: 40, CallsAnswered: 9, CurrentPDDms: 2500.25, BreakerState: "half-open",
 		SIPState: "active", RegistrationState: "registered", ActiveCalls: 3,
+		OrganizationID: "default",
 	}
 	if got != want {
 		t.Errorf("NewTrunkConfig() = %+v; want %+v", got, want)

@@ -17,23 +17,46 @@ type Empty struct{}
 type PingRequest struct{}
 
 // TrunkRequest is the body of AddTrunk and UpdateTrunk: the whole trunk
-// record plus the caller's token.
+// record plus the caller's token and the write's options.
 type TrunkRequest struct {
-	AdminToken string `json:"admin_token"`
+	AdminToken  string `json:"admin_token"`
+	Org         string `json:"org,omitempty"`          // the organization acted for (personal tokens, trunks:admin); "" for the token's own
+	IfRevision  uint64 `json:"if_revision,omitempty"`  // 0, or the revision the stored record must have (else ERR_CONFLICT)
+	KeepSecrets bool   `json:"keep_secrets,omitempty"` // absent or empty secrets keep their stored values
 	trunk.Trunk
+
+	// Read-only fields of a GetTrunk record, accepted and ignored so that
+	// a record read can be sent back as it is.
+	SIPPasswordSet    bool `json:"sip_password_set,omitempty"`
+	APIBearerTokenSet bool `json:"api_bearer_token_set,omitempty"`
 }
 
 // TrunkIDRequest is the body of GetTrunk and RemoveTrunk.
 type TrunkIDRequest struct {
 	AdminToken string `json:"admin_token"`
+	Org        string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
 	TrunkID    string `json:"trunk_id"`
+	IfRevision uint64 `json:"if_revision,omitempty"` // RemoveTrunk only: 0, or the revision the stored record must have
 }
 
 // ListTrunksRequest is the body of ListTrunks.
 type ListTrunksRequest struct {
 	AdminToken string `json:"admin_token"`
+	Org        string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
 	Limit      uint32 `json:"limit"`
 	Cursor     string `json:"cursor"`
+
+	// Filters (optional): exact name, name prefix, and exclusive RFC 3339
+	// time bounds.
+	Name          string `json:"name,omitempty"`
+	NamePrefix    string `json:"name_prefix,omitempty"`
+	CreatedAfter  string `json:"created_after,omitempty"`
+	CreatedBefore string `json:"created_before,omitempty"`
+	UpdatedAfter  string `json:"updated_after,omitempty"`
+	UpdatedBefore string `json:"updated_before,omitempty"`
+
+	// Records asks for each trunk's record too (ListTrunksResponse.Records).
+	Records bool `json:"records,omitempty"`
 }
 
 // ListTrunks page sizes.
@@ -65,19 +88,70 @@ type TrunkConfig struct {
 	RegistrationState string `json:"registration_state"`
 	RegistrationError string `json:"registration_error"`
 	ActiveCalls       uint32 `json:"active_calls"`
+
+	// Added in 1.1: who owns the trunk and its bookkeeping.
+	Name             string `json:"name,omitempty"`
+	OrganizationID   string `json:"organization_id,omitempty"`
+	ManagedAccountID string `json:"managed_account_id,omitempty"`
+	Revision         uint64 `json:"revision,omitempty"`
+	CreatedAt        string `json:"created_at,omitempty"`
+	UpdatedAt        string `json:"updated_at,omitempty"`
 }
 
 // GetTrunkResponse answers GetTrunk. An unknown id is Found=false with a
-// zero Config, not an error.
+// zero Config and a nil Record, not an error.
 type GetTrunkResponse struct {
-	Found  bool        `json:"found"`
-	Config TrunkConfig `json:"config"`
+	Found  bool         `json:"found"`
+	Config TrunkConfig  `json:"config"`
+	Record *TrunkRecord `json:"record,omitempty"` // the stored record under the request's field names
+
+	// Absent when not found. The timestamps are also absent when unknown
+	// (a record stored before trunkd kept them).
+	Revision  uint64 `json:"revision,omitempty"`   // changes on every write; if_revision compares with it
+	CreatedAt string `json:"created_at,omitempty"` // RFC 3339 UTC
+	UpdatedAt string `json:"updated_at,omitempty"` // RFC 3339 UTC
+
+	Name           string `json:"name,omitempty"`            // the record's name, for the BYOC face
+	OrganizationID string `json:"organization_id,omitempty"` // the owning organization
+}
+
+// TrunkRecord is a stored trunk under the field names AddTrunk and
+// UpdateTrunk take, without its secrets' values: SIPPasswordSet and
+// APIBearerTokenSet say whether each is set. Sending it back to
+// UpdateTrunk with keep_secrets keeps them.
+type TrunkRecord struct {
+	// These shadow the trunk's secrets and are always empty, so the
+	// encoders (omitempty) leave both keys out. "inline" makes msgpack
+	// flatten the trunk despite the shadowed names, as encoding/json does.
+	SIPPassword       string `json:"sip_password,omitempty"`
+	APIBearerToken    string `json:"api_bearer_token,omitempty"`
+	trunk.Trunk       `json:",inline"`
+	SIPPasswordSet    bool `json:"sip_password_set"`
+	APIBearerTokenSet bool `json:"api_bearer_token_set"`
+}
+
+// NewTrunkRecord returns the record of t without its secrets.
+func NewTrunkRecord(t *trunk.Trunk) *TrunkRecord {
+	r := &TrunkRecord{Trunk: *t.Clone(), SIPPasswordSet: t.SIPPassword != "", APIBearerTokenSet: t.APIBearerToken != ""}
+	r.Trunk.SIPPassword, r.Trunk.APIBearerToken = "", ""
+	return r
+}
+
+// Timestamp is the wire form of a record time: RFC 3339 UTC, "" for zero.
+func Timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // ListTrunksResponse answers ListTrunks. NextCursor is "" at the end.
 type ListTrunksResponse struct {
 	Trunks     []TrunkConfig `json:"trunks"`
 	NextCursor string        `json:"next_cursor"`
+	// Records holds, when the request asked for them, the record of each
+	// trunk of Trunks, in the same order (secrets never included).
+	Records []*TrunkRecord `json:"records,omitempty"`
 }
 
 // NewTrunkConfig builds the sanitised view of t with its live status.
@@ -102,15 +176,23 @@ func NewTrunkConfig(t *trunk.Trunk, st trunk.Status) TrunkConfig {
 		RegistrationState: string(st.SIP.RegistrationState),
 		RegistrationError: st.SIP.RegistrationError,
 		ActiveCalls:       st.SIP.ActiveCalls,
+
+		Name:             t.Name,
+		OrganizationID:   t.Org(),
+		ManagedAccountID: t.ManagedAccountID,
+		Revision:         t.Meta.Revision,
+		CreatedAt:        Timestamp(t.Meta.CreatedAt),
+		UpdatedAt:        Timestamp(t.Meta.UpdatedAt),
 	}
 }
 
 // ExplainMatchRequest asks which trunk a call would belong to.
 type ExplainMatchRequest struct {
 	AdminToken string `json:"admin_token"`
-	SourceIP   string `json:"source_ip"`   // the INVITE's packet source address
-	Listener   string `json:"listener"`    // the bind it arrives on, "ip:port" (":5060" for all addresses)
-	RequestURI string `json:"request_uri"` // optional, for the domain tie-break
+	Org        string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
+	SourceIP   string `json:"source_ip"`     // the INVITE's packet source address
+	Listener   string `json:"listener"`      // the bind it arrives on, "ip:port" (":5060" for all addresses)
+	RequestURI string `json:"request_uri"`   // optional, for the domain tie-break
 }
 
 func (r *ExplainMatchRequest) token() string { return r.AdminToken }
@@ -121,6 +203,14 @@ type ExplainMatchResponse struct {
 	TrunkID string `json:"trunk_id"`
 	Reason  string `json:"reason"`
 }
+
+func (r *TrunkRequest) org() string        { return r.Org }
+func (r *TrunkIDRequest) org() string      { return r.Org }
+func (r *ListTrunksRequest) org() string   { return r.Org }
+func (r *ExplainMatchRequest) org() string { return r.Org }
+func (r *DialRequest) org() string         { return r.Org }
+func (r *CallIDRequest) org() string       { return r.Org }
+func (r *ListCallsRequest) org() string    { return r.Org }
 
 func (r *TrunkRequest) token() string      { return r.AdminToken }
 func (r *TrunkIDRequest) token() string    { return r.AdminToken }
@@ -146,6 +236,7 @@ const maxDialText = 256
 // DialRequest is the body of Dial: an outbound call through a trunk.
 type DialRequest struct {
 	AdminToken     string `json:"admin_token"`
+	Org            string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
 	TrunkID        string `json:"trunk_id"`
 	To             string `json:"to"`               // number, SIP user or sip: URI of the callee
 	From           string `json:"from"`             // caller user part; "" for the trunk's sip_username
@@ -168,12 +259,14 @@ type DialResponse struct {
 // CallIDRequest is the body of Hangup.
 type CallIDRequest struct {
 	AdminToken string `json:"admin_token"`
+	Org        string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
 	CallID     string `json:"call_id"`
 }
 
 // ListCallsRequest is the body of ListCalls; TrunkID "" lists every trunk.
 type ListCallsRequest struct {
 	AdminToken string `json:"admin_token"`
+	Org        string `json:"org,omitempty"` // the organization acted for (personal tokens, trunks:admin); "" for the token's own
 	TrunkID    string `json:"trunk_id"`
 }
 

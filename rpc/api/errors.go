@@ -18,6 +18,9 @@ const (
 	CodeInvalidArgument  = "ERR_INVALID_ARGUMENT"
 	CodeTrunkExists      = "ERR_TRUNK_EXISTS"
 	CodeInvalidTrunk     = "ERR_INVALID_TRUNK"
+	CodeConflict         = "ERR_CONFLICT"
+	CodeManagedTrunk     = "ERR_MANAGED_TRUNK"
+	CodeNotImplemented   = "ERR_NOT_IMPLEMENTED" // a route of a capability not built yet (REST)
 	CodeUnavailable      = "ERR_UNAVAILABLE"
 	CodeChannelLimit     = "ERR_CHANNEL_LIMIT"
 	CodeCircuitOpen      = "ERR_CIRCUIT_OPEN"
@@ -86,6 +89,10 @@ func WireError(err error) (e *Error, internal bool) {
 		return &Error{Code: CodeTrunkExists, Message: te.Message}, false
 	case trunk.ENOTFOUND:
 		return &Error{Code: CodeInvalidTrunk, Message: te.Message}, false
+	case trunk.ECONFLICT:
+		return &Error{Code: CodeConflict, Message: te.Message}, false
+	case trunk.EMANAGED:
+		return &Error{Code: CodeManagedTrunk, Message: te.Message}, false
 	case trunk.EUNAVAILABLE:
 		return &Error{Code: CodeUnavailable, Message: te.Message}, false
 	case trunk.ECHANNELLIMIT:

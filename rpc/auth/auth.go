@@ -25,6 +25,7 @@ const (
 	ScopeRead   = "trunks:read"   // GetTrunk, ListTrunks, ExplainMatch, ListCalls
 	ScopeManage = "trunks:manage" // everything
 	ScopeCalls  = "calls:manage"  // Dial, Hangup
+	ScopeAdmin  = "trunks:admin"  // the operator: everything, in every organization, managed trunks too
 )
 
 // Token limits.
@@ -74,6 +75,8 @@ type Authenticator struct {
 type grant struct {
 	scopes scopeSet
 	exp    time.Time
+	org    string   // the org claim
+	orgs   []string // the orgs claim
 }
 
 type scopeSet uint8
@@ -82,6 +85,7 @@ const (
 	grantRead scopeSet = 1 << iota
 	grantManage
 	grantCalls
+	grantAdmin
 )
 
 // NewAuthenticator checks cfg and returns an Authenticator for it.
@@ -189,17 +193,26 @@ func fits(alg string, key crypto.PublicKey) bool {
 // Authorize verifies token and checks that it grants scope. It returns nil
 // or an *Error wrapping ErrUnauthenticated or ErrPermissionDenied.
 func (a *Authenticator) Authorize(token, scope string) error {
+	_, err := a.Authenticate(token, scope)
+	return err
+}
+
+// Authenticate is Authorize that also returns who the token speaks for.
+func (a *Authenticator) Authenticate(token, scope string) (Principal, error) {
 	g, err := a.verify(token)
 	if err != nil {
-		return err
+		return Principal{}, err
 	}
 	if !g.scopes.allows(scope) {
-		return &Error{Kind: ErrPermissionDenied, Message: "token lacks scope " + scope}
+		return Principal{}, &Error{Kind: ErrPermissionDenied, Message: "token lacks scope " + scope}
 	}
-	return nil
+	return Principal{Org: g.org, Orgs: g.orgs, Admin: g.scopes&grantAdmin != 0}, nil
 }
 
 func (s scopeSet) allows(scope string) bool {
+	if s&grantAdmin != 0 {
+		return true
+	}
 	switch scope {
 	case ScopeRead:
 		return s&(grantRead|grantManage) != 0
@@ -221,6 +234,8 @@ func parseScopes(claim string) scopeSet {
 			s |= grantManage
 		case ScopeCalls:
 			s |= grantCalls
+		case ScopeAdmin:
+			s |= grantAdmin
 		}
 	}
 	return s
@@ -245,14 +260,16 @@ func (a *Authenticator) verify(token string) (grant, error) {
 	if _, err := a.parser.ParseWithClaims(token, &c, a.keyFor); err != nil {
 		return grant{}, unauthenticated(describe(err))
 	}
-	g := grant{scopes: parseScopes(c.Scope), exp: c.ExpiresAt.Time}
+	g := grant{scopes: parseScopes(c.Scope), exp: c.ExpiresAt.Time, org: c.Org, orgs: c.Orgs}
 	a.remember(key, g)
 	return g, nil
 }
 
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	Scope string `json:"scope"`
+	Scope string   `json:"scope"`
+	Org   string   `json:"org,omitempty"`  // an organization key: acts for this organization only
+	Orgs  []string `json:"orgs,omitempty"` // a personal token: acts for the one the request names
 }
 
 func (a *Authenticator) cached(key [32]byte) (grant, bool) {
@@ -372,6 +389,12 @@ func describe(err error) string {
 // MintToken returns an HS256 token granting scope for ttl, with iat, and
 // iss and aud when given.
 func MintToken(secret []byte, scope string, ttl time.Duration, issuer, audience string) (string, error) {
+	return MintOrgToken(secret, scope, ttl, issuer, audience, "", nil)
+}
+
+// MintOrgToken is MintToken with the org claim (an organization key) or
+// the orgs claim (a personal token) when given.
+func MintOrgToken(secret []byte, scope string, ttl time.Duration, issuer, audience, org string, orgs []string) (string, error) {
 	now := time.Now()
 	c := tokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -380,6 +403,8 @@ func MintToken(secret []byte, scope string, ttl time.Duration, issuer, audience 
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		},
 		Scope: scope,
+		Org:   org,
+		Orgs:  orgs,
 	}
 	if audience != "" {
 		c.Audience = jwt.ClaimStrings{audience}

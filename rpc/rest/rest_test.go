@@ -139,10 +139,10 @@ func TestTrunkLifecycle(t *testing.T) {
 	if status, body := f.do(t, "GET", "/ping", "", nil); status != http.StatusNoContent {
 		t.Errorf("GET /ping = %d %s; want 204", status, body)
 	}
-	if status, body := f.do(t, "POST", "/trunks", manage, sample("c1")); status != http.StatusCreated {
+	if status, body := f.do(t, "POST", "/v1/trunks", manage, sample("c1")); status != http.StatusCreated {
 		t.Fatalf("POST /trunks = %d %s; want 201", status, body)
 	}
-	status, body := f.do(t, "GET", "/trunks/c1", manage, nil)
+	status, body := f.do(t, "GET", "/v1/trunks/c1", manage, nil)
 	var cfg api.TrunkConfig
 	if status != http.StatusOK || json.Unmarshal(body, &cfg) != nil || cfg.TrunkID != "c1" || cfg.DisplayName != "Acme Carrier" {
 		t.Errorf("GET /trunks/c1 = %d %s; want 200 and c1", status, body)
@@ -152,18 +152,18 @@ func TestTrunkLifecycle(t *testing.T) {
 	}
 	up := sample("")
 	up.ChannelLimit = 7
-	if status, body := f.do(t, "PUT", "/trunks/c1", manage, up); status != http.StatusNoContent {
+	if status, body := f.do(t, "PUT", "/v1/trunks/c1", manage, up); status != http.StatusNoContent {
 		t.Errorf("PUT /trunks/c1 = %d %s; want 204", status, body)
 	}
 	if got := f.store.Trunk("c1"); got == nil || got.ChannelLimit != 7 {
 		t.Errorf("stored after PUT: %+v; want channel_limit 7", got)
 	}
-	status, body = f.do(t, "GET", "/trunks?limit=10", manage, nil)
+	status, body = f.do(t, "GET", "/v1/trunks?limit=10", manage, nil)
 	var list api.ListTrunksResponse
 	if status != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Trunks) != 1 {
 		t.Errorf("GET /trunks = %d %s; want one trunk", status, body)
 	}
-	if status, body := f.do(t, "DELETE", "/trunks/c1", manage, nil); status != http.StatusNoContent {
+	if status, body := f.do(t, "DELETE", "/v1/trunks/c1", manage, nil); status != http.StatusNoContent {
 		t.Errorf("DELETE /trunks/c1 = %d %s; want 204", status, body)
 	}
 	if got := strings.Join(f.plane.Events(), ","); got != "prepare c1,commit c1,prepare c1,commit c1,remove c1" {
@@ -176,11 +176,11 @@ func TestTrunkLifecycle(t *testing.T) {
 
 func TestAuthRefused(t *testing.T) {
 	f := newFixture(t)
-	status, body := f.do(t, "GET", "/trunks/c1", "", nil)
+	status, body := f.do(t, "GET", "/v1/trunks/c1", "", nil)
 	wantError(t, "GET without a token", status, body, http.StatusUnauthorized, api.CodeUnauthenticated, "")
-	status, body = f.do(t, "GET", "/trunks/c1", "not.a.jwt", nil)
+	status, body = f.do(t, "GET", "/v1/trunks/c1", "not.a.jwt", nil)
 	wantError(t, "GET with a bad token", status, body, http.StatusUnauthorized, api.CodeUnauthenticated, "")
-	status, body = f.do(t, "POST", "/trunks", token(t, auth.ScopeRead), sample("c1"))
+	status, body = f.do(t, "POST", "/v1/trunks", token(t, auth.ScopeRead), sample("c1"))
 	wantError(t, "POST with a read token", status, body, http.StatusForbidden, api.CodePermissionDenied, "")
 	if n := f.store.Len(); n != 0 || len(f.plane.Events()) != 0 {
 		t.Errorf("refused requests left %d trunks, plane events %q", n, f.plane.Events())
@@ -192,27 +192,27 @@ func TestErrors(t *testing.T) {
 	manage := token(t, auth.ScopeManage)
 	bad := sample("c1")
 	bad.RejectSIPCode = 200
-	status, body := f.do(t, "POST", "/trunks", manage, bad)
+	status, body := f.do(t, "POST", "/v1/trunks", manage, bad)
 	wantError(t, "POST reject_sip_code 200", status, body, http.StatusBadRequest, api.CodeInvalidArgument, "reject_sip_code")
-	status, body = f.do(t, "POST", "/trunks", manage, map[string]any{"trunk_id": "c1", "colour": "red"})
+	status, body = f.do(t, "POST", "/v1/trunks", manage, map[string]any{"trunk_id": "c1", "colour": "red"})
 	wantError(t, "POST unknown field", status, body, http.StatusBadRequest, api.CodeInvalidArgument, "colour")
-	status, body = f.do(t, "POST", "/trunks", manage, map[string]any{"trunk_id": "c1", "channel_limit": "ten"})
+	status, body = f.do(t, "POST", "/v1/trunks", manage, map[string]any{"trunk_id": "c1", "channel_limit": "ten"})
 	wantError(t, "POST channel_limit as string", status, body, http.StatusBadRequest, api.CodeInvalidArgument, "channel_limit")
-	status, body = f.do(t, "PUT", "/trunks/c1", manage, sample("c2"))
+	status, body = f.do(t, "PUT", "/v1/trunks/c1", manage, sample("c2"))
 	wantError(t, "PUT id mismatch", status, body, http.StatusBadRequest, api.CodeInvalidArgument, "trunk_id")
 	if f.store.Len() != 0 {
 		t.Errorf("invalid requests stored %d trunks", f.store.Len())
 	}
 
-	status, body = f.do(t, "GET", "/trunks/nope", manage, nil)
+	status, body = f.do(t, "GET", "/v1/trunks/nope", manage, nil)
 	wantError(t, "GET unknown", status, body, http.StatusNotFound, api.CodeInvalidTrunk, "")
-	status, body = f.do(t, "PUT", "/trunks/nope", manage, sample("nope"))
+	status, body = f.do(t, "PUT", "/v1/trunks/nope", manage, sample("nope"))
 	wantError(t, "PUT unknown", status, body, http.StatusNotFound, api.CodeInvalidTrunk, "")
-	status, body = f.do(t, "DELETE", "/trunks/nope", manage, nil)
+	status, body = f.do(t, "DELETE", "/v1/trunks/nope", manage, nil)
 	wantError(t, "DELETE unknown", status, body, http.StatusNotFound, api.CodeInvalidTrunk, "")
 
-	f.do(t, "POST", "/trunks", manage, sample("c1"))
-	status, body = f.do(t, "POST", "/trunks", manage, sample("c1"))
+	f.do(t, "POST", "/v1/trunks", manage, sample("c1"))
+	status, body = f.do(t, "POST", "/v1/trunks", manage, sample("c1"))
 	wantError(t, "POST existing", status, body, http.StatusConflict, api.CodeTrunkExists, "")
 }
 
@@ -222,7 +222,7 @@ func TestCauseNotSent(t *testing.T) {
 	f := newFixture(t)
 	const marker = "disk-marker: input/output error"
 	f.store.FailWrites(trunk.Wrap(trunk.EUNAVAILABLE, errors.New(marker), "store unavailable: cannot write to disk"))
-	status, body := f.do(t, "POST", "/trunks", token(t, auth.ScopeManage), sample("c1"))
+	status, body := f.do(t, "POST", "/v1/trunks", token(t, auth.ScopeManage), sample("c1"))
 	wantError(t, "POST on a failing store", status, body, http.StatusServiceUnavailable, api.CodeUnavailable, "")
 	if bytes.Contains(body, []byte("disk-marker")) {
 		t.Errorf("body %s carries the cause", body)

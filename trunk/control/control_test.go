@@ -40,14 +40,14 @@ func TestAddTrunk(t *testing.T) {
 	svc, st, p := newService()
 	tr := sample("t1")
 	tr.CodecPreferences = []string{"pcmu"}
-	if err := svc.AddTrunk(t.Context(), tr); err != nil {
+	if err := svc.AddTrunk(t.Context(), tr, control.WriteOptions{}); err != nil {
 		t.Fatalf("AddTrunk = %v; want nil", err)
 	}
 	wantEvents(t, p, "prepare t1", "commit t1")
 	if got := st.Trunk("t1"); got == nil || !slices.Equal(got.CodecPreferences, []string{"PCMU"}) {
 		t.Errorf("stored %+v; want t1 normalized (codec PCMU)", got)
 	}
-	if err := svc.AddTrunk(t.Context(), sample("t1")); trunk.ErrorCode(err) != trunk.EEXISTS {
+	if err := svc.AddTrunk(t.Context(), sample("t1"), control.WriteOptions{}); trunk.ErrorCode(err) != trunk.EEXISTS {
 		t.Errorf("AddTrunk of an existing trunk = %v; want %s", err, trunk.EEXISTS)
 	}
 	wantEvents(t, p, "prepare t1", "commit t1") // the refused add never reached the plane
@@ -77,9 +77,9 @@ func TestValidationChangesNothing(t *testing.T) {
 			tt.edit(tr)
 			var err error
 			if op == "add" {
-				err = svc.AddTrunk(t.Context(), tr)
+				err = svc.AddTrunk(t.Context(), tr, control.WriteOptions{})
 			} else {
-				err = svc.UpdateTrunk(t.Context(), tr)
+				err = svc.UpdateTrunk(t.Context(), tr, control.WriteOptions{})
 			}
 			var te *trunk.Error
 			if !errors.As(err, &te) || te.Code != trunk.EINVALID || (tt.field != "" && te.Field != tt.field) {
@@ -102,11 +102,11 @@ func TestStoreFailureAborts(t *testing.T) {
 	st.FailWrites(trunk.Wrap(trunk.EUNAVAILABLE, disk, "store unavailable: cannot write to disk"))
 	up := sample("t1")
 	up.ChannelLimit = 5
-	err := svc.UpdateTrunk(t.Context(), up)
+	err := svc.UpdateTrunk(t.Context(), up, control.WriteOptions{})
 	if trunk.ErrorCode(err) != trunk.EUNAVAILABLE || !errors.Is(err, disk) {
 		t.Errorf("UpdateTrunk on a failing store = %v; want %s keeping the disk's error", err, trunk.EUNAVAILABLE)
 	}
-	if err := svc.AddTrunk(t.Context(), sample("t2")); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
+	if err := svc.AddTrunk(t.Context(), sample("t2"), control.WriteOptions{}); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
 		t.Errorf("AddTrunk on a failing store = %v; want %s", err, trunk.EUNAVAILABLE)
 	}
 	wantEvents(t, p, "prepare t1", "abort t1", "prepare t2", "abort t2")
@@ -123,7 +123,7 @@ func TestPlaneRefusalPersistsNothing(t *testing.T) {
 	p.OnPrepare = func(_ context.Context, t *trunk.Trunk) error {
 		return trunk.FieldErrorf("internal_sip_ip", "cannot bind %s", t.InternalSIPIP)
 	}
-	err := svc.AddTrunk(t.Context(), sample("t1"))
+	err := svc.AddTrunk(t.Context(), sample("t1"), control.WriteOptions{})
 	if trunk.ErrorCode(err) != trunk.EINVALID {
 		t.Errorf("AddTrunk refused by the plane = %v; want its %s", err, trunk.EINVALID)
 	}
@@ -136,7 +136,7 @@ func TestPlaneRefusalPersistsNothing(t *testing.T) {
 func TestUpdateUnknown(t *testing.T) {
 	t.Parallel()
 	svc, _, p := newService()
-	if err := svc.UpdateTrunk(t.Context(), sample("nope")); trunk.ErrorCode(err) != trunk.ENOTFOUND {
+	if err := svc.UpdateTrunk(t.Context(), sample("nope"), control.WriteOptions{}); trunk.ErrorCode(err) != trunk.ENOTFOUND {
 		t.Errorf("UpdateTrunk of an unknown trunk = %v; want %s", err, trunk.ENOTFOUND)
 	}
 	wantEvents(t, p)
@@ -145,13 +145,13 @@ func TestUpdateUnknown(t *testing.T) {
 func TestRemoveTrunk(t *testing.T) {
 	t.Parallel()
 	svc, st, p := newService(sample("t1"))
-	if err := svc.RemoveTrunk(t.Context(), "a/b"); trunk.ErrorCode(err) != trunk.EINVALID {
+	if err := svc.RemoveTrunk(t.Context(), "a/b", control.WriteOptions{}); trunk.ErrorCode(err) != trunk.EINVALID {
 		t.Errorf("RemoveTrunk(%q) = %v; want %s", "a/b", err, trunk.EINVALID)
 	}
-	if err := svc.RemoveTrunk(t.Context(), "nope"); trunk.ErrorCode(err) != trunk.ENOTFOUND {
+	if err := svc.RemoveTrunk(t.Context(), "nope", control.WriteOptions{}); trunk.ErrorCode(err) != trunk.ENOTFOUND {
 		t.Errorf("RemoveTrunk(nope) = %v; want %s", err, trunk.ENOTFOUND)
 	}
-	if err := svc.RemoveTrunk(t.Context(), "t1"); err != nil {
+	if err := svc.RemoveTrunk(t.Context(), "t1", control.WriteOptions{}); err != nil {
 		t.Errorf("RemoveTrunk(t1) = %v; want nil", err)
 	}
 	wantEvents(t, p, "remove t1")
@@ -163,10 +163,10 @@ func TestRemoveTrunk(t *testing.T) {
 func TestGetTrunk(t *testing.T) {
 	t.Parallel()
 	svc, _, _ := newService(sample("t1"))
-	if got, err := svc.GetTrunk(t.Context(), "t1"); err != nil || got.TrunkID != "t1" {
+	if got, err := svc.GetTrunk(t.Context(), "t1", control.Access{}); err != nil || got.TrunkID != "t1" {
 		t.Errorf("GetTrunk(t1) = %v, %v; want t1", got, err)
 	}
-	if _, err := svc.GetTrunk(t.Context(), "a b"); trunk.ErrorCode(err) != trunk.EINVALID {
+	if _, err := svc.GetTrunk(t.Context(), "a b", control.Access{}); trunk.ErrorCode(err) != trunk.EINVALID {
 		t.Errorf("GetTrunk(%q) = %v; want %s", "a b", err, trunk.EINVALID)
 	}
 }
@@ -186,12 +186,12 @@ func TestLocksSerializeOneID(t *testing.T) {
 		return nil
 	}
 	done := make(chan error, 2)
-	go func() { done <- svc.UpdateTrunk(context.Background(), sample("a")) }()
+	go func() { done <- svc.UpdateTrunk(context.Background(), sample("a"), control.WriteOptions{}) }()
 	if id := <-entered; id != "a" {
 		t.Fatalf("first Prepare for %q; want a", id)
 	}
-	go func() { done <- svc.UpdateTrunk(context.Background(), sample("a")) }()
-	if err := svc.UpdateTrunk(t.Context(), sample("b")); err != nil {
+	go func() { done <- svc.UpdateTrunk(context.Background(), sample("a"), control.WriteOptions{}) }()
+	if err := svc.UpdateTrunk(t.Context(), sample("b"), control.WriteOptions{}); err != nil {
 		t.Fatalf("UpdateTrunk(b) while a is held = %v", err)
 	}
 	if id := <-entered; id != "b" {
@@ -226,19 +226,19 @@ func TestNoSIPPlane(t *testing.T) {
 	t.Parallel()
 	st := controltest.NewMemStore()
 	svc := control.New(st, nil)
-	if err := svc.AddTrunk(t.Context(), sample("t1")); err != nil || st.Len() != 1 {
+	if err := svc.AddTrunk(t.Context(), sample("t1"), control.WriteOptions{}); err != nil || st.Len() != 1 {
 		t.Errorf("AddTrunk without a SIP plane = %v, %d stored; want stored", err, st.Len())
 	}
-	if _, err := svc.Dial(t.Context(), trunk.DialRequest{TrunkID: "t1", To: "100"}); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
+	if _, err := svc.Dial(t.Context(), trunk.DialRequest{TrunkID: "t1", To: "100"}, control.Access{}); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
 		t.Errorf("Dial without a SIP plane = %v; want %s", err, trunk.EUNAVAILABLE)
 	}
-	if err := svc.Hangup(t.Context(), "c1"); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
+	if err := svc.Hangup(t.Context(), "c1", control.Access{}); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
 		t.Errorf("Hangup without a SIP plane = %v; want %s", err, trunk.EUNAVAILABLE)
 	}
-	if _, err := svc.ListCalls(t.Context(), ""); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
+	if _, err := svc.ListCalls(t.Context(), "", control.Access{}); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
 		t.Errorf("ListCalls without a SIP plane = %v; want %s", err, trunk.EUNAVAILABLE)
 	}
-	if _, err := svc.ExplainMatch(t.Context(), "192.0.2.10", ":5060", ""); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
+	if _, err := svc.ExplainMatch(t.Context(), "192.0.2.10", ":5060", "", control.Access{}); trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
 		t.Errorf("ExplainMatch without a SIP plane = %v; want %s", err, trunk.EUNAVAILABLE)
 	}
 	if st := svc.TrunkStatus("t1"); st.SIP.State != trunk.SIPOff {

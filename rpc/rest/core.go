@@ -1,0 +1,278 @@
+package rest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/trunkd/trunkd/rpc/api"
+	"github.com/trunkd/trunkd/trunk"
+)
+
+// The BYOC face (/core/trunks): the shapes and enum names of the
+// bring-your-own-carrier API, mapped onto the trunk record.
+//
+//	name                                  -> name
+//	inbound_config.allowed_addresses      -> allowed_addresses
+//	outbound_config.address ("host[:port]") -> gateway_ip, destination_sbc_port
+//	outbound_config.auth_username/password -> sip_username, sip_password
+//
+// transport and media_encryption have no trunk field yet (secure SIP adds
+// them), nor has enable_noise_cancellation (the AI bridge adds it): until
+// then only UDP, DISABLE and false are accepted, and anything else is
+// refused naming the field.
+
+// CoreTrunk is a trunk as the BYOC face shows it.
+type CoreTrunk struct {
+	ID               string        `json:"id"`
+	Name             string        `json:"name"`
+	OrganizationID   string        `json:"organization_id"`
+	ManagedAccountID *string       `json:"managed_account_id"` // null when not managed
+	InboundConfig    CoreInbound   `json:"inbound_config"`
+	OutboundConfig   *CoreOutbound `json:"outbound_config"` // null when the trunk has no outbound address
+	CreatedAt        string        `json:"created_at,omitempty"`
+	UpdatedAt        string        `json:"updated_at,omitempty"`
+}
+
+// CoreInbound is a BYOC inbound_config.
+type CoreInbound struct {
+	EnableNoiseCancellation bool     `json:"enable_noise_cancellation"`
+	MediaEncryption         string   `json:"media_encryption,omitempty"` // DISABLE, ALLOW, REQUIRE
+	AllowedAddresses        []string `json:"allowed_addresses"`
+}
+
+// CoreOutbound is a BYOC outbound_config. AuthPassword is write-only.
+type CoreOutbound struct {
+	Address         string `json:"address"`
+	AuthUsername    string `json:"auth_username"`
+	AuthPassword    string `json:"auth_password,omitempty"`
+	Transport       string `json:"transport,omitempty"`        // UDP, TCP, TLS
+	MediaEncryption string `json:"media_encryption,omitempty"` // DISABLE, ALLOW, REQUIRE
+}
+
+// coreBody is the body of POST and PUT /core/trunks.
+type coreBody struct {
+	Name           string        `json:"name"`
+	InboundConfig  *CoreInbound  `json:"inbound_config"`
+	OutboundConfig *CoreOutbound `json:"outbound_config"`
+}
+
+// CoreList is the answer of GET /core/trunks.
+type CoreList struct {
+	Trunks     []CoreTrunk `json:"trunks"`
+	NextCursor string      `json:"next_cursor"`
+}
+
+// Enum names of the BYOC face, and the one of each this trunkd serves.
+var (
+	transports  = []string{"UDP", "TCP", "TLS"}
+	encryptions = []string{"DISABLE", "ALLOW", "REQUIRE"}
+)
+
+const (
+	builtTransport  = "UDP"
+	builtEncryption = "DISABLE"
+)
+
+func newCoreTrunk(rec *api.TrunkRecord, createdAt, updatedAt string) CoreTrunk {
+	c := CoreTrunk{ID: rec.TrunkID, Name: rec.Name, OrganizationID: rec.Org(), CreatedAt: createdAt, UpdatedAt: updatedAt,
+		InboundConfig: CoreInbound{MediaEncryption: builtEncryption, AllowedAddresses: rec.AllowedAddresses}}
+	if rec.ManagedAccountID != "" {
+		c.ManagedAccountID = &rec.ManagedAccountID
+	}
+	if rec.GatewayIP != "" {
+		addr := rec.GatewayIP
+		if rec.DestinationSBCPort != 5060 {
+			addr = net.JoinHostPort(addr, strconv.Itoa(int(rec.DestinationSBCPort)))
+		}
+		c.OutboundConfig = &CoreOutbound{Address: addr, AuthUsername: rec.SIPUsername, Transport: builtTransport, MediaEncryption: builtEncryption}
+	}
+	return c
+}
+
+// apply sets the BYOC fields of b on t. The rest of t stays.
+func (b *coreBody) apply(t *trunk.Trunk) error {
+	if strings.TrimSpace(b.Name) == "" {
+		return trunk.FieldErrorf("name", "is required")
+	}
+	t.Name = b.Name
+	in := b.InboundConfig
+	if in == nil {
+		in = &CoreInbound{}
+	}
+	if in.EnableNoiseCancellation {
+		return trunk.FieldErrorf("inbound_config.enable_noise_cancellation", "noise cancellation is not built yet in this trunkd (it arrives with the AI bridge); send false or leave it out")
+	}
+	if err := checkEnum("inbound_config.media_encryption", in.MediaEncryption, encryptions, builtEncryption); err != nil {
+		return err
+	}
+	t.AllowedAddresses = in.AllowedAddresses
+	return b.applyOutbound(t)
+}
+
+func (b *coreBody) applyOutbound(t *trunk.Trunk) error {
+	out := b.OutboundConfig
+	if out == nil {
+		t.GatewayIP, t.DestinationSBCPort, t.SIPUsername, t.SIPPassword = "", 5060, "", ""
+		return nil
+	}
+	for _, f := range []struct{ name, value string }{
+		{"outbound_config.address", out.Address},
+		{"outbound_config.auth_username", out.AuthUsername},
+		{"outbound_config.auth_password", out.AuthPassword},
+	} {
+		if f.value == "" {
+			return trunk.FieldErrorf(f.name, "is required with an outbound_config (address, auth_username and auth_password go together)")
+		}
+	}
+	if err := checkEnum("outbound_config.transport", out.Transport, transports, builtTransport); err != nil {
+		return err
+	}
+	if err := checkEnum("outbound_config.media_encryption", out.MediaEncryption, encryptions, builtEncryption); err != nil {
+		return err
+	}
+	host, port := out.Address, uint16(5060)
+	if h, p, err := net.SplitHostPort(out.Address); err == nil {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return trunk.FieldErrorf("outbound_config.address", "%q: bad port", out.Address)
+		}
+		host, port = h, uint16(n)
+	}
+	if !trunk.IsHost(host) {
+		return trunk.FieldErrorf("outbound_config.address", "%q is not a host, IP address or host:port (not a SIP URI)", out.Address)
+	}
+	t.GatewayIP, t.DestinationSBCPort, t.SIPUsername, t.SIPPassword = host, port, out.AuthUsername, out.AuthPassword
+	return nil
+}
+
+// checkEnum accepts "" and built; a known name not built yet and an
+// unknown name are refused, each saying so.
+func checkEnum(field, v string, known []string, built string) error {
+	switch {
+	case v == "" || v == built:
+		return nil
+	case !slices.Contains(known, v):
+		return trunk.FieldErrorf(field, "%q is not one of %s", v, strings.Join(known, ", "))
+	}
+	return trunk.FieldErrorf(field, "%s is not built yet in this trunkd (it arrives with secure SIP); use %s", v, built)
+}
+
+// coreFields are the BYOC names of the trunk fields the BYOC face sets.
+var coreFields = map[string]string{
+	"allowed_addresses":    "inbound_config.allowed_addresses",
+	"gateway_ip":           "outbound_config.address",
+	"destination_sbc_port": "outbound_config.address",
+	"sip_username":         "outbound_config.auth_username",
+	"sip_password":         "outbound_config.auth_password",
+}
+
+// coreField renames the field of a validation error to its BYOC name.
+func coreField(err error) error {
+	var te *trunk.Error
+	if errors.As(err, &te) && coreFields[te.Field] != "" {
+		c := *te
+		c.Field = coreFields[te.Field]
+		return &c
+	}
+	return err
+}
+
+// newID returns a server-generated trunk id.
+func newID() string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	return "trk_" + hex.EncodeToString(b)
+}
+
+func (s *Server) listCore(w http.ResponseWriter, r *http.Request, c caller) (any, error) {
+	req, err := listQuery(r, c)
+	if err == nil {
+		req.Records = true
+	}
+	return req, err
+}
+
+func coreList(w http.ResponseWriter, _, resp any) error {
+	l := resp.(api.ListTrunksResponse)
+	out := CoreList{Trunks: make([]CoreTrunk, 0, len(l.Records)), NextCursor: l.NextCursor}
+	for i, rec := range l.Records {
+		out.Trunks = append(out.Trunks, newCoreTrunk(rec, l.Trunks[i].CreatedAt, l.Trunks[i].UpdatedAt))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func coreFound(w http.ResponseWriter, req, resp any) error {
+	g, err := found(req, resp)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, newCoreTrunk(g.Record, g.CreatedAt, g.UpdatedAt))
+}
+
+// addCore is POST /core/trunks: a new trunk with a server-generated id,
+// answered 201 with the trunk.
+func (s *Server) addCore(w http.ResponseWriter, r *http.Request, c caller) error {
+	var body coreBody
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	req := api.NewTrunkRequest()
+	req.AdminToken, req.Org = c.token, c.org
+	req.TrunkID = newID()
+	if err := body.apply(&req.Trunk); err != nil {
+		return err
+	}
+	if _, err := s.call(r.Context(), method("AddTrunk"), req); err != nil {
+		return coreField(err)
+	}
+	g, err := s.get(r.Context(), c, req.TrunkID)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/core/trunks/"+req.TrunkID)
+	return writeJSON(w, http.StatusCreated, newCoreTrunk(g.Record, g.CreatedAt, g.UpdatedAt))
+}
+
+// coreAttempts bounds PUT /core/trunks/{id}'s read-modify-write retries.
+const coreAttempts = 3
+
+// updateCore is PUT /core/trunks/{id}: the BYOC fields replaced, every
+// other field of the trunk kept (a read-modify-write with if_revision,
+// retried when another write lands in between); 200 with the trunk.
+func (s *Server) updateCore(w http.ResponseWriter, r *http.Request, c caller) error {
+	var body coreBody
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	var err error
+	for range coreAttempts {
+		var g api.GetTrunkResponse
+		if g, err = s.get(r.Context(), c, id); err != nil {
+			return err
+		}
+		req := &api.TrunkRequest{AdminToken: c.token, Org: c.org, Trunk: g.Record.Trunk, IfRevision: g.Revision,
+			KeepSecrets: body.OutboundConfig != nil || g.Record.APIBearerTokenSet}
+		if err := body.apply(&req.Trunk); err != nil {
+			return err
+		}
+		_, err = s.call(r.Context(), method("UpdateTrunk"), req)
+		if trunk.ErrorCode(err) != trunk.ECONFLICT {
+			break
+		}
+	}
+	if err != nil {
+		return coreField(err)
+	}
+	g, err := s.get(r.Context(), c, id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, newCoreTrunk(g.Record, g.CreatedAt, g.UpdatedAt))
+}
