@@ -51,13 +51,14 @@ test: deps lint ## run every test, with the race detector
 # never import each other; cmd/ wires them.
 IMPORT_RULES := \
   trunk/secretfile/...:std: \
+  trunk/certs/...:std:trunk/secretfile \
   trunk/control/...:std:trunk,trunk/control/... \
-  rpc/...:-:trunk,trunk/control/...,trunk/secretfile,rpc/... \
+  rpc/...:-:trunk,trunk/control/...,trunk/secretfile,trunk/certs,rpc/... \
   rpc/auth/...:-:trunk \
   rpc/api/...:-:trunk,trunk/control,rpc/auth \
   rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth \
   store/...:-:trunk,trunk/secretfile,store/... \
-  media/...:-:trunk,trunk/secretfile,media/...
+  media/...:-:trunk,trunk/secretfile,trunk/certs,media/...
 
 .PHONY: lint
 lint: ## gofmt, go vet, staticcheck, dependency direction

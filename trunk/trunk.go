@@ -92,6 +92,11 @@ type Trunk struct {
 	AutoBargeinMode           string `json:"auto_bargein_mode"`
 	AutoBargeinAggressiveness int32  `json:"auto_bargein_aggressiveness"`
 	AgentID                   string `json:"agent_id"`
+
+	Transport               Transport       `json:"transport"`
+	SIPTLSPort              uint16          `json:"sip_tls_port"`
+	InboundMediaEncryption  MediaEncryption `json:"inbound_media_encryption"`
+	OutboundMediaEncryption MediaEncryption `json:"outbound_media_encryption"`
 }
 
 // Defaults returns a Trunk holding every default of the record. Decoders

@@ -32,6 +32,7 @@ type Config struct {
 	Breaker       trunk.BreakerConfig // per-trunk circuit breaker; trunk.DefaultBreakerConfig()
 	QualityWindow time.Duration       // ASR/ACD/MOS/PDD window; trunk.DefaultQualityWindow
 	ProbeInterval time.Duration       // OPTIONS keepalive to every trunk's carrier; 0 = off
+	TLS           TLSConfig           // SIP over TLS: certificate, carrier roots, limits
 }
 
 // AudioSource fetches audio converted to a call's format.
@@ -92,6 +93,7 @@ func New(cfg Config) *Plane {
 	if cfg.Breaker == (trunk.BreakerConfig{}) {
 		cfg.Breaker = trunk.DefaultBreakerConfig()
 	}
+	cfg.TLS.defaults()
 	if cfg.QualityWindow <= 0 {
 		cfg.QualityWindow = trunk.DefaultQualityWindow
 	}
