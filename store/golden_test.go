@@ -120,6 +120,10 @@ func init() {
 // fails until it is) and current-nosecrets.bin is rewritten with -update.
 func goldenTrunk() *trunk.Trunk {
 	t := v1Trunk()
+	t.Transport = trunk.TransportTLS
+	t.SIPTLSPort = 5071
+	t.InboundMediaEncryption = trunk.EncryptAllow
+	t.OutboundMediaEncryption = trunk.EncryptRequire
 	return t
 }
 

@@ -93,10 +93,13 @@ type Trunk struct {
 	AutoBargeinAggressiveness int32  `json:"auto_bargein_aggressiveness"`
 	AgentID                   string `json:"agent_id"`
 
-	Transport               Transport       `json:"transport"`
-	SIPTLSPort              uint16          `json:"sip_tls_port"`
-	InboundMediaEncryption  MediaEncryption `json:"inbound_media_encryption"`
-	OutboundMediaEncryption MediaEncryption `json:"outbound_media_encryption"`
+	// Fields added after version 1 are omitted when zero (their default),
+	// so a client that does not set them encodes the same bytes as before.
+
+	Transport               Transport       `json:"transport,omitempty"`
+	SIPTLSPort              uint16          `json:"sip_tls_port,omitempty"`
+	InboundMediaEncryption  MediaEncryption `json:"inbound_media_encryption,omitempty"`
+	OutboundMediaEncryption MediaEncryption `json:"outbound_media_encryption,omitempty"`
 }
 
 // Defaults returns a Trunk holding every default of the record. Decoders

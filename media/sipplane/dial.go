@@ -123,7 +123,11 @@ func dialURI(t *trunk.Trunk, to string) (sip.Uri, error) {
 	if host == "" {
 		return sip.Uri{}, trunk.FieldErrorf("trunk_id", "trunk %q has neither sbc_ip nor gateway_ip to send calls to", t.TrunkID)
 	}
-	return sip.Uri{User: user, Host: host, Port: int(t.DestinationSBCPort)}, nil
+	u := sip.Uri{User: user, Host: host, Port: int(t.DestinationSBCPort)}
+	if t.Transport == trunk.TransportTLS {
+		u.Scheme = "sips"
+	}
+	return u, nil
 }
 
 func formatFor(c media.Codec) audio.Format {
@@ -137,7 +141,7 @@ func formatFor(c media.Codec) audio.Format {
 // range, From, Call-ID, Route through the proxy; it counts the call as in
 // flight.
 func (p *Plane) newOutboundCall(lv *live, h *health, ruri sip.Uri, r trunk.DialRequest) (*outboundCall, error) {
-	d, err := lv.l.dg.NewDialog(ruri, diago.NewDialogOptions{Transport: "udp"})
+	d, err := lv.l.dg.NewDialog(ruri, diago.NewDialogOptions{Transport: lv.t.Transport.Network()})
 	if err != nil {
 		return nil, trunk.Wrap(trunk.EUNAVAILABLE, err, "cannot create the dialog")
 	}

@@ -39,6 +39,9 @@ type clientState struct {
 	clientOnce sync.Once
 	cl         *sipgo.Client
 	clErr      error
+	streamOnce sync.Once // the client for TCP and TLS
+	streamCl   *sipgo.Client
+	streamErr  error
 }
 
 // listeners is the pool of SIP listeners, one per bind key, shared by the

@@ -43,11 +43,16 @@ func (lv *live) session(codecs []media.Codec, from *media.MediaSession) *media.M
 func acceptProfile(o *offer) bool { return o.proto == "RTP/AVP" }
 
 // routeHeader is the Route header that sends a trunk's requests through
-// its proxy (loose routing), or nil without one. A sips: proxy form will be
-// handled here.
+// its proxy (loose routing), or nil without one: sips: and
+// ;transport= follow the trunk's transport, whichever form the proxy
+// field was written in (host:port or a sip:/sips: URI).
 func routeHeader(t *trunk.Trunk) sip.Header {
 	if t.Proxy == "" {
 		return nil
 	}
-	return sip.NewHeader("Route", "<sip:"+t.Proxy+";lr>")
+	p, err := trunk.ParseProxy(t.Proxy)
+	if err != nil {
+		return nil // Validate refuses such a trunk before it gets here
+	}
+	return sip.NewHeader("Route", "<"+p.RouteURI(t.Transport)+">")
 }

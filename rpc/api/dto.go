@@ -65,6 +65,15 @@ type TrunkConfig struct {
 	RegistrationState string `json:"registration_state"`
 	RegistrationError string `json:"registration_error"`
 	ActiveCalls       uint32 `json:"active_calls"`
+
+	// Security settings, omitted when at their defaults (UDP, no TLS
+	// listener, DISABLE). SRTPWithoutTLS flags SRTP keys sent in SDP over
+	// unencrypted SIP (trunk.Trunk.SRTPWithoutTLS).
+	Transport               int32  `json:"transport,omitempty"`
+	SIPTLSPort              uint16 `json:"sip_tls_port,omitempty"`
+	InboundMediaEncryption  int32  `json:"inbound_media_encryption,omitempty"`
+	OutboundMediaEncryption int32  `json:"outbound_media_encryption,omitempty"`
+	SRTPWithoutTLS          bool   `json:"srtp_without_tls,omitempty"`
 }
 
 // GetTrunkResponse answers GetTrunk. An unknown id is Found=false with a
@@ -102,6 +111,12 @@ func NewTrunkConfig(t *trunk.Trunk, st trunk.Status) TrunkConfig {
 		RegistrationState: string(st.SIP.RegistrationState),
 		RegistrationError: st.SIP.RegistrationError,
 		ActiveCalls:       st.SIP.ActiveCalls,
+
+		Transport:               int32(t.Transport),
+		SIPTLSPort:              t.SIPTLSPort,
+		InboundMediaEncryption:  int32(t.InboundMediaEncryption),
+		OutboundMediaEncryption: int32(t.OutboundMediaEncryption),
+		SRTPWithoutTLS:          t.SRTPWithoutTLS(),
 	}
 }
 
