@@ -82,10 +82,17 @@ func (c *inboundCall) answerReinvite(body []byte) (int, []byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(body) == 0 {
-		return sip.StatusOK, c.ms.LocalSDP(), false // session refresh without SDP
+		if c.socks.encrypted() { // session refresh without SDP
+			return sip.StatusOK, secureSDP(c.ms.LocalSDP(), c.socks.local), false
+		}
+		return sip.StatusOK, c.ms.LocalSDP(), false
 	}
 	o, err := parseOffer(body)
-	if err != nil || !acceptProfile(o) {
+	if err != nil {
+		return sip.StatusNotAcceptableHere, nil, false
+	}
+	peer, ok := c.keepsEncryption(o)
+	if !ok {
 		return sip.StatusNotAcceptableHere, nil, false
 	}
 	codecs, ok := negotiate(c.lv.codecs, o.codecs)
@@ -93,10 +100,17 @@ func (c *inboundCall) answerReinvite(body []byte) (int, []byte, bool) {
 		return sip.StatusNotAcceptableHere, nil, false
 	}
 	fork := c.lv.session(codecs, c.ms)
-	if err := fork.RemoteSDP(body); err != nil {
+	if err := fork.RemoteSDP(plainSDP(body)); err != nil {
 		return sip.StatusNotAcceptableHere, nil, false
 	}
 	answer := fork.LocalSDP()
+	if peer != nil {
+		local := c.socks.local.withTag(peer.tag) // our key stays; the peer's may change
+		if err := c.socks.secure(local, peer); err != nil {
+			return sip.StatusNotAcceptableHere, nil, false
+		}
+		answer = secureSDP(answer, local)
+	}
 	if !o.hold() {
 		rtp := media.NewRTPSession(fork)
 		c.d.RTPPacketWriter.UpdateRTPSession(rtp)
@@ -104,4 +118,22 @@ func (c *inboundCall) answerReinvite(body []byte) (int, []byte, bool) {
 	}
 	c.ms = fork
 	return sip.StatusOK, answer, o.hold()
+}
+
+// keepsEncryption checks a re-INVITE's offer against the call's SRTP: a
+// call that runs SRTP stays on it (RTP/SAVP with a key of the same suite),
+// a plain call stays plain. It returns the peer's key for an SRTP call.
+func (c *inboundCall) keepsEncryption(o *offer) (*sdesCrypto, bool) {
+	if !c.socks.encrypted() {
+		return nil, o.proto == "RTP/AVP"
+	}
+	if o.proto != "RTP/SAVP" {
+		return nil, false
+	}
+	for _, k := range o.cryptos {
+		if k.suite == c.socks.local.suite {
+			return k, true
+		}
+	}
+	return nil, false
 }
