@@ -21,15 +21,15 @@ type carrier struct {
 	t       testing.TB
 	port    uint16
 	network string // udp, tcp or tls
-	rtp  *net.UDPConn
+	rtp     *net.UDPConn
 
-	mu      sync.Mutex
-	invites []*sip.Request
+	mu         sync.Mutex
+	invites    []*sip.Request
 	options    int
 	byes       int
 	transports []string       // of the OPTIONS received
 	registers  []*sip.Request // REGISTERs received
-	script  func(c *carrier, req *sip.Request, tx sip.ServerTransaction)
+	script     func(c *carrier, req *sip.Request, tx sip.ServerTransaction)
 }
 
 func newCarrier(t testing.TB, script func(c *carrier, req *sip.Request, tx sip.ServerTransaction)) *carrier {

@@ -38,7 +38,7 @@ type outboundCall struct {
 	// encryption, set while the answer is read.
 	offered     []*sdesCrypto
 	srtpRefused string
-	setup context.CancelFunc // ends the INVITE while ringing; guarded by mu
+	setup       context.CancelFunc // ends the INVITE while ringing; guarded by mu
 
 	mu         sync.Mutex
 	state      string

@@ -21,13 +21,13 @@ import (
 // own sipgo UserAgent and Diago: diago mixes up identities when one Diago
 // has two binds of a protocol, and two Diagos cannot share a UserAgent.
 type listener struct {
-	p      *Plane
+	p       *Plane
 	key     string // bindKey
 	ext     string // external_sip_ip advertised in Via/Contact, "" for the bind
 	tlsPort int    // sip_tls_port: TLS on the bind address, 0 for none
-	ua     *sipgo.UserAgent
-	dg     *diago.Diago
-	cancel context.CancelFunc
+	ua      *sipgo.UserAgent
+	dg      *diago.Diago
+	cancel  context.CancelFunc
 	clientState
 	refs   int          // live trunk configurations using it; guarded by listeners.mu
 	active atomic.Int64 // calls in flight on it
