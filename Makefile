@@ -8,7 +8,7 @@ DATA  ?= ./trunkd-data
 export GOFLAGS := -tags=with_opus_c,nolibopusfile
 # What the tests and the Opus build need from Debian; `make deps` installs
 # what is missing (with sudo when not root).
-DEB_PKGS := sip-tester libopus-dev pkg-config
+DEB_PKGS := sip-tester libopus-dev pkg-config baresip-core
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
 .DEFAULT_GOAL := help
@@ -21,6 +21,7 @@ help: ## list the targets
 deps: ## install the Debian packages the build and tests need, if missing
 	@missing=""; \
 	  command -v sipp >/dev/null || missing="$$missing sip-tester"; \
+	  command -v baresip >/dev/null || missing="$$missing baresip-core"; \
 	  command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	  pkg-config --exists opus 2>/dev/null || missing="$$missing libopus-dev"; \
 	  if [ -n "$$missing" ]; then \

@@ -115,11 +115,13 @@ func (p Proxy) HostPort(tr Transport) string {
 }
 
 // RouteURI is the proxy as the URI of a loose-routing Route header for
-// requests sent over tr: sips: when sent over TLS, with ;transport= for
-// anything but UDP.
+// requests sent over tr, with ;transport= for anything but UDP. The scheme
+// is sips: only when the proxy was written so: sip:...;transport=tls is
+// what most stacks expect for a TLS hop (some cannot route to sips: at
+// all), and sips: would ask every later hop for TLS too.
 func (p Proxy) RouteURI(tr Transport) string {
 	scheme := "sip"
-	if tr == TransportTLS {
+	if p.Secure {
 		scheme = "sips"
 	}
 	host := p.Host

@@ -12,12 +12,12 @@ func TestParseProxy(t *testing.T) {
 		routeTLS    string
 		hostPortTLS string
 	}{
-		{"proxy.example.com", "proxy.example.com", 0, false, "sip:proxy.example.com;lr", "sips:proxy.example.com;lr;transport=tls", "proxy.example.com:5061"},
-		{"10.0.0.1:5070", "10.0.0.1", 5070, false, "sip:10.0.0.1:5070;lr", "sips:10.0.0.1:5070;lr;transport=tls", "10.0.0.1:5070"},
-		{"sip:h.example:5080", "h.example", 5080, false, "sip:h.example:5080;lr", "sips:h.example:5080;lr;transport=tls", "h.example:5080"},
-		{"sip:h.example;lr", "h.example", 0, false, "sip:h.example;lr", "sips:h.example;lr;transport=tls", "h.example:5061"},
-		{"SIPS:h.example:5062", "h.example", 5062, true, "sip:h.example:5062;lr", "sips:h.example:5062;lr;transport=tls", "h.example:5062"},
-		{"[2001:db8::1]:5060", "2001:db8::1", 5060, false, "sip:[2001:db8::1]:5060;lr", "sips:[2001:db8::1]:5060;lr;transport=tls", "[2001:db8::1]:5060"},
+		{"proxy.example.com", "proxy.example.com", 0, false, "sip:proxy.example.com;lr", "sip:proxy.example.com;lr;transport=tls", "proxy.example.com:5061"},
+		{"10.0.0.1:5070", "10.0.0.1", 5070, false, "sip:10.0.0.1:5070;lr", "sip:10.0.0.1:5070;lr;transport=tls", "10.0.0.1:5070"},
+		{"sip:h.example:5080", "h.example", 5080, false, "sip:h.example:5080;lr", "sip:h.example:5080;lr;transport=tls", "h.example:5080"},
+		{"sip:h.example;lr", "h.example", 0, false, "sip:h.example;lr", "sip:h.example;lr;transport=tls", "h.example:5061"},
+		{"SIPS:h.example:5062", "h.example", 5062, true, "sips:h.example:5062;lr", "sips:h.example:5062;lr;transport=tls", "h.example:5062"},
+		{"[2001:db8::1]:5060", "2001:db8::1", 5060, false, "sip:[2001:db8::1]:5060;lr", "sip:[2001:db8::1]:5060;lr;transport=tls", "[2001:db8::1]:5060"},
 	} {
 		p, err := ParseProxy(tc.in)
 		if err != nil {

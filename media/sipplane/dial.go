@@ -130,8 +130,9 @@ func dialURI(t *trunk.Trunk, to string) (sip.Uri, error) {
 		return sip.Uri{}, trunk.FieldErrorf("trunk_id", "trunk %q has neither sbc_ip nor gateway_ip to send calls to", t.TrunkID)
 	}
 	u := sip.Uri{User: user, Host: host, Port: int(t.DestinationSBCPort)}
-	if t.Transport == trunk.TransportTLS {
-		u.Scheme = "sips"
+	if t.Transport != trunk.TransportUDP {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", t.Transport.Network())
 	}
 	return u, nil
 }
@@ -166,6 +167,7 @@ func (p *Plane) newOutboundCall(lv *live, h *health, ruri sip.Uri, r trunk.DialR
 		}
 	}
 	d.InitMediaSession(ms, nil, nil) // diago offers it and closes it with the dialog
+	d.UA.ContactHDR = *lv.l.contactHeader(lv.t.Transport.String())
 	id := newCallID()
 	cid := sip.CallIDHeader(id)
 	d.InviteRequest.AppendHeader(&cid)

@@ -212,13 +212,16 @@ func (c *inboundCall) play(url string) {
 	c.hangup(c.d.Context())
 }
 
-// answerSDP sends the 200 with our SDP: diago's plain one, with our key
-// added when the call runs SRTP. It waits for the ACK.
+// answerSDP sends the 200 with our SDP (diago's plain one, with our key
+// added when the call runs SRTP) and our Contact for the INVITE's
+// transport. It waits for the ACK.
 func (c *inboundCall) answerSDP() error {
+	body := c.ms.LocalSDP()
 	if c.socks.encrypted() {
-		return c.d.RespondSDP(secureSDP(c.ms.LocalSDP(), c.socks.local))
+		body = secureSDP(body, c.socks.local)
 	}
-	return c.d.Answer()
+	return c.d.DialogServerSession.Respond(sip.StatusOK, "OK", body,
+		sip.NewHeader("Content-Type", "application/sdp"), c.l.contactHeader(c.d.InviteRequest.Transport()))
 }
 
 // answer marks the call answered and starts watching its RTP.

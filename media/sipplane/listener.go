@@ -3,9 +3,10 @@ package sipplane
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
+		"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -199,9 +200,8 @@ func (l *listener) start(host string, port int) error {
 	}
 	if socks.tls != nil {
 		t := tr("tls", l.tlsPort)
-		// Not used to listen (serve does, with limits); it makes diago
-		// write sips: Contacts for calls over TLS.
-		t.TLSConf = l.p.cfg.TLS.server()
+		// Not used to listen (serve does, with limits): diago needs a
+		// transport of the protocol for calls over it.
 		dopts = append(dopts, diago.WithTransport(t))
 	}
 	dg := diago.NewDiago(ua, dopts...)
@@ -234,10 +234,23 @@ func (l *listener) contactHost() string {
 	return host
 }
 
-// contact is the Contact header value for in-dialog replies we build.
-func (l *listener) contact() string {
+// contactHeader is our Contact for requests and answers sent over
+// transport (as sipgo spells it: UDP, TCP, TLS): sip: with ;transport=
+// for TCP and TLS, on sip_tls_port for TLS. Not sips: even over TLS: some
+// stacks cannot send in-dialog requests to a sips: Contact (baresip 1.0
+// drops the call), and sip:...;transport=tls is what most write.
+func (l *listener) contactHeader(transport string) *sip.ContactHeader {
 	_, port, _ := net.SplitHostPort(l.key)
-	return fmt.Sprintf("<sip:%s@%s>", l.p.cfg.UserAgent, net.JoinHostPort(l.contactHost(), port))
+	u := sip.Uri{Scheme: "sip", User: l.p.cfg.UserAgent, Host: l.contactHost(), UriParams: sip.NewParams(), Headers: sip.NewParams()}
+	u.Port, _ = strconv.Atoi(port)
+	switch strings.ToUpper(transport) {
+	case "TLS":
+		u.Port = l.tlsPort
+		u.UriParams.Add("transport", "tls")
+	case "TCP":
+		u.UriParams.Add("transport", "tcp")
+	}
+	return &sip.ContactHeader{Address: u}
 }
 
 // debugOnly logs every record at debug level. sipgo's transport and

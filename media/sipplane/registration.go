@@ -56,12 +56,12 @@ func (p *Plane) startRegistration(lv *live) (*register.Registration, error) {
 	}
 	pn, _ := strconv.Atoi(port)
 	contactURI := sip.Uri{User: t.SIPUsername, Host: contact, Port: pn}
-	switch t.Transport {
-	case trunk.TransportTLS:
-		contactURI.Scheme, contactURI.Port = "sips", lv.l.tlsPort
-	case trunk.TransportTCP:
+	if t.Transport != trunk.TransportUDP {
 		contactURI.UriParams = sip.NewParams()
-		contactURI.UriParams.Add("transport", "tcp")
+		contactURI.UriParams.Add("transport", t.Transport.Network())
+	}
+	if t.Transport == trunk.TransportTLS {
+		contactURI.Port = lv.l.tlsPort
 	}
 	return register.Start(client, register.Config{
 		Registrar:   registrar(t),

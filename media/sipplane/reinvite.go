@@ -64,7 +64,7 @@ func (l *listener) reinvite(req *sip.Request, tx sip.ServerTransaction, next sip
 	code, body, hold := c.answerReinvite(req.Body())
 	res := sip.NewResponseFromRequest(req, code, reasonPhrase(code), body)
 	if code == sip.StatusOK {
-		res.AppendHeader(sip.NewHeader("Contact", l.contact()))
+		res.AppendHeader(l.contactHeader(req.Transport()))
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
 	if err := tx.Respond(res); err != nil {

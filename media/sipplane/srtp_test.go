@@ -342,7 +342,7 @@ func TestInboundSRTPPolicies(t *testing.T) {
 			if b := peer.bad.Load(); b != 0 {
 				t.Errorf("%d packets from trunkd did not decrypt", b)
 			}
-			if n := c.socks.dropped(); n != 0 {
+			if n := c.media().dropped(); n != 0 {
 				t.Errorf("trunkd dropped %d of our packets", n)
 			}
 		})
@@ -404,7 +404,7 @@ func TestInboundSRTPDropsForgedPackets(t *testing.T) {
 	}
 	c := inboundCallOf(t, p, d)
 	peer.send(t, forged, sdpMedia(t, d.InviteResponse.Body()), 30)
-	waitFor(t, "forged packets dropped", func() bool { return c.socks.dropped() >= 30 })
+	waitFor(t, "forged packets dropped", func() bool { return c.media().dropped() >= 30 })
 	if n := c.received(); n != 0 {
 		t.Errorf("trunkd took %d packets under a key it was not given", n)
 	}
@@ -491,4 +491,11 @@ func TestOutboundSRTP(t *testing.T) {
 			_ = p.Hangup(context.Background(), res.CallID)
 		})
 	}
+}
+
+// media is the call's sockets, read under its lock.
+func (c *inboundCall) media() *mediaSockets {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.socks
 }

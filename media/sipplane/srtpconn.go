@@ -21,6 +21,7 @@ type srtpConn struct {
 	wbuf []byte
 
 	dropped atomic.Int64
+	lastErr atomic.Value // error: why the last packet was dropped
 }
 
 // srtpKeys are one socket's contexts: local encrypts what we send, remote
@@ -44,6 +45,9 @@ func (c *srtpConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		}
 		if err != nil || len(out) > len(b) {
 			c.dropped.Add(1)
+			if err != nil {
+				c.lastErr.Store(err)
+			}
 			continue
 		}
 		return len(out), addr, nil
@@ -119,4 +123,14 @@ func (m *mediaSockets) dropped() int64 { return m.rtp.dropped.Load() + m.rtcp.dr
 
 func sameKey(a, b *sdesCrypto) bool {
 	return a != nil && b != nil && a.suite == b.suite && string(a.key) == string(b.key) && string(a.mki) == string(b.mki)
+}
+
+// lastError is why the last packet was dropped, nil when none was.
+func (m *mediaSockets) lastError() error {
+	for _, c := range []*srtpConn{m.rtcp, m.rtp} {
+		if err, ok := c.lastErr.Load().(error); ok {
+			return err
+		}
+	}
+	return nil
 }

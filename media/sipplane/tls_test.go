@@ -123,11 +123,11 @@ func TestDialOverTLSVerifiesTheCarrier(t *testing.T) {
 			if got := inv.Transport(); got != "TLS" {
 				t.Errorf("INVITE arrived over %s; want TLS", got)
 			}
-			if got := inv.Recipient.Scheme; got != "sips" {
-				t.Errorf("Request-URI %s; want sips:", inv.Recipient.String())
+			if tr, _ := inv.Recipient.UriParams.Get("transport"); tr != "tls" {
+				t.Errorf("Request-URI %s; want ;transport=tls", inv.Recipient.String())
 			}
-			if ct := inv.Contact(); ct == nil || ct.Address.Scheme != "sips" {
-				t.Errorf("Contact %v; want a sips: URI", ct)
+			if ct := inv.Contact(); ct == nil || !isTLSContact(ct, p) {
+				t.Errorf("Contact %v; want sip:...;transport=tls on sip_tls_port", ct)
 			}
 			waitFor(t, "BYE over TLS", func() bool { _, _, b := c.counts(); return b == 1 })
 		})
@@ -168,8 +168,8 @@ func TestRegisterAndProbeOverTLS(t *testing.T) {
 	if reg.Transport() != "TLS" {
 		t.Errorf("REGISTER over %s; want TLS", reg.Transport())
 	}
-	if ct := reg.Contact(); ct == nil || ct.Address.Scheme != "sips" || ct.Address.Port != int(tr.SIPTLSPort) {
-		t.Errorf("REGISTER Contact %v; want sips: on sip_tls_port %d", ct, tr.SIPTLSPort)
+	if ct := reg.Contact(); ct == nil || !isTLSContact(ct, p) || ct.Address.Port != int(tr.SIPTLSPort) {
+		t.Errorf("REGISTER Contact %v; want sip:...;transport=tls on sip_tls_port %d", ct, tr.SIPTLSPort)
 	}
 	waitFor(t, "an OPTIONS probe", func() bool { _, o, _ := c.counts(); return o > 0 })
 	c.mu.Lock()
@@ -209,3 +209,20 @@ func TestInboundOverTLS(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return err != nil && errors.As(err, target) }
+
+// isTLSContact reports whether ct is a sip: URI with ;transport=tls on the
+// TLS port of one of p's listeners.
+func isTLSContact(ct *sip.ContactHeader, p *Plane) bool {
+	tr, _ := ct.Address.UriParams.Get("transport")
+	if ct.Address.Scheme != "sip" || tr != "tls" {
+		return false
+	}
+	p.listeners.mu.Lock()
+	defer p.listeners.mu.Unlock()
+	for _, l := range p.listeners.byKey {
+		if l.tlsPort == ct.Address.Port {
+			return true
+		}
+	}
+	return false
+}
