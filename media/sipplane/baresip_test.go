@@ -3,9 +3,9 @@ package sipplane
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/pem"
-	"crypto/x509"
 	"fmt"
 	"math"
 	"os"

@@ -3,7 +3,7 @@ package sipplane
 import (
 	"context"
 	"errors"
-		"log/slog"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
