@@ -300,6 +300,7 @@ func TestInboundSRTPPolicies(t *testing.T) {
 		{"require refuses AVP", trunk.EncryptRequire, "RTP/AVP", "", "", 488, false},
 		{"require refuses SAVP without a key", trunk.EncryptRequire, "RTP/SAVP", "", "", 488, false},
 		{"require refuses an unknown suite", trunk.EncryptRequire, "RTP/SAVP", "AES_256_CM_HMAC_SHA1_80", "", 488, false},
+		{"require refuses a bad key", trunk.EncryptRequire, "RTP/SAVP", "AES_CM_128_HMAC_SHA1_80", "|2^31|1:99", 488, false},
 		{"require takes SAVP _80 with a lifetime", trunk.EncryptRequire, "RTP/SAVP", "AES_CM_128_HMAC_SHA1_80", "|2147483648", 200, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
