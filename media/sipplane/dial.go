@@ -342,7 +342,10 @@ func (c *outboundCall) accept(ctx context.Context) (bool, int, string) {
 // for a hangup, max_duration or the far end's BYE.
 func (c *outboundCall) run(r trunk.DialRequest) {
 	defer c.end()
-	c.rtp = watchRTP(c.d.RTPPacketReader, c.d.RTPSession(), c.clockRate())
+	w := watchRTP(c.d.RTPPacketReader, c.d.RTPSession(), c.clockRate())
+	c.mu.Lock()
+	c.rtp = w
+	c.mu.Unlock()
 	var limit <-chan time.Time
 	if r.MaxDuration > 0 {
 		t := time.NewTimer(r.MaxDuration)

@@ -484,7 +484,7 @@ func TestOutboundSRTP(t *testing.T) {
 			oc := call.(*outboundCall)
 			peer.send(t, mine, sdpMedia(t, inv.Body()), 100)
 			waitFor(t, "SRTP both ways", func() bool {
-				return peer.good.Load() >= 10 && oc.rtp != nil && oc.rtp.rx.Snapshot().Received >= 20
+				return peer.good.Load() >= 10 && oc.received() >= 20
 			})
 			if b, d := peer.bad.Load(), oc.socks.dropped(); b != 0 || d != 0 {
 				t.Errorf("%d packets from trunkd did not decrypt; trunkd dropped %d", b, d)
@@ -499,4 +499,15 @@ func (c *inboundCall) media() *mediaSockets {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.socks
+}
+
+// received is how many RTP packets trunkd read on an outbound call.
+func (c *outboundCall) received() int64 {
+	c.mu.Lock()
+	w := c.rtp
+	c.mu.Unlock()
+	if w == nil {
+		return 0
+	}
+	return w.rx.Snapshot().Received
 }
