@@ -411,11 +411,10 @@ func TestInboundSRTPDropsForgedPackets(t *testing.T) {
 	}
 }
 
-// srtpAnswer is a carrier script answering an SRTP offer with the
-// offered key of tag, keeping what trunkd offered in got.
-func srtpAnswer(t *testing.T, tag int, mine peerKey, got *map[int]peerKey) func(*carrier, *sip.Request, sip.ServerTransaction) {
+// srtpAnswer is a carrier script answering an SRTP offer with its key
+// mine under the offer's tag.
+func srtpAnswer(tag int, mine peerKey) func(*carrier, *sip.Request, sip.ServerTransaction) {
 	return func(c *carrier, req *sip.Request, tx sip.ServerTransaction) {
-		*got = sdpCryptos(t, req.Body())
 		body := fmt.Sprintf("v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/SAVP 0 101\r\n"+
 			"a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n%s\r\n",
 			c.rtp.LocalAddr().(*net.UDPAddr).Port, mine.line(tag, ""))
@@ -437,10 +436,9 @@ func TestOutboundSRTP(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mine := newPeerKey(t, "AES_CM_128_HMAC_SHA1_32")
-			var offered map[int]peerKey
 			script := answer
 			if tc.srtp {
-				script = srtpAnswer(t, 2, mine, &offered)
+				script = srtpAnswer(2, mine)
 			}
 			c := newCarrier(t, script)
 			p := newDialPlane(t, Config{Audio: &fakeAudio{length: 2 * time.Second}})
@@ -479,7 +477,7 @@ func TestOutboundSRTP(t *testing.T) {
 				_ = p.Hangup(context.Background(), res.CallID)
 				return
 			}
-			peer.receive(t, offered[2])
+			peer.receive(t, sdpCryptos(t, inv.Body())[2])
 			call, _ := p.calls.get(res.CallID)
 			oc := call.(*outboundCall)
 			peer.send(t, mine, sdpMedia(t, inv.Body()), 100)
