@@ -124,7 +124,7 @@ func parseCrypto(val string) (*sdesCrypto, error) {
 	first, _, _ := strings.Cut(f[2], ";")
 	inline, ok := strings.CutPrefix(first, "inline:")
 	if !ok {
-		return nil, errors.New("a=crypto key is not inline:")
+		return nil, errors.New("a=crypto key is not an inline key")
 	}
 	parts := strings.Split(inline, "|")
 	if len(parts) > 3 {
