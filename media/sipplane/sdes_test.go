@@ -3,8 +3,10 @@ package sipplane
 import (
 	"bytes"
 	"encoding/base64"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseCrypto(t *testing.T) {
@@ -73,5 +75,55 @@ func TestPlainAndSecureSDP(t *testing.T) {
 	}
 	if got := plainSDP(sec); !bytes.Equal(got, plain) {
 		t.Fatalf("plainSDP(secureSDP(x)) = %q; want %q", got, plain)
+	}
+}
+
+// TestSRTPConnDropsAnyGarbage sends packets that fail SRTP in different
+// ways (short, bad tag, RTCP-looking) to a keyed socket: each is dropped
+// and counted, and the socket keeps working.
+func TestSRTPConnDropsAnyGarbage(t *testing.T) {
+	socks, err := bindPair([]byte{127, 0, 0, 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer socks.rtp.Close()
+	defer socks.rtcp.Close()
+	k1, _ := newLocalCrypto(1, suites[0])
+	k2, _ := newLocalCrypto(1, suites[1])
+	if err := socks.secure(k1, k2); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := net.Dial("udp", socks.rtcp.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	junk := [][]byte{{1, 2, 3}, bytes.Repeat([]byte{0x80}, 16), append([]byte{0x80, 200, 0, 6}, bytes.Repeat([]byte{9}, 40)...), bytes.Repeat([]byte{0x81, 0xc9}, 100)}
+	for _, j := range junk {
+		if _, err := tx.Write(j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A good packet after the junk is read; the junk is not.
+	good, _ := k2.context()
+	pkt := append([]byte{0x80, 200, 0, 6, 0, 0, 0, 1}, make([]byte, 20)...)
+	enc, err := good.EncryptRTCP(nil, pkt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Write(enc); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	_ = socks.rtcp.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, _, err := socks.rtcp.ReadFrom(buf)
+	if err != nil || !bytes.Equal(buf[:n], pkt) {
+		t.Fatalf("ReadFrom = %d bytes, %v; want the good packet", n, err)
+	}
+	if got := socks.dropped(); got != int64(len(junk)) {
+		t.Errorf("dropped %d; want %d", got, len(junk))
+	}
+	if socks.lastError() == nil {
+		t.Error("lastError() = nil after drops")
 	}
 }

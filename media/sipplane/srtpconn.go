@@ -21,7 +21,7 @@ type srtpConn struct {
 	wbuf []byte
 
 	dropped atomic.Int64
-	lastErr atomic.Value // error: why the last packet was dropped
+	lastErr atomic.Pointer[error] // why the last packet was dropped
 }
 
 // srtpKeys are one socket's contexts: local encrypts what we send, remote
@@ -46,7 +46,7 @@ func (c *srtpConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil || len(out) > len(b) {
 			c.dropped.Add(1)
 			if err != nil {
-				c.lastErr.Store(err)
+				c.lastErr.Store(&err) // a pointer: errors of different types follow each other
 			}
 			continue
 		}
@@ -128,8 +128,8 @@ func sameKey(a, b *sdesCrypto) bool {
 // lastError is why the last packet was dropped, nil when none was.
 func (m *mediaSockets) lastError() error {
 	for _, c := range []*srtpConn{m.rtcp, m.rtp} {
-		if err, ok := c.lastErr.Load().(error); ok {
-			return err
+		if err := c.lastErr.Load(); err != nil {
+			return *err
 		}
 	}
 	return nil
