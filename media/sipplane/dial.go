@@ -38,6 +38,8 @@ type outboundCall struct {
 	// encryption, set while the answer is read.
 	offered     []*sdesCrypto
 	srtpRefused string
+	ms          *media.MediaSession // the media session in use; re-INVITEs answered here replace it (guarded by mu)
+	reack       atomic.Uint32       // CSeq of the last re-INVITE answered here
 	setup       context.CancelFunc // ends the INVITE while ringing; guarded by mu
 
 	mu         sync.Mutex
@@ -171,7 +173,7 @@ func (p *Plane) newOutboundCall(lv *live, h *health, ruri sip.Uri, r trunk.DialR
 	id := newCallID()
 	cid := sip.CallIDHeader(id)
 	d.InviteRequest.AppendHeader(&cid)
-	c := &outboundCall{p: p, lv: lv, h: h, d: d, port: port, socks: socks, offered: offered, state: trunk.CallRinging, bye: make(chan struct{})}
+	c := &outboundCall{p: p, lv: lv, h: h, d: d, port: port, socks: socks, offered: offered, ms: ms, state: trunk.CallRinging, bye: make(chan struct{})}
 	c.info = trunk.Call{CallID: id, TrunkID: lv.t.TrunkID, Direction: trunk.Outbound,
 		From: fromUser(lv.t, r.From), To: ruri.User, State: trunk.CallRinging, Start: time.Now()}
 	p.calls.add(trunk.Outbound, id, c)

@@ -46,8 +46,14 @@ func inDialog(req *sip.Request) bool {
 // ownAck reports whether req acknowledges a re-INVITE answered here; the
 // dialog layer would refuse its CSeq.
 func (l *listener) ownAck(req *sip.Request) bool {
+	if req.CSeq() == nil {
+		return false
+	}
+	if oc, ok := l.p.calls.outboundSRTP(req.CallID().Value()); ok && req.CSeq().SeqNo == oc.reack.Load() {
+		return true
+	}
 	c, ok := l.p.calls.inbound(req.CallID().Value())
-	return ok && req.CSeq() != nil && req.CSeq().SeqNo == c.reack.Load()
+	return ok && req.CSeq().SeqNo == c.reack.Load()
 }
 
 // reinvite answers an in-dialog INVITE for a call of ours: hold
@@ -55,6 +61,10 @@ func (l *listener) ownAck(req *sip.Request) bool {
 // direction, the answer keeps advertising external_rtp_ip, and with
 // terminate_on_hold the call is hung up after the answer.
 func (l *listener) reinvite(req *sip.Request, tx sip.ServerTransaction, next sipgo.RequestHandler) {
+	if oc, ok := l.p.calls.outboundSRTP(req.CallID().Value()); ok {
+		l.reinviteOutbound(oc, req, tx)
+		return
+	}
 	c, ok := l.p.calls.inbound(req.CallID().Value())
 	if !ok || !c.answered() {
 		next(req, tx) // not ours or not answered: diago replies (481, 491 ...)
@@ -91,7 +101,7 @@ func (c *inboundCall) answerReinvite(body []byte) (int, []byte, bool) {
 	if err != nil {
 		return sip.StatusNotAcceptableHere, nil, false
 	}
-	peer, ok := c.keepsEncryption(o)
+	peer, ok := keepsEncryption(c.socks, o)
 	if !ok {
 		return sip.StatusNotAcceptableHere, nil, false
 	}
@@ -120,18 +130,18 @@ func (c *inboundCall) answerReinvite(body []byte) (int, []byte, bool) {
 	return sip.StatusOK, answer, o.hold()
 }
 
-// keepsEncryption checks a re-INVITE's offer against the call's SRTP: a
+// keepsEncryption checks a re-INVITE's offer against a call's SRTP: a
 // call that runs SRTP stays on it (RTP/SAVP with a key of the same suite),
 // a plain call stays plain. It returns the peer's key for an SRTP call.
-func (c *inboundCall) keepsEncryption(o *offer) (*sdesCrypto, bool) {
-	if !c.socks.encrypted() {
+func keepsEncryption(socks *mediaSockets, o *offer) (*sdesCrypto, bool) {
+	if !socks.encrypted() {
 		return nil, o.proto == "RTP/AVP"
 	}
 	if o.proto != "RTP/SAVP" {
 		return nil, false
 	}
 	for _, k := range o.cryptos {
-		if k.suite == c.socks.local.suite {
+		if k.suite == socks.local.suite {
 			return k, true
 		}
 	}

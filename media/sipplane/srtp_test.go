@@ -509,3 +509,79 @@ func (c *outboundCall) received() int64 {
 	}
 	return w.rx.Snapshot().Received
 }
+
+// rawReinvite sends an in-dialog INVITE with body for the dialog of inv
+// (trunkd's INVITE, answered by carrier c) to trunkd's listener on port,
+// as the carrier would, and returns the final response's code and body.
+func rawReinvite(t *testing.T, inv *sip.Request, port uint16, body []byte) (int, []byte) {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	callID := inv.CallID().Value()
+	branch := fmt.Sprintf("z9hG4bK-re%d", time.Now().UnixNano())
+	msg := fmt.Sprintf("INVITE sip:trunkd@127.0.0.1:%d SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:100@127.0.0.1>;tag=carrier-%s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 7 INVITE\r\n"+
+		"Contact: <sip:carrier@%s>\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+		port, local, branch, callID[:8], inv.From().Value(), callID, local, len(body), body)
+	dst := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)}
+	if _, err := conn.WriteTo([]byte(msg), dst); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no answer to the re-INVITE: %v", err)
+		}
+		code := statusCode(buf[:n])
+		if code < 200 {
+			continue
+		}
+		_, resBody, _ := bytes.Cut(buf[:n], []byte("\r\n\r\n"))
+		ack := fmt.Sprintf("ACK sip:trunkd@127.0.0.1:%d SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s-ack\r\nMax-Forwards: 70\r\n"+
+			"From: <sip:100@127.0.0.1>;tag=carrier-%s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 7 ACK\r\nContent-Length: 0\r\n\r\n",
+			port, local, branch, callID[:8], inv.From().Value(), callID)
+		_, _ = conn.WriteTo([]byte(ack), dst)
+		return code, append([]byte(nil), resBody...)
+	}
+}
+
+func TestOutboundSRTPSurvivesReinvite(t *testing.T) {
+	mine := newPeerKey(t, "AES_CM_128_HMAC_SHA1_32")
+	c := newCarrier(t, srtpAnswer(2, mine))
+	p := newDialPlane(t, Config{Audio: &fakeAudio{length: 5 * time.Second}})
+	tr := dialTrunkFor(t, "out", c)
+	tr.OutboundMediaEncryption = trunk.EncryptRequire
+	apply(t, p, tr)
+	res := dial(t, p, trunk.DialRequest{TrunkID: "out", To: "100", Timeout: 5 * time.Second, AudioURL: "https://audio.example/x.wav"})
+	if !res.Answered {
+		t.Fatalf("Dial = %+v; want answered", res)
+	}
+	defer p.Hangup(context.Background(), res.CallID)
+	inv := c.lastInvite()
+	ours := sdpCryptos(t, inv.Body())[2]
+
+	code, answer := rawReinvite(t, inv, tr.SourcePBXPort, offerSDP(c.rtp.LocalAddr().(*net.UDPAddr).Port, "RTP/SAVP", mine.line(2, "")))
+	keys := sdpCryptos(t, answer)
+	if code != 200 || sdpProto(answer) != "RTP/SAVP" || len(keys) != 1 || !bytes.Equal(keys[2].key, ours.key) {
+		t.Fatalf("re-INVITE = %d, %s with %d keys; want 200 RTP/SAVP with our tag-2 key again", code, sdpProto(answer), len(keys))
+	}
+	peer := &srtpPeer{conn: c.rtp}
+	peer.receive(t, ours)
+	call, _ := p.calls.get(res.CallID)
+	oc := call.(*outboundCall)
+	peer.send(t, mine, sdpMedia(t, answer), 100)
+	waitFor(t, "SRTP both ways after the re-INVITE", func() bool { return peer.good.Load() >= 10 && oc.received() >= 20 })
+	if b, d := peer.bad.Load(), oc.socks.dropped(); b != 0 || d != 0 {
+		t.Errorf("%d packets from trunkd did not decrypt; trunkd dropped %d", b, d)
+	}
+
+	if code, _ := rawReinvite(t, inv, tr.SourcePBXPort, offerSDP(c.rtp.LocalAddr().(*net.UDPAddr).Port, "RTP/AVP")); code != 488 {
+		t.Errorf("plain re-INVITE on an SRTP call = %d; want 488", code)
+	}
+}

@@ -95,11 +95,13 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration, onReload f
 		if !r.Changed() {
 			continue
 		}
+		before := r.statFiles()
 		err := r.Reload()
 		if err != nil {
-			// Retry on the next tick only when the files change again: a
-			// half-written pair is retried once complete.
-			r.stamp.Store(r.statFiles())
+			// Retry only when the files change again: a pair caught half
+			// written is retried once the writer finishes (its last write
+			// changes the stamp taken before this attempt).
+			r.stamp.Store(before)
 		}
 		if onReload != nil {
 			onReload(err)
