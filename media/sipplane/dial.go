@@ -40,7 +40,7 @@ type outboundCall struct {
 	srtpRefused string
 	ms          *media.MediaSession // the media session in use; re-INVITEs answered here replace it (guarded by mu)
 	reack       atomic.Uint32       // CSeq of the last re-INVITE answered here
-	setup       context.CancelFunc // ends the INVITE while ringing; guarded by mu
+	setup       context.CancelFunc  // ends the INVITE while ringing; guarded by mu
 
 	mu         sync.Mutex
 	state      string
