@@ -26,6 +26,7 @@ type listener struct {
 	key     string // bindKey
 	ext     string // external_sip_ip advertised in Via/Contact, "" for the bind
 	tlsPort int    // sip_tls_port: TLS on the bind address, 0 for none
+	tls     *tlsListener
 	ua      *sipgo.UserAgent
 	dg      *diago.Diago
 	cancel  context.CancelFunc
@@ -208,7 +209,7 @@ func (l *listener) start(host string, port int) error {
 	dg.HandleFunc(l.serve)
 	ctx, cancel := context.WithCancel(context.Background())
 	socks.serve(ctx, srv, l.p.log.With("listener", l.key))
-	l.ua, l.dg, l.cancel = ua, dg, cancel
+	l.ua, l.dg, l.cancel, l.tls = ua, dg, cancel, socks.tls
 	return nil
 }
 

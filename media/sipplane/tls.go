@@ -297,3 +297,28 @@ func (c *tlsConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
 }
+
+// TLSCount is one TLS listener's inbound connection counts since it
+// started.
+type TLSCount struct {
+	Listener  string // the bind, ip:port (UDP/TCP), of which this is the TLS port
+	Port      int    // sip_tls_port
+	Completed int64  // handshakes completed
+	Failed    int64  // handshakes failed or timed out
+	Refused   int64  // connections closed at once, over a connection limit
+}
+
+// TLSCounts reports every running TLS listener's counts.
+func (p *Plane) TLSCounts() []TLSCount {
+	p.listeners.mu.Lock()
+	defer p.listeners.mu.Unlock()
+	var out []TLSCount
+	for key, l := range p.listeners.byKey {
+		if l.tls == nil {
+			continue
+		}
+		out = append(out, TLSCount{Listener: key, Port: l.tlsPort, Completed: l.tls.completed.Load(),
+			Failed: l.tls.failed.Load(), Refused: l.tls.refused.Load()})
+	}
+	return out
+}
