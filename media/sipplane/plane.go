@@ -392,6 +392,7 @@ func (p *Plane) Explain(source, listener, ruri string) (trunk.Match, error) {
 	if err != nil {
 		return trunk.Match{}, trunk.FieldErrorf("listener", "%v", err)
 	}
+	key = p.listeners.bindOf(key)
 	host, err := ruriHost(ruri)
 	if err != nil {
 		return trunk.Match{}, trunk.FieldErrorf("request_uri", "%v", err)

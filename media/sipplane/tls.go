@@ -322,3 +322,21 @@ func (p *Plane) TLSCounts() []TLSCount {
 	}
 	return out
 }
+
+// bindOf maps a TLS listening address (ip:sip_tls_port) to the bind key
+// of its listener, whose trunks a call over TLS is matched against; any
+// other key is returned as is.
+func (ls *listeners) bindOf(key string) string {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if _, ok := ls.byKey[key]; ok {
+		return key
+	}
+	host, port, _ := net.SplitHostPort(key)
+	for k, l := range ls.byKey {
+		if h, _, _ := net.SplitHostPort(k); h == host && l.tlsPort != 0 && strconv.Itoa(l.tlsPort) == port {
+			return k
+		}
+	}
+	return key
+}

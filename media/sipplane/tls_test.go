@@ -11,6 +11,7 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +206,10 @@ func TestInboundOverTLS(t *testing.T) {
 	var re *sipgo.ErrDialogResponse
 	if !errorsAs(err, &re) || re.Res.StatusCode != 486 {
 		t.Fatalf("INVITE over TLS = %v; want the trunk's reject code 486", err)
+	}
+	m, err := p.Explain("127.0.0.1", "127.0.0.1:"+strconv.Itoa(int(tr.SIPTLSPort)), "")
+	if err != nil || !m.Matched || m.TrunkID != "in" {
+		t.Errorf("Explain on the TLS port = %+v, %v; want trunk in", m, err)
 	}
 }
 
