@@ -8,7 +8,7 @@ DATA  ?= ./trunkd-data
 export GOFLAGS := -tags=with_opus_c,nolibopusfile
 # What the tests and the Opus build need from Debian; `make deps` installs
 # what is missing (with sudo when not root).
-DEB_PKGS := sip-tester libopus-dev pkg-config
+DEB_PKGS := sip-tester libopus-dev pkg-config baresip-core
 # Tools taken out of a Debian package into bin/tools without installing the
 # package (Debian's prometheus would also start a Prometheus server):
 # promtool checks the alert rules in docs/monitoring.
@@ -26,6 +26,7 @@ help: ## list the targets
 deps: ## install the Debian packages the build and tests need, if missing
 	@missing=""; \
 	  command -v sipp >/dev/null || missing="$$missing sip-tester"; \
+	  command -v baresip >/dev/null || missing="$$missing baresip-core"; \
 	  command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	  pkg-config --exists opus 2>/dev/null || missing="$$missing libopus-dev"; \
 	  if [ -n "$$missing" ]; then \
@@ -63,14 +64,15 @@ test: deps lint ## run every test, with the race detector
 # never import each other; cmd/ wires them.
 IMPORT_RULES := \
   trunk/secretfile/...:std: \
+  trunk/certs/...:std:trunk/secretfile \
   trunk/control/...:std:trunk,trunk/control/... \
-  rpc/...:-:trunk,trunk/control/...,trunk/secretfile,rpc/... \
+  rpc/...:-:trunk,trunk/control/...,trunk/secretfile,trunk/certs,rpc/... \
   rpc/auth/...:-:trunk \
   rpc/api/...:-:trunk,trunk/control,rpc/auth \
   rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth,rpc/rest/... \
   store/record/...:std:trunk \
   store/...:-:trunk,trunk/secretfile,store/... \
-  media/...:-:trunk,trunk/secretfile,media/...
+  media/...:-:trunk,trunk/secretfile,trunk/certs,media/...
 
 .PHONY: lint
 lint: ## gofmt, go vet, staticcheck, dependency direction

@@ -1,148 +1,24 @@
 package rpc
 
 import (
-	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"errors"
-	"fmt"
-	"math/big"
-	"net"
-	"os"
-	"time"
 
-	"github.com/trunkd/trunkd/trunk/secretfile"
+	"github.com/trunkd/trunkd/trunk/certs"
 )
 
-// SelfSignedCert returns a new ECDSA P-256 certificate for hosts (DNS names
-// or IP addresses), valid for ten years, PEM-encoded with its key.
+// SelfSignedCert is certs.SelfSigned, kept for the callers of this
+// package.
 func SelfSignedCert(hosts []string) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "trunkd"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	return certPEM, keyPEM, nil
+	return certs.SelfSigned(hosts)
 }
 
-// LoadOrCreateCert loads the key pair at certPath and keyPath. When neither
-// file exists it generates a self-signed pair for hosts and writes them
-// (the key with mode 0600). created reports that it did.
+// LoadOrCreateCert is certs.LoadOrCreate.
 func LoadOrCreateCert(certPath, keyPath string, hosts []string) (cert tls.Certificate, created bool, err error) {
-	_, certErr := os.Stat(certPath)
-	_, keyErr := os.Stat(keyPath)
-	if errors.Is(certErr, os.ErrNotExist) && errors.Is(keyErr, os.ErrNotExist) {
-		certPEM, keyPEM, err := SelfSignedCert(hosts)
-		if err != nil {
-			return cert, false, fmt.Errorf("generate certificate: %w", err)
-		}
-		if err := secretfile.Create(keyPath, keyPEM, 0o600); err != nil {
-			return cert, false, err
-		}
-		if err := secretfile.Create(certPath, certPEM, 0o644); err != nil {
-			return cert, false, err
-		}
-		created = true
-	}
-	cert, err = tls.LoadX509KeyPair(certPath, keyPath)
-	if err != nil {
-		return cert, false, fmt.Errorf("load certificate %s / %s: %w", certPath, keyPath, err)
-	}
-	return cert, created, nil
+	return certs.LoadOrCreate(certPath, keyPath, hosts)
 }
 
-// PinnedTLSConfig returns a client TLS config that trusts the certificates
-// in the PEM file caFile: the server is accepted when its leaf certificate
-// is one of them (pinning a self-signed certificate, whatever address is
-// dialled) or chains to one of them for serverName.
+// PinnedTLSConfig is certs.Pinned: a client config that trusts the
+// certificates of caFile, pinned or as roots for serverName.
 func PinnedTLSConfig(caFile, serverName string) (*tls.Config, error) {
-	data, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	var pinned [][]byte
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", caFile, err)
-		}
-		pool.AddCert(c)
-		pinned = append(pinned, block.Bytes)
-	}
-	if len(pinned) == 0 {
-		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
-	}
-	return &tls.Config{
-		InsecureSkipVerify: true, // replaced by verifyPinned below
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return verifyPinned(raw, pinned, pool, serverName)
-		},
-	}, nil
-}
-
-func verifyPinned(raw, pinned [][]byte, roots *x509.CertPool, serverName string) error {
-	if len(raw) == 0 {
-		return errors.New("server sent no certificate")
-	}
-	for _, p := range pinned {
-		if bytes.Equal(raw[0], p) {
-			return nil
-		}
-	}
-	leaf, err := x509.ParseCertificate(raw[0])
-	if err != nil {
-		return err
-	}
-	inter := x509.NewCertPool()
-	for _, r := range raw[1:] {
-		if c, err := x509.ParseCertificate(r); err == nil {
-			inter.AddCert(c)
-		}
-	}
-	_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: serverName})
-	return err
+	return certs.Pinned(caFile, serverName)
 }

@@ -134,6 +134,10 @@ func goldenTrunk() *trunk.Trunk {
 		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		UpdatedAt: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC),
 	}
+	t.Transport = trunk.TransportTLS
+	t.SIPTLSPort = 5071
+	t.InboundMediaEncryption = trunk.EncryptAllow
+	t.OutboundMediaEncryption = trunk.EncryptRequire
 	return t
 }
 

@@ -109,6 +109,13 @@ type Trunk struct {
 	// normal form of an empty list) adds none.
 	AllowedAddresses []string `json:"allowed_addresses"`
 
+	// Security fields (added in 1.1) are omitted when zero (their default),
+	// so a client that does not set them encodes the same bytes as before.
+	Transport               Transport       `json:"transport,omitempty"`
+	SIPTLSPort              uint16          `json:"sip_tls_port,omitempty"`
+	InboundMediaEncryption  MediaEncryption `json:"inbound_media_encryption,omitempty"`
+	OutboundMediaEncryption MediaEncryption `json:"outbound_media_encryption,omitempty"`
+
 	// Meta is what the store keeps about the record. It is not a request
 	// field: the store sets it on every write.
 	Meta Meta `json:"-"`

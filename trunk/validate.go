@@ -51,6 +51,7 @@ func (t *Trunk) Validate() error {
 		t.validateRegistration,
 		t.validateAI,
 		t.validateOwnership,
+		t.validateSecurity,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -261,27 +262,10 @@ func isDNSName(s string) bool {
 	return true
 }
 
-// validateProxy accepts host, host:port, [v6]:port, or a sip:/sips: URI of
-// those, with optional ;parameters.
+// validateProxy accepts what ParseProxy parses.
 func validateProxy(p string) *Error {
-	hostport := p
-	if rest, ok := strings.CutPrefix(strings.ToLower(p), "sip:"); ok {
-		hostport = p[len(p)-len(rest):]
-	} else if rest, ok := strings.CutPrefix(strings.ToLower(p), "sips:"); ok {
-		hostport = p[len(p)-len(rest):]
-	}
-	hostport, _, _ = strings.Cut(hostport, ";")
-	host := hostport
-	if h, port, err := splitHostPort(hostport); err == nil {
-		n, perr := strconv.ParseUint(port, 10, 16)
-		if perr != nil || n == 0 {
-			return FieldErrorf("proxy", "%q has an invalid port", p)
-		}
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if !IsHost(host) {
-		return FieldErrorf("proxy", "%q is not host[:port] or a sip: URI", p)
+	if _, err := ParseProxy(p); err != nil {
+		return FieldErrorf("proxy", "%v", err)
 	}
 	return nil
 }
@@ -456,6 +440,33 @@ func (t *Trunk) validateAI() *Error {
 	}
 	if t.AutoBargeinAggressiveness < 0 || t.AutoBargeinAggressiveness > 3 {
 		return FieldErrorf("auto_bargein_aggressiveness", "%d is outside 0-3", t.AutoBargeinAggressiveness)
+	}
+	return nil
+}
+
+// validateSecurity checks transport, sip_tls_port and the SRTP policies.
+func (t *Trunk) validateSecurity() *Error {
+	if t.Transport < TransportUDP || t.Transport > TransportTLS {
+		return FieldErrorf("transport", "%d is not a transport (0 UDP, 1 TCP, 2 TLS)", t.Transport)
+	}
+	for _, m := range []struct {
+		field string
+		v     MediaEncryption
+	}{{"inbound_media_encryption", t.InboundMediaEncryption}, {"outbound_media_encryption", t.OutboundMediaEncryption}} {
+		if m.v < EncryptDisable || m.v > EncryptRequire {
+			return FieldErrorf(m.field, "%d is not a policy (0 DISABLE, 1 ALLOW, 2 REQUIRE)", m.v)
+		}
+	}
+	if t.SIPTLSPort != 0 && t.SIPTLSPort == t.SourcePBXPort {
+		return FieldErrorf("sip_tls_port", "%d is source_pbx_port, which already serves UDP and TCP", t.SIPTLSPort)
+	}
+	if t.Transport == TransportTLS && t.SIPTLSPort == 0 {
+		return FieldErrorf("sip_tls_port", "transport TLS needs a TLS listener: the carrier sends in-dialog requests (BYE) to our sips: Contact; set sip_tls_port (usually 5061)")
+	}
+	if t.Proxy != "" {
+		if p, _ := ParseProxy(t.Proxy); p.Secure && t.Transport != TransportTLS {
+			return FieldErrorf("proxy", "%q is a sips: URI, which needs transport TLS", t.Proxy)
+		}
 	}
 	return nil
 }

@@ -80,6 +80,7 @@ func goBenchmarks(count int) []goBench {
 		{"./rpc/auth", "^BenchmarkAuthorize$", "1s", count},
 		{"./media/sipplane", "^(BenchmarkQualityTracking|BenchmarkInboundReject)$", "1s", count},
 		{"./media/sipplane", "^(BenchmarkLiveCalls|BenchmarkBreakerReaction)$", "1x", max(count/2, 1)},
+		{"./media/sipplane", "^(BenchmarkRejectTLSvsUDP|BenchmarkTLSHandshake|BenchmarkSRTPPerPacket)$", "1s", count},
 		{"./media/rtpstats", "^BenchmarkPacket$", "1s", count},
 		{"./media/audio", "^BenchmarkConvert$", "1s", count},
 		{"./cmd/trunkd", "^BenchmarkGetTrunkUnderSIPLoad$", "1x", max(count/2, 1)},

@@ -18,6 +18,7 @@ func (r *results) report(o options, etcdVersion, sip string, figs figures, took 
 	b.WriteString(figs.rpc)
 	r.storeTable(&b)
 	r.sipGoFigures(&b)
+	r.secureTable(&b)
 	r.scale(&b)
 	if sip != "" {
 		b.WriteString("\n" + strings.Replace(sip, "## SIP plane (inbound)", "## SIP with sipp", 1))
@@ -123,6 +124,26 @@ func (r *results) sipGoFigures(b *strings.Builder) {
 		r.cell("BenchmarkGetTrunkUnderSIPLoad", "idle-p99-µs", "%.0f"), r.cell("BenchmarkGetTrunkUnderSIPLoad", "load-p99-µs", "%.0f"),
 		r.cell("BenchmarkGetTrunkUnderSIPLoad", "sip-cps", "%.0f"), r.cell("BenchmarkGetTrunkUnderSIPLoad", "p99-ratio", "%.2f"))
 	fmt.Fprintf(b, "- WAV conversion (44.1 kHz stereo → 8 kHz mono, 10 s): %s ns.\n", r.cell("BenchmarkConvert", "ns/op", "%.0f"))
+}
+
+// secureTable is SIP over TLS against UDP, TLS handshakes and SRTP's cost
+// per packet.
+func (r *results) secureTable(b *strings.Builder) {
+	b.WriteString("\n## SIP over TLS and SRTP, in process\n\n")
+	b.WriteString("REJECT (603 by policy) with 8 raw clients per CPU, one kept-up connection each; CPU is the whole process (trunkd and the thin clients).\n\n")
+	b.WriteString("| | calls/s | CPU µs/call |\n|---|---|---|\n")
+	for _, p := range []string{"UDP", "TLS"} {
+		n := "BenchmarkRejectTLSvsUDP/" + p
+		fmt.Fprintf(b, "| %s | %s | %s |\n", p, r.cell(n, "calls/s", "%.0f"), r.cell(n, "cpu-µs/call", "%.1f"))
+	}
+	fmt.Fprintf(b, "| TLS / UDP | %s | %s |\n\n",
+		r.ratio("BenchmarkRejectTLSvsUDP/TLS", "calls/s", "BenchmarkRejectTLSvsUDP/UDP", "calls/s"),
+		r.ratio("BenchmarkRejectTLSvsUDP/TLS", "cpu-µs/call", "BenchmarkRejectTLSvsUDP/UDP", "cpu-µs/call"))
+	fmt.Fprintf(b, "- Inbound TLS handshakes (ECDSA P-256, TLS 1.3), one at a time: %s per second.\n",
+		r.cell("BenchmarkTLSHandshake", "handshakes/s", "%.0f"))
+	fmt.Fprintf(b, "- One 20 ms PCMU packet sent and received over loopback: %s ns plain, %s ns with SRTP (AES_CM_128_HMAC_SHA1_80; ratio %s).\n",
+		r.cell("BenchmarkSRTPPerPacket/plain", "ns/op", "%.0f"), r.cell("BenchmarkSRTPPerPacket/srtp", "ns/op", "%.0f"),
+		r.ratio("BenchmarkSRTPPerPacket/srtp", "ns/op", "BenchmarkSRTPPerPacket/plain", "ns/op"))
 }
 
 func (r *results) scale(b *strings.Builder) {

@@ -95,6 +95,13 @@ func TestTrunkctlLifecycle(t *testing.T) {
 		{"get json after id", "", []string{"get", "c1", "-o", "json"}, 0, `"display_name": "Carrier One"`, ""},
 		{"get yaml", "", []string{"get", "-o", "yaml", "carrier-1"}, 0, "channel_limit: 30", ""},
 		{"get missing", "", []string{"get", "nope"}, 1, "", "not found"},
+		{"add SRTP over UDP by names", "", []string{"add", "--trunk-id", "c5", "--outbound-media-encryption", "require"}, 0, "trunk c5 added", ""},
+		{"get shows the SRTP risk", "", []string{"get", "c5"}, 0, "SRTP keys travel in the SDP over unencrypted SIP", ""},
+		{"add TLS by names", "", []string{"add", "--trunk-id", "c6", "--transport", "TLS", "--sip-tls-port", "5061", "--inbound-media-encryption", "allow", "--outbound-media-encryption", "2"}, 0, "trunk c6 added", ""},
+		{"get TLS", "", []string{"get", "c6"}, 0, "TLS (TLS listener on 5061)", ""},
+		{"TLS without a listener", "", []string{"add", "--trunk-id", "c7", "--transport", "tls"}, 1, "", "sip_tls_port"},
+		{"remove c5", "", []string{"rm", "c5"}, 0, "", ""},
+		{"remove c6", "", []string{"rm", "c6"}, 0, "", ""},
 		{"list table", "", []string{"list"}, 0, "carrier-1", ""},
 		{"list one page", "", []string{"list", "--limit", "1"}, 0, "c1", "--cursor c1"},
 		{"update missing", "", []string{"update", "--trunk-id", "nope"}, 1, "", "ERR_INVALID_TRUNK"},
@@ -239,7 +246,10 @@ func TestTrunkctlGetShowsLiveFigures(t *testing.T) {
 	addr := server(t, dir)
 	_, tok, _ := ctl(t, nil, "", "token", "--secret-file", filepath.Join(dir, "jwt.secret"))
 	vars := map[string]string{"TRUNKD_ADDR": addr, "TRUNKD_TOKEN": strings.TrimSpace(tok), "TRUNKD_CA": filepath.Join(dir, "tls.crt")}
-	if code, _, errOut := ctl(t, vars, "", "add", "--trunk-id", "c1"); code != 0 {
+	// Off their defaults, so that the fields omitted when at their
+	// defaults show too.
+	if code, _, errOut := ctl(t, vars, "", "add", "--trunk-id", "c1", "--transport", "tcp", "--sip-tls-port", "5061",
+		"--inbound-media-encryption", "allow", "--outbound-media-encryption", "require"); code != 0 {
 		t.Fatalf("add: %s", errOut)
 	}
 

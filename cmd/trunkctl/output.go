@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/trunkd/trunkd/rpc"
+	"github.com/trunkd/trunkd/trunk"
 	"sigs.k8s.io/yaml"
 )
 
@@ -53,7 +54,24 @@ func (c *cli) printTrunk(t rpc.TrunkConfig) error {
 	fmt.Fprintf(w, "sip:\t%s\n", withError(t.SIPState, t.SIPError))
 	fmt.Fprintf(w, "registration:\t%s\n", withError(t.RegistrationState, t.RegistrationError))
 	fmt.Fprintf(w, "active_calls:\t%d\n", t.ActiveCalls)
+	fmt.Fprintf(w, "transport:\t%s\n", transportText(t))
+	fmt.Fprintf(w, "srtp:\tinbound %s, outbound %s\n",
+		trunk.MediaEncryption(t.InboundMediaEncryption), trunk.MediaEncryption(t.OutboundMediaEncryption))
+	if t.SRTPWithoutTLS {
+		fmt.Fprintf(w, "warning:\t%s\n", srtpRisk)
+	}
 	return w.Flush()
+}
+
+// srtpRisk explains SRTPWithoutTLS.
+const srtpRisk = "SRTP keys travel in the SDP over unencrypted SIP: whoever sees the signalling can decrypt the media (use transport TLS and a sip_tls_port)"
+
+func transportText(t rpc.TrunkConfig) string {
+	s := trunk.Transport(t.Transport).String()
+	if t.SIPTLSPort != 0 {
+		s += fmt.Sprintf(" (TLS listener on %d)", t.SIPTLSPort)
+	}
+	return s
 }
 
 func (c *cli) printList(list []rpc.TrunkConfig) error {

@@ -131,12 +131,21 @@ func setField(f reflect.Value, s string) error {
 	return nil
 }
 
-// setInt parses an int32 field; inbound_rule also takes its names.
+// named are the int32 enums of the record with their names, which flags
+// and files may use instead of the numbers.
+var named = map[reflect.Type]func(int32) string{
+	reflect.TypeFor[trunk.InboundRule]():     func(n int32) string { return trunk.InboundRule(n).String() },
+	reflect.TypeFor[trunk.Transport]():       func(n int32) string { return trunk.Transport(n).String() },
+	reflect.TypeFor[trunk.MediaEncryption](): func(n int32) string { return trunk.MediaEncryption(n).String() },
+}
+
+// setInt parses an int32 field; inbound_rule, transport and the media
+// encryption policies also take their names.
 func setInt(f reflect.Value, s string) error {
-	if f.Type() == reflect.TypeFor[trunk.InboundRule]() {
-		for r := trunk.RuleReject; r <= trunk.RuleHandleAI; r++ {
-			if strings.EqualFold(s, r.String()) {
-				f.SetInt(int64(r))
+	if name := named[f.Type()]; name != nil {
+		for n := int32(0); n < 8; n++ {
+			if strings.EqualFold(s, name(n)) {
+				f.SetInt(int64(n))
 				return nil
 			}
 		}

@@ -37,6 +37,19 @@ type Config struct {
 	Breaker       trunk.BreakerConfig
 	QualityWindow time.Duration
 	ProbeInterval time.Duration
+
+	SIPTLS sipTLSFlags
+}
+
+// sipTLSFlags configure SIP over TLS.
+type sipTLSFlags struct {
+	Cert, Key        string        // listeners' certificate; generated in DATA when absent
+	CA               string        // extra roots for carriers' certificates
+	HandshakeTimeout time.Duration // inbound handshake bound
+	MaxPerSource     int           // inbound TLS connections per source IP per listener
+	MaxConns         int           // inbound TLS connections per listener
+	IdleTimeout      time.Duration // inbound TLS connection idle bound
+	ReloadCheck      time.Duration // how often certificate files are checked for changes
 }
 
 // listFlag is a repeatable string flag.
@@ -72,6 +85,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	breakerFlags(fs, &cfg.Breaker)
 	fs.DurationVar(&cfg.QualityWindow, "quality-window", 30*time.Minute, "sliding window of the ASR, ACD, MOS and PDD figures")
 	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", 0, "send OPTIONS to every trunk's carrier this often, feeding its breaker (0: only to test an open breaker)")
+	fs.StringVar(&cfg.SIPTLS.Cert, "sip-tls-cert", "", "SIP over TLS certificate `file` (default: DATA/sip-tls.crt, generated self-signed when absent); reloaded on SIGHUP or when it changes")
+	fs.StringVar(&cfg.SIPTLS.Key, "sip-tls-key", "", "SIP over TLS key `file` (default: DATA/sip-tls.key)")
+	fs.StringVar(&cfg.SIPTLS.CA, "sip-tls-ca", "", "PEM `file` of CAs trusted for carriers' certificates besides the system roots")
+	fs.DurationVar(&cfg.SIPTLS.HandshakeTimeout, "sip-tls-handshake-timeout", 5*time.Second, "longest inbound SIP TLS handshake")
+	fs.IntVar(&cfg.SIPTLS.MaxPerSource, "sip-tls-max-conns-per-source", 64, "inbound SIP TLS connections per source IP address and listener")
+	fs.IntVar(&cfg.SIPTLS.MaxConns, "sip-tls-max-conns", 4096, "inbound SIP TLS connections per listener")
+	fs.DurationVar(&cfg.SIPTLS.IdleTimeout, "sip-tls-idle-timeout", 10*time.Minute, "close an inbound SIP TLS connection idle this long")
+	fs.DurationVar(&cfg.SIPTLS.ReloadCheck, "tls-reload-check", 10*time.Second, "how often both planes' certificate files are checked for changes (SIGHUP reloads at once)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -96,6 +117,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	if cfg.RPCRetryAbove < -1 || cfg.RPCRetryAbove == 0 {
 		return nil, errors.New("-rpc-retry-above: must be at least 1, or -1 to validate every connection")
+	}
+	if t := cfg.SIPTLS; t.HandshakeTimeout <= 0 || t.MaxPerSource < 1 || t.MaxConns < 1 || t.IdleTimeout <= 0 || t.ReloadCheck <= 0 {
+		return nil, errors.New("-sip-tls-* limits and -tls-reload-check must be positive")
 	}
 	cfg.fillDefaults()
 	return cfg, nil
@@ -147,6 +171,8 @@ func (c *Config) fillDefaults() {
 	}
 	inData(&c.TLSCert, "tls.crt")
 	inData(&c.TLSKey, "tls.key")
+	inData(&c.SIPTLS.Cert, "sip-tls.crt")
+	inData(&c.SIPTLS.Key, "sip-tls.key")
 	inData(&c.SecretKeyFile, "secret.key")
 	if len(c.JWTPublicKeys) == 0 {
 		inData(&c.JWTSecretFile, "jwt.secret")

@@ -20,6 +20,7 @@ import (
 	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/rpc/rest"
 	"github.com/trunkd/trunkd/store"
+	"github.com/trunkd/trunkd/trunk/certs"
 	"github.com/trunkd/trunkd/trunk/control"
 	"github.com/trunkd/trunkd/trunk/secretfile"
 )
@@ -35,6 +36,9 @@ type Daemon struct {
 	http   *rest.Listener // nil without --http-listen
 	met    *metrics
 	served chan error
+
+	adminCert, sipCert *certs.Reloader
+	stopWatch          context.CancelFunc
 }
 
 // Start opens the data dir, the store and the listener, and starts serving.
@@ -63,12 +67,15 @@ func (d *Daemon) start() error {
 	if err != nil {
 		return err
 	}
-	cert, err := d.certificate()
+	if err := d.certificates(); err != nil {
+		return err
+	}
+	sipTLS, err := d.sipTLS()
 	if err != nil {
 		return err
 	}
 	d.sip = sipplane.New(sipplane.Config{Logger: d.log.With("plane", "sip"),
-		Breaker: d.cfg.Breaker, QualityWindow: d.cfg.QualityWindow, ProbeInterval: d.cfg.ProbeInterval})
+		Breaker: d.cfg.Breaker, QualityWindow: d.cfg.QualityWindow, ProbeInterval: d.cfg.ProbeInterval, TLS: sipTLS})
 	d.met = newMetrics(d.sip)
 	if d.cfg.MetricsListen != "" {
 		if err := d.met.listen(d.cfg.MetricsListen); err != nil {
@@ -81,12 +88,12 @@ func (d *Daemon) start() error {
 	}
 	d.srv = rpc.NewServer(rpc.Config{Service: d.svc, Auth: authn, Logger: d.log, Observe: d.met.observe,
 		RetryAbove: d.cfg.RPCRetryAbove})
-	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}); err != nil {
+	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{GetCertificate: d.adminCert.GetCertificate}); err != nil {
 		return err
 	}
 	go func() { d.served <- d.srv.Serve() }()
 	if d.cfg.HTTPListen != "" {
-		if err := d.serveHTTP(authn, cert); err != nil {
+		if err := d.serveHTTP(authn); err != nil {
 			return err
 		}
 	}
@@ -96,10 +103,11 @@ func (d *Daemon) start() error {
 	return nil
 }
 
-// serveHTTP starts the REST face on --http-listen.
-func (d *Daemon) serveHTTP(authn *auth.Authenticator, cert tls.Certificate) error {
+// serveHTTP starts the REST face on --http-listen, with the admin
+// certificate (reloaded with it).
+func (d *Daemon) serveHTTP(authn *auth.Authenticator) error {
 	h := rest.NewServer(rest.Config{Service: d.svc, Auth: authn, Logger: d.log.With("face", "rest"), Observe: d.met.observe})
-	l, err := rest.Listen(d.cfg.HTTPListen, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, h, d.log)
+	l, err := rest.Listen(d.cfg.HTTPListen, &tls.Config{GetCertificate: d.adminCert.GetCertificate, MinVersion: tls.VersionTLS12}, h, d.log)
 	if err != nil {
 		return err
 	}
@@ -162,6 +170,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 
 func (d *Daemon) close() error {
 	var errs []error
+	if d.stopWatch != nil {
+		d.stopWatch()
+	}
 	if d.met != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		errs = append(errs, d.met.close(ctx))
@@ -224,15 +235,61 @@ func createSecret(path string, log *slog.Logger) error {
 	return nil
 }
 
-func (d *Daemon) certificate() (tls.Certificate, error) {
-	cert, created, err := rpc.LoadOrCreateCert(d.cfg.TLSCert, d.cfg.TLSKey, certHosts(d.cfg.Listen))
+// certificates loads (or generates) both planes' certificates and
+// watches their files for changes.
+func (d *Daemon) certificates() error {
+	load := func(name, cert, key string) (*certs.Reloader, error) {
+		generated := !fileExists(cert) && !fileExists(key)
+		r, err := certs.NewReloader(cert, key, certHosts(d.cfg.Listen))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if generated {
+			d.log.Info("generated self-signed TLS certificate", "plane", name, "cert", cert, "key", key)
+		}
+		return r, nil
+	}
+	var err error
+	if d.adminCert, err = load("tls", d.cfg.TLSCert, d.cfg.TLSKey); err != nil {
+		return err
+	}
+	if d.sipCert, err = load("sip-tls", d.cfg.SIPTLS.Cert, d.cfg.SIPTLS.Key); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopWatch = cancel
+	for name, r := range map[string]*certs.Reloader{"admin": d.adminCert, "sip": d.sipCert} {
+		go r.Watch(ctx, d.cfg.SIPTLS.ReloadCheck, func(err error) { d.logReload(name, err) })
+	}
+	return nil
+}
+
+// ReloadCertificates reloads both planes' certificates (SIGHUP); a pair
+// that fails to load leaves the old one serving.
+func (d *Daemon) ReloadCertificates() {
+	d.logReload("admin", d.adminCert.Reload())
+	d.logReload("sip", d.sipCert.Reload())
+}
+
+func (d *Daemon) logReload(plane string, err error) {
 	if err != nil {
-		return cert, fmt.Errorf("tls: %w", err)
+		d.log.Error("certificate not reloaded; the previous one stays", "plane", plane, "err", err)
+		return
 	}
-	if created {
-		d.log.Info("generated self-signed TLS certificate", "cert", d.cfg.TLSCert, "key", d.cfg.TLSKey)
+	d.log.Info("certificate reloaded", "plane", plane)
+}
+
+// sipTLS is the SIP plane's TLS: our certificate, the carriers' roots
+// and the inbound limits.
+func (d *Daemon) sipTLS() (sipplane.TLSConfig, error) {
+	c := d.cfg.SIPTLS
+	roots, err := certs.Roots(c.CA)
+	if err != nil {
+		return sipplane.TLSConfig{}, fmt.Errorf("-sip-tls-ca: %w", err)
 	}
-	return cert, nil
+	return sipplane.TLSConfig{Certificate: d.sipCert.GetCertificate, Roots: roots,
+		HandshakeTimeout: c.HandshakeTimeout, MaxConnsPerSource: c.MaxPerSource, MaxConns: c.MaxConns,
+		IdleTimeout: c.IdleTimeout}, nil
 }
 
 // certHosts lists the names a generated certificate is issued for.

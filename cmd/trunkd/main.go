@@ -57,7 +57,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	wctx, stopWatch := context.WithCancel(ctx)
 	go sd.watch(wctx, log, d.alive)
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-hup:
+			sd.notify("RELOADING=1")
+			d.ReloadCertificates()
+			sd.notify("READY=1")
+		}
+	}
 	stopWatch()
 	sd.notify("STOPPING=1\nSTATUS=draining calls")
 	log.Info("shutting down")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -99,15 +100,23 @@ var (
 	descTransitions = prometheus.NewDesc("trunkd_breaker_transitions_total", "Circuit breaker transitions by the state entered.", []string{"trunk_id", "to"}, nil)
 	descReg         = prometheus.NewDesc("trunkd_registration_state", "1 for the trunk's registration state (off, registering, registered, failed).", []string{"trunk_id", "state"}, nil)
 	descSIP         = prometheus.NewDesc("trunkd_sip_state", "1 for the trunk's SIP plane state (active, degraded).", []string{"trunk_id", "state"}, nil)
+	descTLS         = prometheus.NewDesc("trunkd_sip_tls_connections_total", "Inbound SIP TLS connections by listener and result: completed, failed (handshake failed or timed out), refused (over a connection limit). Counted since the listener started.", []string{"listener", "result"}, nil)
 )
 
 func (c *trunkCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCalls, descActive, descLimit, descASR, descACD, descMOS, descPDD, descBreaker, descTransitions, descReg, descSIP} {
+	for _, d := range []*prometheus.Desc{descCalls, descActive, descLimit, descASR, descACD, descMOS, descPDD, descBreaker, descTransitions, descReg, descSIP, descTLS} {
 		ch <- d
 	}
 }
 
 func (c *trunkCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, n := range c.sip.TLSCounts() {
+		h, _, _ := net.SplitHostPort(n.Listener)
+		l := net.JoinHostPort(h, strconv.Itoa(n.Port))
+		for result, v := range map[string]int64{"completed": n.Completed, "failed": n.Failed, "refused": n.Refused} {
+			ch <- prometheus.MustNewConstMetric(descTLS, prometheus.CounterValue, float64(v), l, result)
+		}
+	}
 	for _, id := range c.sip.TrunkIDs() {
 		st := c.sip.TrunkStatus(id)
 		gauge := func(d *prometheus.Desc, v float64, labels ...string) {

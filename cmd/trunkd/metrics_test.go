@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -28,9 +31,21 @@ func TestMetricsScrape(t *testing.T) {
 	defer stopDaemon(t, d)
 	c := connect(t, d, dir, token(t, dir, "trunks:manage"))
 	port := freeSIPPort(t)
-	if err := c.AddTrunk(context.Background(), sipTrunk("m1", port)); err != nil {
+	tr := sipTrunk("m1", port)
+	tr.SIPTLSPort = freeSIPPort(t)
+	if err := c.AddTrunk(context.Background(), tr); err != nil {
 		t.Fatal(err)
 	}
+	// One TLS handshake completed, one that fails (plain bytes).
+	peerCert(t, tr.SIPTLSPort)
+	if raw, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(tr.SIPTLSPort)))); err == nil {
+		_, _ = raw.Write([]byte("OPTIONS sip:x SIP/2.0\r\n\r\n"))
+		buf := make([]byte, 64)
+		_ = raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, _ = raw.Read(buf) // until the server closes it
+		raw.Close()
+	}
+	tlsListener := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(tr.SIPTLSPort)))
 	if _, _, err := c.GetTrunk(context.Background(), "nope"); err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +74,9 @@ func TestMetricsScrape(t *testing.T) {
 		{"trunkd_active_calls", map[string]string{"trunk_id": "m1"}, 0},
 		{"trunkd_registration_state", map[string]string{"trunk_id": "m1", "state": "off"}, 1},
 		{"trunkd_channel_limit", map[string]string{"trunk_id": "m1"}, float64(sipTrunk("m1", port).ChannelLimit)},
+		{"trunkd_sip_tls_connections_total", map[string]string{"listener": tlsListener, "result": "completed"}, 1},
+		{"trunkd_sip_tls_connections_total", map[string]string{"listener": tlsListener, "result": "failed"}, 1},
+		{"trunkd_sip_tls_connections_total", map[string]string{"listener": tlsListener, "result": "refused"}, 0},
 	}
 	for _, w := range want {
 		v, ok := sample(families[w.family], w.labels)

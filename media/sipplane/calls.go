@@ -52,6 +52,19 @@ func (r *calls) inbound(id string) (*inboundCall, bool) {
 	return v.(*inboundCall), true
 }
 
+// outboundSRTP finds an answered outbound call running SRTP, whose
+// re-INVITEs the plane answers itself (diago would drop SRTP).
+func (r *calls) outboundSRTP(id string) (*outboundCall, bool) {
+	v, ok := r.m.Load(callKey{trunk.Outbound, id})
+	if !ok {
+		return nil, false
+	}
+	c := v.(*outboundCall)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c, !c.answeredAt.IsZero() && c.socks.encrypted()
+}
+
 // list describes the calls of one trunk, or of all when trunkID is "".
 func (r *calls) list(trunkID string) []trunk.Call {
 	var l []trunk.Call

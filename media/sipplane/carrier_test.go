@@ -2,6 +2,7 @@ package sipplane
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -17,20 +18,30 @@ import (
 // calls: a sipgo server whose INVITE handling each test scripts, with its
 // own RTP socket advertised in its answers.
 type carrier struct {
-	t    testing.TB
-	port uint16
-	rtp  *net.UDPConn
+	t       testing.TB
+	port    uint16
+	network string // udp, tcp or tls
+	rtp     *net.UDPConn
 
-	mu      sync.Mutex
-	invites []*sip.Request
-	options int
-	byes    int
-	script  func(c *carrier, req *sip.Request, tx sip.ServerTransaction)
+	mu         sync.Mutex
+	invites    []*sip.Request
+	options    int
+	byes       int
+	transports []string       // of the OPTIONS received
+	registers  []*sip.Request // REGISTERs received
+	script     func(c *carrier, req *sip.Request, tx sip.ServerTransaction)
 }
 
 func newCarrier(t testing.TB, script func(c *carrier, req *sip.Request, tx sip.ServerTransaction)) *carrier {
 	t.Helper()
-	c := &carrier{t: t, port: siptest.FreePort(t, "127.0.0.1"), script: script}
+	return newCarrierOn(t, "udp", nil, script)
+}
+
+// newCarrierOn is a carrier listening on network ("udp", "tcp" or "tls",
+// the last with conf).
+func newCarrierOn(t testing.TB, network string, conf *tls.Config, script func(c *carrier, req *sip.Request, tx sip.ServerTransaction)) *carrier {
+	t.Helper()
+	c := &carrier{t: t, port: siptest.FreePort(t, "127.0.0.1"), script: script, network: network}
 	rtp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -61,13 +72,30 @@ func newCarrier(t testing.TB, script func(c *carrier, req *sip.Request, tx sip.S
 	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		c.mu.Lock()
 		c.options++
+		c.transports = append(c.transports, req.Transport())
 		c.mu.Unlock()
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+		c.mu.Lock()
+		c.registers = append(c.registers, req)
+		c.mu.Unlock()
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		if ct := req.Contact(); ct != nil {
+			res.AppendHeader(ct)
+		}
+		_ = tx.Respond(res)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	//lint:ignore SA1029 sipgo defines this key as a string constant
-	go srv.ListenAndServe(context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyCtxValue(ready)), "udp", fmt.Sprintf("127.0.0.1:%d", c.port))
+	lctx := context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyCtxValue(ready))
+	addr := fmt.Sprintf("127.0.0.1:%d", c.port)
+	if network == "tls" {
+		go srv.ListenAndServeTLS(lctx, "tcp", addr, conf)
+	} else {
+		go srv.ListenAndServe(lctx, network, addr)
+	}
 	select {
 	case <-ready:
 	case <-time.After(5 * time.Second):
@@ -98,12 +126,23 @@ func (c *carrier) lastInvite() *sip.Request {
 	return c.invites[len(c.invites)-1]
 }
 
+// contact is the carrier's Contact for its transport.
+func (c *carrier) contact() string {
+	switch c.network {
+	case "tls":
+		return fmt.Sprintf("<sips:carrier@127.0.0.1:%d>", c.port)
+	case "tcp":
+		return fmt.Sprintf("<sip:carrier@127.0.0.1:%d;transport=tcp>", c.port)
+	}
+	return fmt.Sprintf("<sip:carrier@127.0.0.1:%d>", c.port)
+}
+
 // respond sends a response in the INVITE's dialog (To tag added).
 func (c *carrier) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, body []byte, hs ...sip.Header) {
 	res := sip.NewResponseFromRequest(req, code, reason, body)
 	if code > 100 {
 		res.To().Params.Add("tag", "carrier-"+req.CallID().Value()[:8])
-		res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:carrier@127.0.0.1:%d>", c.port)))
+		res.AppendHeader(sip.NewHeader("Contact", c.contact()))
 	}
 	if body != nil {
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))

@@ -32,7 +32,15 @@ type outboundCall struct {
 	d     *diago.DialogClientSession
 	info  trunk.Call
 	port  int
-	setup context.CancelFunc // ends the INVITE while ringing; guarded by mu
+	socks *mediaSockets
+	// offered are the keys of our SRTP offer (nil without);
+	// srtpRefused says why the answer's media was refused for its
+	// encryption, set while the answer is read.
+	offered     []*sdesCrypto
+	srtpRefused string
+	ms          *media.MediaSession // the media session in use; re-INVITEs answered here replace it (guarded by mu)
+	reack       atomic.Uint32       // CSeq of the last re-INVITE answered here
+	setup       context.CancelFunc  // ends the INVITE while ringing; guarded by mu
 
 	mu         sync.Mutex
 	state      string
@@ -123,7 +131,12 @@ func dialURI(t *trunk.Trunk, to string) (sip.Uri, error) {
 	if host == "" {
 		return sip.Uri{}, trunk.FieldErrorf("trunk_id", "trunk %q has neither sbc_ip nor gateway_ip to send calls to", t.TrunkID)
 	}
-	return sip.Uri{User: user, Host: host, Port: int(t.DestinationSBCPort)}, nil
+	u := sip.Uri{User: user, Host: host, Port: int(t.DestinationSBCPort)}
+	if t.Transport != trunk.TransportUDP {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", t.Transport.Network())
+	}
+	return u, nil
 }
 
 func formatFor(c media.Codec) audio.Format {
@@ -137,20 +150,30 @@ func formatFor(c media.Codec) audio.Format {
 // range, From, Call-ID, Route through the proxy; it counts the call as in
 // flight.
 func (p *Plane) newOutboundCall(lv *live, h *health, ruri sip.Uri, r trunk.DialRequest) (*outboundCall, error) {
-	d, err := lv.l.dg.NewDialog(ruri, diago.NewDialogOptions{Transport: "udp"})
+	d, err := lv.l.dg.NewDialog(ruri, diago.NewDialogOptions{Transport: lv.t.Transport.Network()})
 	if err != nil {
 		return nil, trunk.Wrap(trunk.EUNAVAILABLE, err, "cannot create the dialog")
 	}
-	ms, port, err := lv.newSession(lv.codecs)
+	ms, port, socks, err := lv.newSession(lv.codecs)
 	if err != nil {
 		d.Close()
 		return nil, trunk.Wrap(trunk.ECHANNELLIMIT, err, "trunk %q: no free RTP port in %d-%d", lv.t.TrunkID, lv.t.RTPStartPort, lv.t.RTPEndPort)
 	}
+	var offered []*sdesCrypto
+	if lv.t.OutboundMediaEncryption != trunk.EncryptDisable {
+		if offered, err = offerSRTP(ms); err != nil {
+			ms.Close()
+			lv.ports.release(port)
+			d.Close()
+			return nil, trunk.Wrap(trunk.EUNAVAILABLE, err, "cannot make SRTP keys")
+		}
+	}
 	d.InitMediaSession(ms, nil, nil) // diago offers it and closes it with the dialog
+	d.UA.ContactHDR = *lv.l.contactHeader(lv.t.Transport.String())
 	id := newCallID()
 	cid := sip.CallIDHeader(id)
 	d.InviteRequest.AppendHeader(&cid)
-	c := &outboundCall{p: p, lv: lv, h: h, d: d, port: port, state: trunk.CallRinging, bye: make(chan struct{})}
+	c := &outboundCall{p: p, lv: lv, h: h, d: d, port: port, socks: socks, offered: offered, ms: ms, state: trunk.CallRinging, bye: make(chan struct{})}
 	c.info = trunk.Call{CallID: id, TrunkID: lv.t.TrunkID, Direction: trunk.Outbound,
 		From: fromUser(lv.t, r.From), To: ruri.User, State: trunk.CallRinging, Start: time.Now()}
 	p.calls.add(trunk.Outbound, id, c)
@@ -211,6 +234,9 @@ func (c *outboundCall) invite(ctx context.Context, timeout time.Duration) trunk.
 		}
 		if r.IsProvisional() && r.StatusCode != 100 {
 			ringing.Store(true)
+		}
+		if r.IsSuccess() {
+			c.takeAnswer(r)
 		}
 		return nil
 	}
@@ -286,12 +312,15 @@ func (c *outboundCall) result(ctx context.Context, err error, ringing bool) trun
 // refused answer is ACKed and hung up at once.
 func (c *outboundCall) accept(ctx context.Context) (bool, int, string) {
 	ok, why := true, ""
+	if c.srtpRefused != "" {
+		ok, why = false, c.srtpRefused
+	}
 	if len(c.lv.cidrs) > 0 {
 		o, err := parseOffer(c.d.InviteResponse.Body())
 		switch {
 		case err != nil:
 			ok, why = false, "answer SDP: "+err.Error()
-		case !inPrefixes(c.lv.cidrs, o.addr):
+		case ok && !inPrefixes(c.lv.cidrs, o.addr):
 			ok, why = false, "answer media address "+o.addr.String()+" is outside media_ip_cidrs"
 		}
 	}
@@ -315,7 +344,10 @@ func (c *outboundCall) accept(ctx context.Context) (bool, int, string) {
 // for a hangup, max_duration or the far end's BYE.
 func (c *outboundCall) run(r trunk.DialRequest) {
 	defer c.end()
-	c.rtp = watchRTP(c.d.RTPPacketReader, c.d.RTPSession(), c.clockRate())
+	w := watchRTP(c.d.RTPPacketReader, c.d.RTPSession(), c.clockRate())
+	c.mu.Lock()
+	c.rtp = w
+	c.mu.Unlock()
 	var limit <-chan time.Time
 	if r.MaxDuration > 0 {
 		t := time.NewTimer(r.MaxDuration)
@@ -455,3 +487,28 @@ func (p *Plane) Hangup(ctx context.Context, callID string) error {
 // ListCalls lists the calls in flight of one trunk, or of all when trunkID
 // is "".
 func (p *Plane) ListCalls(trunkID string) []trunk.Call { return p.calls.list(trunkID) }
+
+// takeAnswer reads the SRTP part of a 2xx answer to our SRTP offer: it
+// turns SRTP on with the key the carrier chose, or records why the answer
+// is refused (accept then ACKs and hangs up). diago is handed the answer
+// without SRTP, which it would refuse or get wrong.
+func (c *outboundCall) takeAnswer(r *sip.Response) {
+	if c.offered == nil {
+		return
+	}
+	body := r.Body()
+	o, err := parseOffer(body)
+	if err != nil {
+		return // diago refuses it too, and the dial fails with its reason
+	}
+	r.SetBody(plainSDP(body))
+	local, peer, why := answerKeys(o, c.offered, c.lv.t.OutboundMediaEncryption)
+	switch {
+	case why != "":
+		c.srtpRefused = why
+	case peer != nil:
+		if err := c.socks.secure(local, peer); err != nil {
+			c.srtpRefused = "cannot set up SRTP: " + err.Error()
+		}
+	}
+}

@@ -221,21 +221,50 @@ func TestDialDigestAuth(t *testing.T) {
 // a loose Route, its Request-URI still naming the gateway.
 func TestDialThroughProxy(t *testing.T) {
 	proxy := newCarrier(t, answer)
+	port := strconv.Itoa(int(proxy.port))
+	for _, form := range []string{"127.0.0.1:" + port, "sip:127.0.0.1:" + port, "sip:127.0.0.1:" + port + ";lr"} {
+		t.Run(form, func(t *testing.T) {
+			p := newDialPlane(t, Config{})
+			tr := dialTrunkFor(t, "out", proxy)
+			tr.DestinationSBCPort = 5999 // the gateway itself is never contacted
+			tr.Proxy = form
+			apply(t, p, tr)
+			before, _, _ := proxy.counts()
+			res := dial(t, p, trunk.DialRequest{TrunkID: "out", To: "100", Timeout: 5 * time.Second, MaxDuration: 100 * time.Millisecond})
+			if !res.Answered {
+				t.Fatalf("Dial through the proxy = %+v; want answered", res)
+			}
+			if n, _, _ := proxy.counts(); n != before+1 {
+				t.Fatalf("proxy got %d INVITEs; want 1", n-before)
+			}
+			inv := proxy.lastInvite()
+			if inv.Recipient.Port != 5999 {
+				t.Errorf("Request-URI %s; want the gateway's port 5999", inv.Recipient.String())
+			}
+			want := "<sip:127.0.0.1:" + port + ";lr>"
+			if r := inv.GetHeader("Route"); r == nil || r.Value() != want {
+				t.Errorf("Route = %v; want %s", r, want)
+			}
+		})
+	}
+}
+
+func TestRegisterThroughProxyURI(t *testing.T) {
+	proxy := newCarrier(t, answer)
 	p := newDialPlane(t, Config{})
-	tr := dialTrunkFor(t, "out", proxy)
-	tr.DestinationSBCPort = 5999 // the gateway itself is never contacted
-	tr.Proxy = "127.0.0.1:" + strconv.Itoa(int(proxy.port))
+	tr := dialTrunkFor(t, "reg", proxy)
+	tr.GatewayIP, tr.DestinationSBCPort = "192.0.2.1", 5999 // never contacted
+	tr.Proxy = "sip:127.0.0.1:" + strconv.Itoa(int(proxy.port)) + ";lr"
+	tr.RequireRegistration, tr.SIPPassword, tr.RegisterExpiresSec = true, "pw", 300
 	apply(t, p, tr)
-	res := dial(t, p, trunk.DialRequest{TrunkID: "out", To: "100", Timeout: 5 * time.Second, MaxDuration: 100 * time.Millisecond})
-	if !res.Answered {
-		t.Fatalf("Dial through the proxy = %+v; want answered", res)
-	}
-	inv := proxy.lastInvite()
-	if inv.Recipient.Port != 5999 {
-		t.Errorf("Request-URI %s; want the gateway's port 5999", inv.Recipient.String())
-	}
-	if r := inv.GetHeader("Route"); r == nil || !strings.Contains(r.Value(), ";lr") {
-		t.Errorf("Route = %v; want a loose route to the proxy", r)
+	waitFor(t, "registered through the proxy", func() bool {
+		return p.TrunkStatus("reg").SIP.RegistrationState == trunk.RegRegistered
+	})
+	proxy.mu.Lock()
+	reg := proxy.registers[0]
+	proxy.mu.Unlock()
+	if got := reg.Recipient.Host; got != "trunk.example.com" {
+		t.Errorf("REGISTER Request-URI host %q; want the domain trunk.example.com", got)
 	}
 }
 

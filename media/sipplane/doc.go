@@ -1,6 +1,7 @@
 // Package sipplane is trunkd's SIP and RTP plane, built on diago and sipgo.
 //
-// A Plane keeps one SIP listener (UDP and TCP) per bind address that some
+// A Plane keeps one SIP listener (UDP and TCP, plus TLS on sip_tls_port
+// when set) per bind address that some
 // trunk uses, shared by every trunk on that bind and closed when the last
 // trunk leaves and its calls end. Trunk changes are two-phase: Prepare
 // acquires what the new configuration needs (a listener may be created and
@@ -30,16 +31,18 @@
 //     is the one switch from a final verdict to its log line, outcome
 //     count and response.
 //   - Media (session.go): lv.session builds every media session (new, or
-//     a re-INVITE's fork), acceptProfile says which SDP profiles are taken,
-//     routeHeader builds the Route through a trunk's proxy.
+//     a re-INVITE's fork), acceptProfile applies the inbound SRTP policy to
+//     an offer, offerSRTP/answerKeys the outbound one, routeHeader builds
+//     the Route through a trunk's proxy.
+//   - SRTP (sdes.go, srtpconn.go): a=crypto parsing and SDP rewriting, and
+//     the call sockets that encrypt and decrypt. diago's own SRTP
+//     (MediaSession.SecureRTP) is not used: diago sees plain RTP/AVP only.
+//   - TLS (tls.go): the listeners' sockets, bound here and handed to sipgo;
+//     TLS through our own accept loop with a handshake timeout and
+//     connection limits.
 //
 // # Where the next capabilities plug in
 //
-//   - SRTP: in lv.session (diago's MediaSession.SecureRTP; Fork drops it,
-//     so set it there for re-INVITEs too) and acceptProfile (RTP/SAVP).
-//   - SIP over TLS: in listener.start, one more diago Transport per bind,
-//     with the transport in the bind key (bindKey), and sips: in
-//     routeHeader.
 //   - The AI bridge (media/bridge): a Bridger in Config, as AudioSource
 //     is, and actBridge in verdict.go, run by inboundCall.run; build stops
 //     refusing HANDLE_AI. The bridge then becomes the reader of a call's

@@ -24,6 +24,7 @@ type inboundCall struct {
 	d        *diago.DialogServerSession
 	offer    *offer
 	ms       *media.MediaSession
+	socks    *mediaSockets // the call's RTP/RTCP sockets, SRTP keys with them
 	port     int
 	start    time.Time
 	hungUp   atomic.Bool
@@ -159,9 +160,11 @@ func checkOffer(lv *live, body []byte) (*offer, int, string) {
 	if _, ok := negotiate(lv.codecs, o.codecs); !ok {
 		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: no common codec"
 	}
-	if !acceptProfile(o) {
-		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: only RTP/AVP media"
+	use, why := acceptProfile(o, lv.t.InboundMediaEncryption)
+	if why != "" {
+		return nil, sip.StatusNotAcceptableHere, "Not Acceptable Here: " + why
 	}
+	o.use = use
 	return o, 0, ""
 }
 
@@ -197,7 +200,7 @@ func (c *inboundCall) play(url string) {
 		}
 		return
 	}
-	if err := c.d.Answer(); err != nil {
+	if err := c.answerSDP(); err != nil {
 		c.p.log.Debug("answer failed", "trunk_id", c.lv.t.TrunkID, "err", err)
 		return
 	}
@@ -207,6 +210,18 @@ func (c *inboundCall) play(url string) {
 		c.p.log.Warn("playback failed", "trunk_id", c.lv.t.TrunkID, "err", err)
 	}
 	c.hangup(c.d.Context())
+}
+
+// answerSDP sends the 200 with our SDP (diago's plain one, with our key
+// added when the call runs SRTP) and our Contact for the INVITE's
+// transport. It waits for the ACK.
+func (c *inboundCall) answerSDP() error {
+	body := c.ms.LocalSDP()
+	if c.socks.encrypted() {
+		body = secureSDP(body, c.socks.local)
+	}
+	return c.d.DialogServerSession.Respond(sip.StatusOK, "OK", body,
+		sip.NewHeader("Content-Type", "application/sdp"), c.l.contactHeader(c.d.InviteRequest.Transport()))
 }
 
 // answer marks the call answered and starts watching its RTP.
@@ -247,15 +262,28 @@ func playWAV(create func() (diago.AudioPlayback, error), wav []byte) error {
 // On failure it returns the SIP code to answer: 503 when no port is free,
 // 488 when diago refuses the offer.
 func (c *inboundCall) openMedia(codecs []media.Codec) (int, error) {
-	ms, port, err := c.lv.newSession(codecs)
+	ms, port, socks, err := c.lv.newSession(codecs)
 	if err != nil {
 		return sip.StatusServiceUnavailable, err
 	}
 	c.mu.Lock()
-	c.ms, c.port = ms, port
+	c.ms, c.port, c.socks = ms, port, socks
 	c.mu.Unlock()
-	if err := ms.RemoteSDP(c.d.InviteRequest.Body()); err != nil {
+	body := c.d.InviteRequest.Body()
+	if c.offer.use != nil {
+		body = plainSDP(body)
+	}
+	if err := ms.RemoteSDP(body); err != nil {
 		return sip.StatusNotAcceptableHere, err
+	}
+	if peer := c.offer.use; peer != nil {
+		local, err := newLocalCrypto(peer.tag, peer.suite)
+		if err == nil {
+			err = socks.secure(local, peer)
+		}
+		if err != nil {
+			return sip.StatusInternalServerError, err
+		}
 	}
 	rtp := media.NewRTPSession(ms)
 	c.d.InitMediaSession(ms, media.NewRTPPacketReaderSession(rtp), media.NewRTPPacketWriterSession(rtp))

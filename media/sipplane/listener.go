@@ -3,9 +3,10 @@ package sipplane
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,12 +22,14 @@ import (
 // own sipgo UserAgent and Diago: diago mixes up identities when one Diago
 // has two binds of a protocol, and two Diagos cannot share a UserAgent.
 type listener struct {
-	p      *Plane
-	key    string // bindKey
-	ext    string // external_sip_ip advertised in Via/Contact, "" for the bind
-	ua     *sipgo.UserAgent
-	dg     *diago.Diago
-	cancel context.CancelFunc
+	p       *Plane
+	key     string // bindKey
+	ext     string // external_sip_ip advertised in Via/Contact, "" for the bind
+	tlsPort int    // sip_tls_port: TLS on the bind address, 0 for none
+	tls     *tlsListener
+	ua      *sipgo.UserAgent
+	dg      *diago.Diago
+	cancel  context.CancelFunc
 	clientState
 	refs   int          // live trunk configurations using it; guarded by listeners.mu
 	active atomic.Int64 // calls in flight on it
@@ -38,6 +41,9 @@ type clientState struct {
 	clientOnce sync.Once
 	cl         *sipgo.Client
 	clErr      error
+	streamOnce sync.Once // the client for TCP and TLS
+	streamCl   *sipgo.Client
+	streamErr  error
 }
 
 // listeners is the pool of SIP listeners, one per bind key, shared by the
@@ -59,6 +65,10 @@ func (ls *listeners) acquire(lv *live) (*listener, error) {
 		if l.ext != lv.t.ExternalSIPIP {
 			return nil, trunk.FieldErrorf("external_sip_ip", "%q differs from %q, which listener %s already advertises; trunks sharing a bind share its external_sip_ip",
 				lv.t.ExternalSIPIP, l.ext, lv.bind)
+		}
+		if l.tlsPort != int(lv.t.SIPTLSPort) {
+			return nil, trunk.FieldErrorf("sip_tls_port", "%d differs from %d, which listener %s already serves; trunks sharing a bind share its TLS listener",
+				lv.t.SIPTLSPort, l.tlsPort, lv.bind)
 		}
 		l.refs++
 		return l, nil
@@ -118,7 +128,10 @@ func (p *Plane) listen(lv *live) (*listener, error) {
 	if host == "" {
 		host = "0.0.0.0"
 	}
-	l := &listener{p: p, key: lv.bind, ext: lv.t.ExternalSIPIP}
+	l := &listener{p: p, key: lv.bind, ext: lv.t.ExternalSIPIP, tlsPort: int(lv.t.SIPTLSPort)}
+	if l.tlsPort != 0 && p.cfg.TLS.Certificate == nil {
+		return nil, trunk.FieldErrorf("sip_tls_port", "SIP over TLS is not configured on this trunkd (no certificate)")
+	}
 	var err error
 	for wait := 10 * time.Millisecond; ; wait *= 2 {
 		err = l.start(host, port)
@@ -133,6 +146,8 @@ func (p *Plane) listen(lv *live) (*listener, error) {
 	switch {
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
 		return nil, fieldError("internal_sip_ip", err, "cannot listen for SIP on %s: not an address of this host", lv.bind)
+	case errors.Is(err, errTLSPortInUse):
+		return nil, fieldError("sip_tls_port", err, "cannot listen for SIP over TLS on port %d: the port is in use", l.tlsPort)
 	case errors.Is(err, syscall.EADDRINUSE):
 		return nil, fieldError("source_pbx_port", err, "cannot listen for SIP on %s: the port is in use", lv.bind)
 	}
@@ -149,32 +164,52 @@ func fieldError(field string, err error, format string, args ...any) *trunk.Erro
 
 func (l *listener) start(host string, port int) error {
 	quiet := slog.New(debugOnly{l.p.log.Handler()}).With("listener", l.key)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(l.p.cfg.UserAgent),
+	opts := []sipgo.UserAgentOption{sipgo.WithUserAgent(l.p.cfg.UserAgent),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet))}
+	if c := l.p.cfg.TLS.client(); c != nil {
+		opts = append(opts, sipgo.WithUserAgenTLSConfig(c))
+	}
+	ua, err := sipgo.NewUA(opts...)
 	if err != nil {
 		return err
 	}
-	tr := func(proto string) diago.Transport {
+	socks, err := l.bind(host, port)
+	if err != nil {
+		ua.Close()
+		return err
+	}
+	tr := func(proto string, port int) diago.Transport {
 		t := diago.Transport{Transport: proto, BindHost: host, BindPort: port}
 		if l.ext != "" {
 			t.ExternalHost, t.ExternalPort = l.ext, port
 		}
 		return t
 	}
-	dg := diago.NewDiago(ua,
-		diago.WithTransport(tr("udp")),
-		diago.WithTransport(tr("tcp")),
-		diago.WithLogger(l.p.log.With("listener", l.key)),
-		diago.WithServerRequestMiddleware(l.middleware),
-	)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := dg.ServeBackground(ctx, l.serve); err != nil {
-		cancel()
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		socks.close()
 		ua.Close()
 		return err
 	}
-	l.ua, l.dg, l.cancel = ua, dg, cancel
+	dopts := []diago.DiagoOption{
+		diago.WithServer(srv),
+		diago.WithTransport(tr("udp", port)),
+		diago.WithTransport(tr("tcp", port)),
+		diago.WithLogger(l.p.log.With("listener", l.key)),
+		diago.WithServerRequestMiddleware(l.middleware),
+	}
+	if socks.tls != nil {
+		t := tr("tls", l.tlsPort)
+		// Not used to listen (serve does, with limits): diago needs a
+		// transport of the protocol for calls over it.
+		dopts = append(dopts, diago.WithTransport(t))
+	}
+	dg := diago.NewDiago(ua, dopts...)
+	dg.HandleFunc(l.serve)
+	ctx, cancel := context.WithCancel(context.Background())
+	socks.serve(ctx, srv, l.p.log.With("listener", l.key))
+	l.ua, l.dg, l.cancel, l.tls = ua, dg, cancel, socks.tls
 	return nil
 }
 
@@ -200,10 +235,23 @@ func (l *listener) contactHost() string {
 	return host
 }
 
-// contact is the Contact header value for in-dialog replies we build.
-func (l *listener) contact() string {
+// contactHeader is our Contact for requests and answers sent over
+// transport (as sipgo spells it: UDP, TCP, TLS): sip: with ;transport=
+// for TCP and TLS, on sip_tls_port for TLS. Not sips: even over TLS: some
+// stacks cannot send in-dialog requests to a sips: Contact (baresip 1.0
+// drops the call), and sip:...;transport=tls is what most write.
+func (l *listener) contactHeader(transport string) *sip.ContactHeader {
 	_, port, _ := net.SplitHostPort(l.key)
-	return fmt.Sprintf("<sip:%s@%s>", l.p.cfg.UserAgent, net.JoinHostPort(l.contactHost(), port))
+	u := sip.Uri{Scheme: "sip", User: l.p.cfg.UserAgent, Host: l.contactHost(), UriParams: sip.NewParams(), Headers: sip.NewParams()}
+	u.Port, _ = strconv.Atoi(port)
+	switch strings.ToUpper(transport) {
+	case "TLS":
+		u.Port = l.tlsPort
+		u.UriParams.Add("transport", "tls")
+	case "TCP":
+		u.UriParams.Add("transport", "tcp")
+	}
+	return &sip.ContactHeader{Address: u}
 }
 
 // debugOnly logs every record at debug level. sipgo's transport and

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emiago/diago/media"
+	"github.com/emiago/sipgo/sip"
 	"github.com/trunkd/trunkd/media/audio"
 	"github.com/trunkd/trunkd/media/sipplane/register"
 	"github.com/trunkd/trunkd/trunk"
@@ -32,6 +33,7 @@ type Config struct {
 	Breaker       trunk.BreakerConfig // per-trunk circuit breaker; trunk.DefaultBreakerConfig()
 	QualityWindow time.Duration       // ASR/ACD/MOS/PDD window; trunk.DefaultQualityWindow
 	ProbeInterval time.Duration       // OPTIONS keepalive to every trunk's carrier; 0 = off
+	TLS           TLSConfig           // SIP over TLS: certificate, carrier roots, limits
 }
 
 // AudioSource fetches audio converted to a call's format.
@@ -94,12 +96,19 @@ func New(cfg Config) *Plane {
 	if cfg.Breaker == (trunk.BreakerConfig{}) {
 		cfg.Breaker = trunk.DefaultBreakerConfig()
 	}
+	cfg.TLS.defaults()
 	if cfg.QualityWindow <= 0 {
 		cfg.QualityWindow = trunk.DefaultQualityWindow
 	}
 	// Answers list codecs in the trunk's order of preference, not the
 	// offerer's: codec_preferences is what operators set.
 	setPreferLocalOrder.Do(func() { media.SDPCodecPreferLocalOrder = 1 })
+	// sipgo logs some connection events (a TLS connection's reference
+	// count going negative on close, a known sipgo quirk) through its
+	// process-wide default logger, which would write unformatted to
+	// stderr: route it to the first plane's logger, at debug like the rest
+	// of what sipgo logs.
+	setSIPLogger.Do(func() { sip.SetDefaultLogger(slog.New(debugOnly{cfg.Logger.Handler()})) })
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Plane{
 		cfg: cfg, log: cfg.Logger,
@@ -113,8 +122,9 @@ func New(cfg Config) *Plane {
 	return p
 }
 
-// setPreferLocalOrder sets diago's process-wide codec order once.
-var setPreferLocalOrder sync.Once
+// setPreferLocalOrder sets diago's process-wide codec order once, and
+// setSIPLogger sipgo's default logger.
+var setPreferLocalOrder, setSIPLogger sync.Once
 
 // trunkState is all the plane keeps for one trunk id. live is the running
 // configuration, nil while the trunk is only degraded; degraded says why
@@ -411,6 +421,7 @@ func (p *Plane) Explain(source, listener, ruri string) (trunk.Match, error) {
 	if err != nil {
 		return trunk.Match{}, trunk.FieldErrorf("listener", "%v", err)
 	}
+	key = p.listeners.bindOf(key)
 	host, err := ruriHost(ruri)
 	if err != nil {
 		return trunk.Match{}, trunk.FieldErrorf("request_uri", "%v", err)

@@ -26,18 +26,20 @@ func newPortPool(start, end int) *portPool {
 }
 
 // open binds a media session's RTP and RTCP sockets on ip at the next free
-// even port of the range and returns the port; release gives it back.
-func (p *portPool) open(ms *media.MediaSession, ip net.IP) (int, error) {
+// even port of the range and returns the port and the sockets, through
+// which SRTP can be turned on; release gives the port back.
+func (p *portPool) open(ms *media.MediaSession, ip net.IP) (int, *mediaSockets, error) {
 	var lastErr error
 	for range p.pairs {
 		port, ok := p.take()
 		if !ok {
 			break
 		}
-		ms.Laddr = net.UDPAddr{IP: ip, Port: port}
-		err := ms.Init()
+		socks, err := bindPair(ip, port)
 		if err == nil {
-			return port, nil
+			ms.InitWithListeners(socks.rtp, socks.rtcp, &net.UDPAddr{})
+			ms.Laddr = net.UDPAddr{IP: ip, Port: port} // diago takes the RTCP port
+			return port, socks, nil
 		}
 		p.release(port)
 		lastErr = err
@@ -45,7 +47,21 @@ func (p *portPool) open(ms *media.MediaSession, ip net.IP) (int, error) {
 	if lastErr == nil {
 		lastErr = fmt.Errorf("all %d port pairs in use", p.pairs)
 	}
-	return 0, fmt.Errorf("no free RTP port in %d-%d: %w", p.start, p.start+2*p.pairs-1, lastErr)
+	return 0, nil, fmt.Errorf("no free RTP port in %d-%d: %w", p.start, p.start+2*p.pairs-1, lastErr)
+}
+
+// bindPair binds RTP on port and RTCP on port+1.
+func bindPair(ip net.IP, port int) (*mediaSockets, error) {
+	rtp, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
+	if err != nil {
+		return nil, err
+	}
+	rtcp, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port + 1})
+	if err != nil {
+		rtp.Close()
+		return nil, err
+	}
+	return &mediaSockets{rtp: &srtpConn{PacketConn: rtp}, rtcp: &srtpConn{PacketConn: rtcp, rtcp: true}}, nil
 }
 
 // take reserves the next port not held by this pool, advancing the cursor

@@ -21,7 +21,7 @@ func TestPortPoolWrapsAndSkipsBusy(t *testing.T) {
 	var ports []int
 	for range 3 {
 		ms := &media.MediaSession{Codecs: []media.Codec{media.CodecAudioUlaw}, Mode: "sendrecv"}
-		port, err := pool.open(ms, ip)
+		port, _, err := pool.open(ms, ip)
 		if err != nil {
 			t.Fatalf("open: %v (ports so far %v)", err, ports)
 		}
@@ -31,13 +31,13 @@ func TestPortPoolWrapsAndSkipsBusy(t *testing.T) {
 		t.Fatalf("ports = %v; want %v (busy one skipped)", ports, want)
 	}
 	ms := &media.MediaSession{Codecs: []media.Codec{media.CodecAudioUlaw}, Mode: "sendrecv"}
-	if _, err := pool.open(ms, ip); err == nil {
+	if _, _, err := pool.open(ms, ip); err == nil {
 		t.Fatal("open with every pair busy succeeded")
 	}
 	// Free the first pair: the cursor is past the end, and wraps to it.
 	open[0].Close()
 	pool.release(ports[0])
-	port, err := pool.open(ms, ip)
+	port, _, err := pool.open(ms, ip)
 	if err != nil || port != start {
 		t.Fatalf("open after freeing the first pair = %d, %v; want %d (wrap-around)", port, err, start)
 	}

@@ -3,10 +3,12 @@ package sipplane
 import (
 	"context"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/trunkd/trunkd/trunk"
 )
 
 // probeTimeout bounds one OPTIONS probe; no answer within it is a fault.
@@ -61,12 +63,13 @@ func (p *Plane) probe(ctx context.Context, lv *live) bool {
 		return false
 	}
 	ruri.User = ""
-	cl, err := lv.l.client()
+	cl, err := lv.l.client(lv.t.Transport)
 	if err != nil {
 		p.log.Warn("OPTIONS probe", "trunk_id", lv.t.TrunkID, "err", err)
 		return false
 	}
 	req := sip.NewRequest(sip.OPTIONS, ruri)
+	req.SetTransport(strings.ToUpper(lv.t.Transport.Network()))
 	if h := routeHeader(lv.t); h != nil {
 		req.AppendHeader(h)
 	}
@@ -78,9 +81,16 @@ func (p *Plane) probe(ctx context.Context, lv *live) bool {
 	return ok
 }
 
-// client returns the listener's SIP client for requests outside dialogs,
-// sent from the listener's own address.
-func (l *listener) client() (*sipgo.Client, error) {
+// client returns the listener's SIP client for requests outside dialogs
+// over tr: UDP ones leave from the listener's own socket; TCP and TLS ones
+// from a connection of their own (reused per carrier).
+func (l *listener) client(tr trunk.Transport) (*sipgo.Client, error) {
+	if tr != trunk.TransportUDP {
+		l.streamOnce.Do(func() {
+			l.streamCl, l.streamErr = sipgo.NewClient(l.ua, sipgo.WithClientNAT(), sipgo.WithClientHostname(l.contactHost()))
+		})
+		return l.streamCl, l.streamErr
+	}
 	l.clientOnce.Do(func() {
 		opts := []sipgo.ClientOption{sipgo.WithClientNAT(), sipgo.WithClientHostname(l.contactHost())}
 		if host, _, _ := net.SplitHostPort(l.key); host != "0.0.0.0" {

@@ -20,14 +20,17 @@ func regKey(t *trunk.Trunk, bind string) string {
 	if !t.RequireRegistration {
 		return ""
 	}
-	return fmt.Sprintf("%s|%s|%s|%d|%s|%s|%s|%d|%s|%s", bind, t.ExternalSIPIP, t.Proxy, t.DestinationSBCPort, t.GatewayIP,
-		t.Domain, t.SIPUsername, t.RegisterExpiresSec, t.DisplayName, t.SIPPassword)
+	return fmt.Sprintf("%s|%s|%s|%d|%s|%s|%s|%d|%s|%s|%d|%d", bind, t.ExternalSIPIP, t.Proxy, t.DestinationSBCPort, t.GatewayIP,
+		t.Domain, t.SIPUsername, t.RegisterExpiresSec, t.DisplayName, t.SIPPassword, t.Transport, t.SIPTLSPort)
 }
 
-// registrar is where REGISTERs go: proxy, else gateway_ip:destination_sbc_port.
+// registrar is where REGISTERs go: the proxy's host and port (either
+// form of the proxy field), else gateway_ip:destination_sbc_port.
 func registrar(t *trunk.Trunk) string {
 	if t.Proxy != "" {
-		return t.Proxy
+		if p, err := trunk.ParseProxy(t.Proxy); err == nil {
+			return p.HostPort(t.Transport)
+		}
 	}
 	return net.JoinHostPort(t.GatewayIP, strconv.Itoa(int(t.DestinationSBCPort)))
 }
@@ -38,7 +41,7 @@ func (p *Plane) startRegistration(lv *live) (*register.Registration, error) {
 	t := lv.t
 	host, port, _ := net.SplitHostPort(lv.bind)
 	opts := []sipgo.ClientOption{sipgo.WithClientNAT()}
-	if host != "0.0.0.0" {
+	if host != "0.0.0.0" && t.Transport == trunk.TransportUDP {
 		opts = append(opts, sipgo.WithClientConnectionAddr(lv.bind))
 	}
 	contact := lv.l.contactHost()
@@ -52,13 +55,22 @@ func (p *Plane) startRegistration(lv *live) (*register.Registration, error) {
 		return nil, err
 	}
 	pn, _ := strconv.Atoi(port)
+	contactURI := sip.Uri{User: t.SIPUsername, Host: contact, Port: pn}
+	if t.Transport != trunk.TransportUDP {
+		contactURI.UriParams = sip.NewParams()
+		contactURI.UriParams.Add("transport", t.Transport.Network())
+	}
+	if t.Transport == trunk.TransportTLS {
+		contactURI.Port = lv.l.tlsPort
+	}
 	return register.Start(client, register.Config{
 		Registrar:   registrar(t),
+		Transport:   t.Transport.Network(),
 		Domain:      t.Domain,
 		Username:    t.SIPUsername,
 		Password:    t.SIPPassword,
 		Expires:     time.Duration(t.RegisterExpiresSec) * time.Second,
-		Contact:     sip.Uri{User: t.SIPUsername, Host: contact, Port: pn},
+		Contact:     contactURI,
 		DisplayName: t.DisplayName,
 		Logger:      p.log.With("trunk_id", t.TrunkID),
 	}), nil

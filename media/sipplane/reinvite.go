@@ -46,8 +46,14 @@ func inDialog(req *sip.Request) bool {
 // ownAck reports whether req acknowledges a re-INVITE answered here; the
 // dialog layer would refuse its CSeq.
 func (l *listener) ownAck(req *sip.Request) bool {
+	if req.CSeq() == nil {
+		return false
+	}
+	if oc, ok := l.p.calls.outboundSRTP(req.CallID().Value()); ok && req.CSeq().SeqNo == oc.reack.Load() {
+		return true
+	}
 	c, ok := l.p.calls.inbound(req.CallID().Value())
-	return ok && req.CSeq() != nil && req.CSeq().SeqNo == c.reack.Load()
+	return ok && req.CSeq().SeqNo == c.reack.Load()
 }
 
 // reinvite answers an in-dialog INVITE for a call of ours: hold
@@ -55,6 +61,10 @@ func (l *listener) ownAck(req *sip.Request) bool {
 // direction, the answer keeps advertising external_rtp_ip, and with
 // terminate_on_hold the call is hung up after the answer.
 func (l *listener) reinvite(req *sip.Request, tx sip.ServerTransaction, next sipgo.RequestHandler) {
+	if oc, ok := l.p.calls.outboundSRTP(req.CallID().Value()); ok {
+		l.reinviteOutbound(oc, req, tx)
+		return
+	}
 	c, ok := l.p.calls.inbound(req.CallID().Value())
 	if !ok || !c.answered() {
 		next(req, tx) // not ours or not answered: diago replies (481, 491 ...)
@@ -64,7 +74,7 @@ func (l *listener) reinvite(req *sip.Request, tx sip.ServerTransaction, next sip
 	code, body, hold := c.answerReinvite(req.Body())
 	res := sip.NewResponseFromRequest(req, code, reasonPhrase(code), body)
 	if code == sip.StatusOK {
-		res.AppendHeader(sip.NewHeader("Contact", l.contact()))
+		res.AppendHeader(l.contactHeader(req.Transport()))
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
 	if err := tx.Respond(res); err != nil {
@@ -82,10 +92,17 @@ func (c *inboundCall) answerReinvite(body []byte) (int, []byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(body) == 0 {
-		return sip.StatusOK, c.ms.LocalSDP(), false // session refresh without SDP
+		if c.socks.encrypted() { // session refresh without SDP
+			return sip.StatusOK, secureSDP(c.ms.LocalSDP(), c.socks.local), false
+		}
+		return sip.StatusOK, c.ms.LocalSDP(), false
 	}
 	o, err := parseOffer(body)
-	if err != nil || !acceptProfile(o) {
+	if err != nil {
+		return sip.StatusNotAcceptableHere, nil, false
+	}
+	peer, ok := keepsEncryption(c.socks, o)
+	if !ok {
 		return sip.StatusNotAcceptableHere, nil, false
 	}
 	codecs, ok := negotiate(c.lv.codecs, o.codecs)
@@ -93,10 +110,17 @@ func (c *inboundCall) answerReinvite(body []byte) (int, []byte, bool) {
 		return sip.StatusNotAcceptableHere, nil, false
 	}
 	fork := c.lv.session(codecs, c.ms)
-	if err := fork.RemoteSDP(body); err != nil {
+	if err := fork.RemoteSDP(plainSDP(body)); err != nil {
 		return sip.StatusNotAcceptableHere, nil, false
 	}
 	answer := fork.LocalSDP()
+	if peer != nil {
+		local := c.socks.local.withTag(peer.tag) // our key stays; the peer's may change
+		if err := c.socks.secure(local, peer); err != nil {
+			return sip.StatusNotAcceptableHere, nil, false
+		}
+		answer = secureSDP(answer, local)
+	}
 	if !o.hold() {
 		rtp := media.NewRTPSession(fork)
 		c.d.RTPPacketWriter.UpdateRTPSession(rtp)
@@ -104,4 +128,22 @@ func (c *inboundCall) answerReinvite(body []byte) (int, []byte, bool) {
 	}
 	c.ms = fork
 	return sip.StatusOK, answer, o.hold()
+}
+
+// keepsEncryption checks a re-INVITE's offer against a call's SRTP: a
+// call that runs SRTP stays on it (RTP/SAVP with a key of the same suite),
+// a plain call stays plain. It returns the peer's key for an SRTP call.
+func keepsEncryption(socks *mediaSockets, o *offer) (*sdesCrypto, bool) {
+	if !socks.encrypted() {
+		return nil, o.proto == "RTP/AVP"
+	}
+	if o.proto != "RTP/SAVP" {
+		return nil, false
+	}
+	for _, k := range o.cryptos {
+		if k.suite == socks.local.suite {
+			return k, true
+		}
+	}
+	return nil, false
 }

@@ -22,6 +22,9 @@ type offer struct {
 	codecs    []media.Codec // offered formats with a known name, in offer order
 	direction string        // sendrecv, sendonly, recvonly, inactive
 	audio     bool          // an m=audio line was present
+	cryptos   []*sdesCrypto // usable a=crypto lines of the audio stream, in offer order
+	cryptoErr string        // why the first unusable a=crypto line was refused
+	use       *sdesCrypto   // the peer's key the call runs with; nil for plain RTP (set by checkOffer)
 }
 
 // hold reports whether the offer puts the call on hold: sendonly or
@@ -31,6 +34,9 @@ func (o *offer) hold() bool {
 }
 
 const maxSDP = 16 << 10
+
+// maxCryptos bounds the a=crypto lines kept from one offer.
+const maxCryptos = 8
 
 var staticPT = map[string]media.Codec{
 	"0": media.CodecAudioUlaw,
@@ -123,6 +129,20 @@ func (o *offer) attribute(val string, rtpmap map[string]string) {
 	switch val {
 	case "sendrecv", "sendonly", "recvonly", "inactive":
 		o.direction = val
+		return
+	}
+	if rest, ok := strings.CutPrefix(val, "crypto:"); ok {
+		if len(o.cryptos)+1 > maxCryptos {
+			return
+		}
+		c, err := parseCrypto(rest)
+		if err != nil {
+			if o.cryptoErr == "" {
+				o.cryptoErr = err.Error()
+			}
+			return
+		}
+		o.cryptos = append(o.cryptos, c)
 		return
 	}
 	if rest, ok := strings.CutPrefix(val, "rtpmap:"); ok {

@@ -92,10 +92,23 @@ func FuzzParseOffer(f *testing.F) {
 	f.Add(sdpOf(baseOffer...))
 	f.Add(sdpOf("v=0", "c=IN IP4 0.0.0.0", "m=audio 0 RTP/AVP 0", "a=inactive"))
 	f.Add([]byte("m=audio\nc=IN IP4\n"))
+	f.Add(sdpOf("v=0", "o=- 1 1 IN IP4 127.0.0.1", "c=IN IP4 127.0.0.1", "m=audio 4000 RTP/SAVP 0",
+		"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH|2^31|1:1",
+		"a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH;inline:x|2^20|2:1 WSH=64"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := parseOffer(b)
 		if err == nil && (!o.addr.IsValid() || !o.audio) {
 			t.Fatalf("accepted an offer without address or audio: %+v", o)
+		}
+		if err == nil {
+			for _, c := range o.cryptos {
+				if len(c.key) != srtpKeyLen+srtpSaltLen || len(c.mki) > maxMKILen {
+					t.Fatalf("accepted a key of %d bytes, MKI of %d", len(c.key), len(c.mki))
+				}
+				if _, err := c.context(); err != nil {
+					t.Fatalf("accepted a key pion refuses: %v", err)
+				}
+			}
 		}
 	})
 }

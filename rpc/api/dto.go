@@ -96,6 +96,14 @@ type TrunkConfig struct {
 	Revision         uint64 `json:"revision,omitempty"`
 	CreatedAt        string `json:"created_at,omitempty"`
 	UpdatedAt        string `json:"updated_at,omitempty"`
+	// Security settings, omitted when at their defaults (UDP, no TLS
+	// listener, DISABLE). SRTPWithoutTLS flags SRTP keys sent in SDP over
+	// unencrypted SIP (trunk.Trunk.SRTPWithoutTLS).
+	Transport               int32  `json:"transport,omitempty"`
+	SIPTLSPort              uint16 `json:"sip_tls_port,omitempty"`
+	InboundMediaEncryption  int32  `json:"inbound_media_encryption,omitempty"`
+	OutboundMediaEncryption int32  `json:"outbound_media_encryption,omitempty"`
+	SRTPWithoutTLS          bool   `json:"srtp_without_tls,omitempty"`
 }
 
 // GetTrunkResponse answers GetTrunk. An unknown id is Found=false with a
@@ -177,12 +185,17 @@ func NewTrunkConfig(t *trunk.Trunk, st trunk.Status) TrunkConfig {
 		RegistrationError: st.SIP.RegistrationError,
 		ActiveCalls:       st.SIP.ActiveCalls,
 
-		Name:             t.Name,
-		OrganizationID:   t.Org(),
-		ManagedAccountID: t.ManagedAccountID,
-		Revision:         t.Meta.Revision,
-		CreatedAt:        Timestamp(t.Meta.CreatedAt),
-		UpdatedAt:        Timestamp(t.Meta.UpdatedAt),
+		Name:                    t.Name,
+		OrganizationID:          t.Org(),
+		ManagedAccountID:        t.ManagedAccountID,
+		Revision:                t.Meta.Revision,
+		CreatedAt:               Timestamp(t.Meta.CreatedAt),
+		UpdatedAt:               Timestamp(t.Meta.UpdatedAt),
+		Transport:               int32(t.Transport),
+		SIPTLSPort:              t.SIPTLSPort,
+		InboundMediaEncryption:  int32(t.InboundMediaEncryption),
+		OutboundMediaEncryption: int32(t.OutboundMediaEncryption),
+		SRTPWithoutTLS:          t.SRTPWithoutTLS(),
 	}
 }
 

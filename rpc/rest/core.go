@@ -22,10 +22,14 @@ import (
 //	outbound_config.address ("host[:port]") -> gateway_ip, destination_sbc_port
 //	outbound_config.auth_username/password -> sip_username, sip_password
 //
-// transport and media_encryption have no trunk field yet (secure SIP adds
-// them), nor has enable_noise_cancellation (the AI bridge adds it): until
-// then only UDP, DISABLE and false are accepted, and anything else is
-// refused naming the field.
+//	outbound_config.transport             -> transport (UDP, TCP, TLS; TLS also
+//	                                         opens sip_tls_port 5061 unless set)
+//	inbound_config.media_encryption       -> inbound_media_encryption
+//	outbound_config.media_encryption      -> outbound_media_encryption
+//
+// enable_noise_cancellation has no trunk field yet (the AI bridge adds
+// it): until then only false is accepted, and true is refused naming the
+// field.
 
 // CoreTrunk is a trunk as the BYOC face shows it.
 type CoreTrunk struct {
@@ -68,20 +72,15 @@ type CoreList struct {
 	NextCursor string      `json:"next_cursor"`
 }
 
-// Enum names of the BYOC face, and the one of each this trunkd serves.
+// Enum names of the BYOC face, in the order of the trunk's numbers.
 var (
-	transports  = []string{"UDP", "TCP", "TLS"}
-	encryptions = []string{"DISABLE", "ALLOW", "REQUIRE"}
-)
-
-const (
-	builtTransport  = "UDP"
-	builtEncryption = "DISABLE"
+	transports  = []string{trunk.TransportUDP.String(), trunk.TransportTCP.String(), trunk.TransportTLS.String()}
+	encryptions = []string{trunk.EncryptDisable.String(), trunk.EncryptAllow.String(), trunk.EncryptRequire.String()}
 )
 
 func newCoreTrunk(rec *api.TrunkRecord, createdAt, updatedAt string) CoreTrunk {
 	c := CoreTrunk{ID: rec.TrunkID, Name: rec.Name, OrganizationID: rec.Org(), CreatedAt: createdAt, UpdatedAt: updatedAt,
-		InboundConfig: CoreInbound{MediaEncryption: builtEncryption, AllowedAddresses: rec.AllowedAddresses}}
+		InboundConfig: CoreInbound{MediaEncryption: rec.InboundMediaEncryption.String(), AllowedAddresses: rec.AllowedAddresses}}
 	if rec.ManagedAccountID != "" {
 		c.ManagedAccountID = &rec.ManagedAccountID
 	}
@@ -90,7 +89,8 @@ func newCoreTrunk(rec *api.TrunkRecord, createdAt, updatedAt string) CoreTrunk {
 		if rec.DestinationSBCPort != 5060 {
 			addr = net.JoinHostPort(addr, strconv.Itoa(int(rec.DestinationSBCPort)))
 		}
-		c.OutboundConfig = &CoreOutbound{Address: addr, AuthUsername: rec.SIPUsername, Transport: builtTransport, MediaEncryption: builtEncryption}
+		c.OutboundConfig = &CoreOutbound{Address: addr, AuthUsername: rec.SIPUsername,
+			Transport: rec.Transport.String(), MediaEncryption: rec.OutboundMediaEncryption.String()}
 	}
 	return c
 }
@@ -108,9 +108,11 @@ func (b *coreBody) apply(t *trunk.Trunk) error {
 	if in.EnableNoiseCancellation {
 		return trunk.FieldErrorf("inbound_config.enable_noise_cancellation", "noise cancellation is not built yet in this trunkd (it arrives with the AI bridge); send false or leave it out")
 	}
-	if err := checkEnum("inbound_config.media_encryption", in.MediaEncryption, encryptions, builtEncryption); err != nil {
+	enc, err := enumValue("inbound_config.media_encryption", in.MediaEncryption, encryptions)
+	if err != nil {
 		return err
 	}
+	t.InboundMediaEncryption = trunk.MediaEncryption(enc)
 	t.AllowedAddresses = in.AllowedAddresses
 	return b.applyOutbound(t)
 }
@@ -119,6 +121,7 @@ func (b *coreBody) applyOutbound(t *trunk.Trunk) error {
 	out := b.OutboundConfig
 	if out == nil {
 		t.GatewayIP, t.DestinationSBCPort, t.SIPUsername, t.SIPPassword = "", 5060, "", ""
+		t.Transport, t.OutboundMediaEncryption = trunk.TransportUDP, trunk.EncryptDisable
 		return nil
 	}
 	for _, f := range []struct{ name, value string }{
@@ -130,11 +133,17 @@ func (b *coreBody) applyOutbound(t *trunk.Trunk) error {
 			return trunk.FieldErrorf(f.name, "is required with an outbound_config (address, auth_username and auth_password go together)")
 		}
 	}
-	if err := checkEnum("outbound_config.transport", out.Transport, transports, builtTransport); err != nil {
+	tr, err := enumValue("outbound_config.transport", out.Transport, transports)
+	if err != nil {
 		return err
 	}
-	if err := checkEnum("outbound_config.media_encryption", out.MediaEncryption, encryptions, builtEncryption); err != nil {
+	enc, err := enumValue("outbound_config.media_encryption", out.MediaEncryption, encryptions)
+	if err != nil {
 		return err
+	}
+	t.Transport, t.OutboundMediaEncryption = trunk.Transport(tr), trunk.MediaEncryption(enc)
+	if t.Transport == trunk.TransportTLS && t.SIPTLSPort == 0 {
+		t.SIPTLSPort = trunk.DefaultSIPTLSPort // the carrier's BYE comes back over TLS
 	}
 	host, port := out.Address, uint16(5060)
 	if h, p, err := net.SplitHostPort(out.Address); err == nil {
@@ -151,25 +160,29 @@ func (b *coreBody) applyOutbound(t *trunk.Trunk) error {
 	return nil
 }
 
-// checkEnum accepts "" and built; a known name not built yet and an
-// unknown name are refused, each saying so.
-func checkEnum(field, v string, known []string, built string) error {
-	switch {
-	case v == "" || v == built:
-		return nil
-	case !slices.Contains(known, v):
-		return trunk.FieldErrorf(field, "%q is not one of %s", v, strings.Join(known, ", "))
+// enumValue is the number of name v among known ("" is the first, the
+// default); an unknown name is refused naming field.
+func enumValue(field, v string, known []string) (int32, error) {
+	if v == "" {
+		return 0, nil
 	}
-	return trunk.FieldErrorf(field, "%s is not built yet in this trunkd (it arrives with secure SIP); use %s", v, built)
+	i := slices.Index(known, v)
+	if i < 0 {
+		return 0, trunk.FieldErrorf(field, "%q is not one of %s", v, strings.Join(known, ", "))
+	}
+	return int32(i), nil
 }
 
 // coreFields are the BYOC names of the trunk fields the BYOC face sets.
 var coreFields = map[string]string{
-	"allowed_addresses":    "inbound_config.allowed_addresses",
-	"gateway_ip":           "outbound_config.address",
-	"destination_sbc_port": "outbound_config.address",
-	"sip_username":         "outbound_config.auth_username",
-	"sip_password":         "outbound_config.auth_password",
+	"allowed_addresses":         "inbound_config.allowed_addresses",
+	"gateway_ip":                "outbound_config.address",
+	"destination_sbc_port":      "outbound_config.address",
+	"sip_username":              "outbound_config.auth_username",
+	"sip_password":              "outbound_config.auth_password",
+	"transport":                 "outbound_config.transport",
+	"inbound_media_encryption":  "inbound_config.media_encryption",
+	"outbound_media_encryption": "outbound_config.media_encryption",
 }
 
 // coreField renames the field of a validation error to its BYOC name.

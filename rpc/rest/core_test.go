@@ -2,6 +2,7 @@ package rest_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/trunkd/trunkd/rpc/api"
 	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/rpc/rest"
+	"github.com/trunkd/trunkd/trunk"
 )
 
 // raw sends body as it is, with the extra headers hdr.
@@ -112,9 +114,9 @@ func TestCoreRefusals(t *testing.T) {
 		{"malformed JSON", `{"name": `, 400, api.CodeMalformed, ""},
 		{"unknown field", `{"name": "x", "colour": "red"}`, 400, api.CodeInvalidArgument, "colour"},
 		{"no name", `{}`, 400, api.CodeInvalidArgument, "name"},
-		{"transport TCP (not built)", `{"name": "x", ` + out + `, "transport": "TCP"}}`, 400, api.CodeInvalidArgument, "outbound_config.transport"},
+		{"transport lower case", `{"name": "x", ` + out + `, "transport": "tls"}}`, 400, api.CodeInvalidArgument, "outbound_config.transport"},
 		{"transport unknown", `{"name": "x", ` + out + `, "transport": "SCTP"}}`, 400, api.CodeInvalidArgument, "outbound_config.transport"},
-		{"media encryption REQUIRE", `{"name": "x", "inbound_config": {"media_encryption": "REQUIRE"}}`, 400, api.CodeInvalidArgument, "inbound_config.media_encryption"},
+		{"media encryption unknown", `{"name": "x", "inbound_config": {"media_encryption": "DTLS"}}`, 400, api.CodeInvalidArgument, "inbound_config.media_encryption"},
 		{"media encryption lower case", `{"name": "x", ` + out + `, "media_encryption": "disable"}}`, 400, api.CodeInvalidArgument, "outbound_config.media_encryption"},
 		{"noise cancellation", `{"name": "x", "inbound_config": {"enable_noise_cancellation": true}}`, 400, api.CodeInvalidArgument, "inbound_config.enable_noise_cancellation"},
 		{"no password", `{"name": "x", "outbound_config": {"address": "192.0.2.1", "auth_username": "u"}}`, 400, api.CodeInvalidArgument, "outbound_config.auth_password"},
@@ -234,5 +236,36 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	slices.Sort(routes)
 	if !slices.Equal(documented, routes) {
 		t.Errorf("OpenAPI paths:\n%v\nroutes served:\n%v", documented, routes)
+	}
+}
+
+// TestCoreSecureSIP: the BYOC transport and media_encryption names set the
+// trunk's transport (TLS opening the usual TLS port) and SRTP policies, and
+// read back as they were written.
+func TestCoreSecureSIP(t *testing.T) {
+	f := newFixture(t)
+	tok := token(t, auth.ScopeManage)
+	body := `{"name": "secure", "inbound_config": {"media_encryption": "ALLOW"},
+	  "outbound_config": {"address": "192.0.2.1:5061", "auth_username": "u", "auth_password": "p", "transport": "TLS", "media_encryption": "REQUIRE"}}`
+	status, _, b := f.raw(t, "POST", "/core/trunks", tok, nil, []byte(body))
+	if status != http.StatusCreated {
+		t.Fatalf("POST = %d %s; want 201", status, b)
+	}
+	var c rest.CoreTrunk
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.InboundConfig.MediaEncryption != "ALLOW" || c.OutboundConfig == nil ||
+		c.OutboundConfig.Transport != "TLS" || c.OutboundConfig.MediaEncryption != "REQUIRE" {
+		t.Errorf("POST answered %+v %+v; want ALLOW in, TLS + REQUIRE out", c.InboundConfig, c.OutboundConfig)
+	}
+	stored, err := f.store.GetTrunk(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Transport != trunk.TransportTLS || stored.SIPTLSPort != trunk.DefaultSIPTLSPort ||
+		stored.InboundMediaEncryption != trunk.EncryptAllow || stored.OutboundMediaEncryption != trunk.EncryptRequire {
+		t.Errorf("stored transport %v tls port %d, in %v, out %v; want TLS 5061 ALLOW REQUIRE",
+			stored.Transport, stored.SIPTLSPort, stored.InboundMediaEncryption, stored.OutboundMediaEncryption)
 	}
 }

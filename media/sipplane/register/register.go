@@ -36,7 +36,7 @@ type Config struct {
 	// Registrar is the host:port the REGISTER is sent to (the trunk's
 	// proxy, else gateway_ip:destination_sbc_port). Port defaults to 5060.
 	Registrar string
-	// Transport is "udp" (default) or "tcp".
+	// Transport is "udp" (default), "tcp" or "tls".
 	Transport string
 	// Domain is the AOR host; the AOR is sip:Username@Domain. Empty means
 	// the registrar's host.
