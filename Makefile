@@ -57,7 +57,7 @@ IMPORT_RULES := \
   rpc/api/...:-:trunk,trunk/control,rpc/auth \
   rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth \
   store/record/...:std:trunk \
-  store/...:-:trunk,trunk/secretfile,store/... \
+  store/...:-:trunk,trunk/control,trunk/secretfile,store/... \
   media/...:-:trunk,trunk/secretfile,media/...
 
 .PHONY: lint
