@@ -32,6 +32,12 @@ type Config struct {
 	Breaker       trunk.BreakerConfig // per-trunk circuit breaker; trunk.DefaultBreakerConfig()
 	QualityWindow time.Duration       // ASR/ACD/MOS/PDD window; trunk.DefaultQualityWindow
 	ProbeInterval time.Duration       // OPTIONS keepalive to every trunk's carrier; 0 = off
+
+	// Registers, when set, says whether this node registers a trunk
+	// that requires registration (in a cluster exactly one node does);
+	// nil: this node registers every such trunk. SetRegistering tells
+	// the plane when the answer changes.
+	Registers func(trunkID string) bool
 }
 
 // AudioSource fetches audio converted to a call's format.
