@@ -95,7 +95,7 @@ func (s *Store) Join(ctx context.Context, cfg MembersConfig) (*Members, error) {
 	return m, nil
 }
 
-func (m *Members) nodeKey(n string) string  { return m.s.prefix + "nodes/" + n }
+func (m *Members) nodeKey(n string) string   { return m.s.prefix + "nodes/" + n }
 func (m *Members) ownerKey(id string) string { return m.s.prefix + "owner/" + id }
 
 // register grants a lease and puts the node key on it.
@@ -507,4 +507,3 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
-

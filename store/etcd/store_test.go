@@ -21,7 +21,6 @@ import (
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
-
 func open(t *testing.T, c *etcdtest.Cluster, prefix string, key []byte) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), Config{Endpoints: c.Endpoints(), Prefix: prefix}, key)
