@@ -6,9 +6,10 @@ DATA  ?= ./trunkd-data
 
 # Opus needs diago's cgo binding (libopus); nolibopusfile avoids libopusfile.
 export GOFLAGS := -tags=with_opus_c,nolibopusfile
-# What the tests and the Opus build need from Debian; `make deps` installs
+# What the tests and the Opus build need from Debian (etcd-server: the
+# cluster tests start a 3-member etcd on loopback); `make deps` installs
 # what is missing (with sudo when not root).
-DEB_PKGS := sip-tester libopus-dev pkg-config
+DEB_PKGS := sip-tester libopus-dev pkg-config etcd-server
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
 .DEFAULT_GOAL := help
@@ -22,6 +23,7 @@ deps: ## install the Debian packages the build and tests need, if missing
 	@missing=""; \
 	  command -v sipp >/dev/null || missing="$$missing sip-tester"; \
 	  command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	  command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	  pkg-config --exists opus 2>/dev/null || missing="$$missing libopus-dev"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \

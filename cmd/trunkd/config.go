@@ -36,6 +36,26 @@ type Config struct {
 	Breaker       trunk.BreakerConfig
 	QualityWindow time.Duration
 	ProbeInterval time.Duration
+
+	Store   string // bolt://path or etcd://host:port[,host:port...]
+	Cluster ClusterConfig
+}
+
+// ClusterConfig is how a node joins an etcd cluster (--store etcd://...).
+type ClusterConfig struct {
+	Endpoints      []string
+	Prefix         string
+	CA, Cert, Key  string
+	User           string
+	PasswordFile   string
+	Node           string
+	NodeTTL        time.Duration
+	Settle         time.Duration
+	Resync         time.Duration
+	IPMap          map[string]string // stored address -> this node's
+	StartupTimeout time.Duration
+	RequestTimeout time.Duration
+	ipMapFlag      listFlag
 }
 
 // listFlag is a repeatable string flag.
@@ -70,6 +90,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	breakerFlags(fs, &cfg.Breaker)
 	fs.DurationVar(&cfg.QualityWindow, "quality-window", 30*time.Minute, "sliding window of the ASR, ACD, MOS and PDD figures")
 	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", 0, "send OPTIONS to every trunk's carrier this often, feeding its breaker (0: only to test an open breaker)")
+	clusterFlags(fs, cfg)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -96,6 +117,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, errors.New("-rpc-retry-above: must be at least 1, or -1 to validate every connection")
 	}
 	cfg.fillDefaults()
+	if err := cfg.parseStore(); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 

@@ -55,9 +55,11 @@ type Members struct {
 	mine    map[string]bool      // trunks this node registers
 	healthy bool
 
-	kick chan struct{}
-	stop context.CancelFunc
-	done chan struct{}
+	kick  chan struct{}
+	stop  context.CancelFunc
+	done  chan struct{}
+	leave sync.Once
+	left  error
 }
 
 type nodeValue struct {
@@ -484,6 +486,11 @@ func (m *Members) setMine(id string, own bool) {
 // Leave stops registering (un-REGISTERs through OnOwn) and revokes the
 // lease, so that the other nodes take over at once.
 func (m *Members) Leave(ctx context.Context) error {
+	m.leave.Do(func() { m.left = m.leaveOnce(ctx) })
+	return m.left
+}
+
+func (m *Members) leaveOnce(ctx context.Context) error {
 	m.stop()
 	<-m.done
 	m.relinquish("leaving")
@@ -506,4 +513,16 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// Share is this node's part of limit for trunk id: limit split evenly
+// over the live nodes, the remainder going to the nodes ranked first for
+// the trunk. It follows the live nodes as they join and leave.
+func (m *Members) Share(id string, limit uint32) uint32 {
+	rank, n := m.Rank(id)
+	share := limit / uint32(n)
+	if uint32(rank) < limit%uint32(n) {
+		share++
+	}
+	return share
 }

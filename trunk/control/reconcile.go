@@ -51,6 +51,9 @@ type ReconcileOptions struct {
 	// Loaded, when set, is called once the first snapshot runs on the
 	// plane (the node is ready), with the number of trunks.
 	Loaded func(n int)
+	// Applied, when set, is called after each change from the watch is
+	// applied (not for the node's own writes), for the watch-delay metric.
+	Applied func(ev Event)
 }
 
 // Reconcile makes the SIP plane follow feed until ctx ends: it applies a
@@ -113,7 +116,9 @@ func (s *Service) follow(ctx context.Context, feed Feed, rev uint64, o Reconcile
 				o.Logger.Warn("reconcile: changes lost; reading a snapshot", "err", ev.Err)
 				return
 			}
-			s.applyEvent(ctx, ev, o.Logger)
+			if s.applyEvent(ctx, ev, o.Logger) && o.Applied != nil {
+				o.Applied(ev)
+			}
 		}
 	}
 }
@@ -147,11 +152,11 @@ func (s *Service) resync(ctx context.Context, feed Feed, first bool) (rev uint64
 }
 
 // applyEvent applies one change under the trunk's lock when it is newer
-// than what runs.
-func (s *Service) applyEvent(ctx context.Context, ev Event, log *slog.Logger) {
+// than what runs, and reports whether it did.
+func (s *Service) applyEvent(ctx context.Context, ev Event, log *slog.Logger) bool {
 	defer s.locks.lock(ev.ID)()
 	if !s.applied.newer(ev.ID, ev.Revision) {
-		return
+		return false
 	}
 	switch ev.Kind {
 	case Put:
@@ -163,6 +168,7 @@ func (s *Service) applyEvent(ctx context.Context, ev Event, log *slog.Logger) {
 		}
 		s.applied.set(ev.ID, ev.Revision, false)
 	}
+	return true
 }
 
 // runRemote makes a trunk another node stored live here, or degraded when

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +36,6 @@ type Cluster struct {
 	t       testing.TB
 	Members []*Member
 	initial string
-	mu      sync.Mutex
 }
 
 // Binary is the etcd executable tests run; it skips the test when absent.
