@@ -45,6 +45,15 @@ run: build ## start trunkd on embedded defaults (data in ./trunkd-data)
 test: deps lint ## run every test, with the race detector
 	$(GO) test -race -count=1 ./...
 
+.PHONY: cluster
+cluster: build ## start a 3-member etcd and 3 trunkd nodes on 127.0.0.2-4 (foreground; Ctrl-C stops)
+	BIN=$(BIN) testdata/cluster.sh
+
+.PHONY: cluster-test
+cluster-test: deps ## the long cluster suites: kill -9 of etcd's leader and of nodes, partition, compaction (a few minutes)
+	$(GO) test -tags cluster -race=false -count=1 -timeout 15m -run '^TestClusterLong' -v ./cmd/trunkd 2>&1 | \
+	  grep -E '^(=== RUN|--- |\s+cluster_long_test|PASS|FAIL|ok)'; exit $${PIPESTATUS[0]}
+
 # Dependency direction, arrows pointing in toward trunk. One rule per
 # entry: packages:std when they may import only the standard library (of
 # the rest of the world):what of this module they may import, where x/...

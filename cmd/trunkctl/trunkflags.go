@@ -28,6 +28,9 @@ func newTrunkFlags(fs *flag.FlagSet) *trunkFlags {
 	def := reflect.ValueOf(trunk.Defaults())
 	for i := range typ.NumField() {
 		name := trunk.JSONName(typ.Field(i))
+		if name == "-" {
+			continue
+		}
 		flagName := strings.ReplaceAll(name, "_", "-")
 		fs.Func(flagName, fmt.Sprintf("%s (default %v)", name, defaultText(def.Field(i))), func(v string) error {
 			tf.values[name] = v

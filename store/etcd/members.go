@@ -88,7 +88,7 @@ func (s *Store) Join(ctx context.Context, cfg MembersConfig) (*Members, error) {
 	}
 	m := &Members{s: s, cfg: cfg, log: cfg.Logger, nodes: map[string]time.Time{}, owners: map[string]string{},
 		wanted: map[string]bool{}, mine: map[string]bool{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
-	if err := m.register(ctx); err != nil {
+	if err := m.registerWaiting(ctx); err != nil {
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(context.Background())
@@ -99,6 +99,31 @@ func (s *Store) Join(ctx context.Context, cfg MembersConfig) (*Members, error) {
 
 func (m *Members) nodeKey(n string) string   { return m.s.prefix + "nodes/" + n }
 func (m *Members) ownerKey(id string) string { return m.s.prefix + "owner/" + id }
+
+// errNameHeld is a node name another live lease holds.
+var errNameHeld = errors.New("is held by a live node")
+
+// registerWaiting registers, waiting while the name is held: a node
+// restarted after a crash finds its previous key until that lease
+// expires (at most TTL). A second node with the same name fails when ctx
+// ends.
+func (m *Members) registerWaiting(ctx context.Context) error {
+	for logged := false; ; {
+		err := m.register(ctx)
+		if !errors.Is(err, errNameHeld) {
+			return err
+		}
+		if !logged {
+			m.log.Warn("node name held by a live lease (a previous run of this node?); waiting for it to expire", "node", m.cfg.Node, "ttl", m.cfg.TTL)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w; give each node its own --node-name", err)
+		case <-time.After(time.Second):
+		}
+	}
+}
 
 // register grants a lease and puts the node key on it.
 func (m *Members) register(ctx context.Context) error {
@@ -114,7 +139,7 @@ func (m *Members) register(ctx context.Context) error {
 	resp, err := m.s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
 		Then(clientv3.OpPut(k, string(v), clientv3.WithLease(g.ID))).Commit()
 	if err == nil && !resp.Succeeded {
-		err = fmt.Errorf("node name %q is held by a live node; give each node its own --node-name", m.cfg.Node)
+		err = fmt.Errorf("node name %q %w", m.cfg.Node, errNameHeld)
 	}
 	if err != nil {
 		m.s.cli.Revoke(context.Background(), g.ID)

@@ -89,8 +89,29 @@ func Open(ctx context.Context, cfg Config, key []byte) (*Store, error) {
 
 // check fails fast when the cluster does not answer: clientv3 (3.7) no
 // longer waits for a connection, so without it trunkd would start with a
-// store that fails every request.
+// store that fails every request. It tries until ctx's deadline (or for
+// one request timeout when ctx has none): members starting together take
+// a moment to elect a leader.
 func (s *Store) check(ctx context.Context, eps []string) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	for {
+		err := s.checkOnce(ctx, eps)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Store) checkOnce(ctx context.Context, eps []string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var errs []error
@@ -103,7 +124,7 @@ func (s *Store) check(ctx context.Context, eps []string) error {
 		ok++
 	}
 	if ok == 0 {
-		return fmt.Errorf("etcd: no member answered within %v: %w", s.timeout, errors.Join(errs...))
+		return fmt.Errorf("etcd: no member answered (each asked for up to %v): %w", s.timeout, errors.Join(errs...))
 	}
 	// A linearizable read needs a leader and a quorum.
 	if _, err := s.cli.Get(ctx, s.prefix+"meta"); err != nil {
