@@ -35,14 +35,14 @@ type testNode struct {
 // cluster, one secret key and one JWT secret. A trunk stored with
 // internal_sip_ip 127.0.0.2 runs on each node's own address (--ip-map).
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	etcd   *etcdtest.Cluster
 	shared string
 	prefix string
 	nodes  []*testNode
 }
 
-func startTestCluster(t *testing.T, ec *etcdtest.Cluster, prefix string, n int) *testCluster {
+func startTestCluster(t testing.TB, ec *etcdtest.Cluster, prefix string, n int) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, etcd: ec, shared: t.TempDir(), prefix: prefix}
 	for i := range n {

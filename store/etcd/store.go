@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trunkd/trunkd/store/record"
@@ -42,6 +43,37 @@ type Store struct {
 	prefix  string
 	timeout time.Duration
 	now     func() time.Time
+
+	// seen is the revision and created_at of each record last read or
+	// written here: an update guards on it instead of reading first (a
+	// stale entry fails the guard, and the update reads and tries again).
+	seenMu sync.Mutex
+	seen   map[string]seenRecord
+}
+
+type seenRecord struct {
+	rev     uint64
+	created time.Time
+}
+
+func (s *Store) see(id string, rev uint64, created time.Time) {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if s.seen == nil {
+		s.seen = map[string]seenRecord{}
+	}
+	if rev == 0 {
+		delete(s.seen, id)
+		return
+	}
+	s.seen[id] = seenRecord{rev, created}
+}
+
+func (s *Store) lastSeen(id string) (seenRecord, bool) {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	r, ok := s.seen[id]
+	return r, ok
 }
 
 // Open connects to the cluster, checks that it answers with a quorum,
@@ -227,7 +259,11 @@ func (s *Store) GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error) {
 		return nil, notFound(id)
 	}
 	kv := resp.Kvs[0]
-	return s.decode(id, kv.Value, kv.ModRevision)
+	t, err := s.decode(id, kv.Value, kv.ModRevision)
+	if err == nil {
+		s.see(id, t.Meta.Revision, t.Meta.CreatedAt)
+	}
+	return t, err
 }
 
 // listPage is how many records one range read returns.
@@ -325,36 +361,43 @@ func (s *Store) AddTrunk(ctx context.Context, t *trunk.Trunk) error {
 		return trunk.Errorf(trunk.EEXISTS, "trunk %q already exists", t.TrunkID)
 	}
 	t.Meta, t.Meta.Revision = c.Meta, rev
+	s.see(t.TrunkID, rev, c.Meta.CreatedAt)
 	return nil
 }
 
 // UpdateTrunk replaces a stored trunk, keeping its created_at; ENOTFOUND
 // when absent, ECONFLICT when ifRevision is set and not the stored one.
+// It guards on the revision last read here (one round trip when the
+// service has just read the trunk), and reads again when that is stale.
 func (s *Store) UpdateTrunk(ctx context.Context, t *trunk.Trunk, ifRevision uint64) error {
 	for {
-		old, err := s.GetTrunk(ctx, t.TrunkID)
-		if err != nil {
-			return err
+		old, ok := s.lastSeen(t.TrunkID)
+		if !ok || (ifRevision != 0 && old.rev != ifRevision) {
+			cur, err := s.GetTrunk(ctx, t.TrunkID)
+			if err != nil {
+				return err
+			}
+			old = seenRecord{cur.Meta.Revision, cur.Meta.CreatedAt}
 		}
-		if err := record.CheckRevision(t.TrunkID, old.Meta.Revision, ifRevision); err != nil {
+		if err := record.CheckRevision(t.TrunkID, old.rev, ifRevision); err != nil {
 			return err
 		}
 		c := t.Clone()
-		c.Meta = trunk.Meta{CreatedAt: old.Meta.CreatedAt, UpdatedAt: s.now().UTC()}
+		c.Meta = trunk.Meta{CreatedAt: old.created, UpdatedAt: s.now().UTC()}
 		k := s.key(t.TrunkID)
-		rev, err := s.write(ctx, c, clientv3.Compare(clientv3.ModRevision(k), "=", int64(old.Meta.Revision)))
+		rev, err := s.write(ctx, c, clientv3.Compare(clientv3.ModRevision(k), "=", int64(old.rev)))
 		if err != nil {
 			return err
 		}
 		if rev != 0 {
 			t.Meta, t.Meta.Revision = c.Meta, rev
+			s.see(t.TrunkID, rev, c.Meta.CreatedAt)
 			return nil
 		}
-		// Another node wrote between our read and our write: an
-		// unconditional update reads again; a conditional one has lost.
-		if ifRevision != 0 {
-			return record.CheckRevision(t.TrunkID, 0, ifRevision)
-		}
+		// The record changed since it was read here (another node wrote,
+		// or it was removed): forget it and read it again, which ends in
+		// ECONFLICT or ENOTFOUND for a conditional update.
+		s.see(t.TrunkID, 0, time.Time{})
 	}
 }
 
@@ -426,6 +469,7 @@ func (s *Store) RemoveTrunk(ctx context.Context, id string, ifRevision uint64) e
 		cancel()
 		switch {
 		case err == nil && resp.Succeeded:
+			s.see(id, 0, time.Time{})
 			return nil
 		case err == nil && ifRevision != 0:
 			return record.CheckRevision(id, 0, ifRevision)
