@@ -103,4 +103,3 @@ func BenchmarkBackends(b *testing.B) {
 		}
 	}
 }
-
