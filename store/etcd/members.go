@@ -232,9 +232,17 @@ func (m *Members) relinquish(why string) {
 	if len(ids) > 0 {
 		m.log.Warn("giving up registrations", "why", why, "trunks", len(ids))
 	}
+	// In parallel (bounded): each un-REGISTER waits for the registrar.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
 	for _, id := range ids {
-		m.cfg.OnOwn(id, false)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			m.cfg.OnOwn(id, false)
+		})
 	}
+	wg.Wait()
 }
 
 // follow reads nodes/ and owner/ and watches them, reading again when a
