@@ -32,6 +32,7 @@ func clusterFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&c.Node, "node-name", "", "this node's name in the cluster, unique among live nodes (default: the host name)")
 	fs.DurationVar(&c.NodeTTL, "node-ttl", 10*time.Second, "lease of the node and of the registrations it owns: how soon others take over when it dies")
 	fs.DurationVar(&c.Settle, "node-settle", 30*time.Second, "how long a joining node waits before registrations move to it")
+	fs.DurationVar(&c.StatsInterval, "stats-interval", 15*time.Second, "how often a node publishes its ASR/ACD/MOS/PDD counts for the cluster-wide figures")
 	fs.DurationVar(&c.Resync, "resync", 10*time.Minute, "how often a node compares everything it runs with etcd (heals lost watch events)")
 	fs.DurationVar(&c.StartupTimeout, "etcd-startup-timeout", 30*time.Second, "how long start-up waits for etcd and the first load of every trunk")
 	fs.DurationVar(&c.RequestTimeout, "etcd-timeout", 5*time.Second, "timeout of one etcd request")
@@ -59,6 +60,9 @@ func (c *Config) parseStore() error {
 	cl := &c.Cluster
 	if cl.Node == "" {
 		cl.Node, _ = os.Hostname()
+	}
+	if cl.StatsInterval <= 0 {
+		return errors.New("-stats-interval: must be positive")
 	}
 	if cl.NodeTTL < 2*time.Second {
 		return errors.New("-node-ttl: must be at least 2s")
@@ -179,6 +183,15 @@ func (p nodePlane) LoadAll(ctx context.Context, ts []*trunk.Trunk) {
 	}
 }
 
+// TrunkStatus is this node's status of trunk id with the quality figures
+// of the whole cluster: this node's live counts plus what the other nodes
+// published last (at most -stats-interval old).
+func (p nodePlane) TrunkStatus(id string) trunk.Status {
+	st := p.sipPlane.TrunkStatus(id)
+	st.Quality = p.members.ClusterQuality(id, p.Plane.QualitySums(id)).Quality()
+	return st
+}
+
 func (p nodePlane) Remove(id string) {
 	p.sipPlane.Remove(id)
 	p.members.Want(id, false)
@@ -237,6 +250,7 @@ func (d *Daemon) startCluster(key []byte) error {
 		return err
 	}
 	d.membersP.Store(d.members)
+	d.members.PublishStats(cl.StatsInterval, d.sip.AllQualitySums)
 	d.svc = control.New(st, nodePlane{sipPlane{d.sip}, cl.IPMap, d.members})
 	loaded := make(chan int, 1)
 	rctx, stop := context.WithCancel(context.Background())

@@ -58,7 +58,8 @@ func (tc *testCluster) start(i int) *testNode {
 	args := []string{"--listen", n.ip + ":0", "--data", n.dir, "--log-level", "warn",
 		"--store", "etcd://" + strings.Join(tc.etcd.Endpoints(), ","), "--etcd-prefix", tc.prefix,
 		"--secret-key-file", filepath.Join(tc.shared, "secret.key"), "--jwt-secret-file", filepath.Join(tc.shared, "jwt.secret"),
-		"--node-name", n.name, "--node-ttl", "2s", "--node-settle", "0s", "--ip-map", "127.0.0.2=" + n.ip}
+		"--node-name", n.name, "--node-ttl", "2s", "--node-settle", "0s", "--ip-map", "127.0.0.2=" + n.ip,
+		"--stats-interval", "200ms"}
 	cfg, err := parseConfig(args, func(string) string { return "" }, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +158,7 @@ func TestCluster(t *testing.T) {
 	t.Run("WriteLiveEverywhere", func(t *testing.T) { testWriteLiveEverywhere(t, ec) })
 	t.Run("RegistrationOwnedOnce", func(t *testing.T) { testRegistrationOwnedOnce(t, ec) })
 	t.Run("Migrate", func(t *testing.T) { testMigrate(t, ec) })
+	t.Run("QualityClusterWide", func(t *testing.T) { testQualityClusterWide(t, ec) })
 }
 
 func testWriteLiveEverywhere(t *testing.T, ec *etcdtest.Cluster) {
@@ -382,7 +384,7 @@ func testMigrate(t *testing.T, ec *etcdtest.Cluster) {
 		}
 	}
 	cfg := &Config{Store: "etcd://" + strings.Join(ec.Endpoints(), ",")}
-	cfg.Cluster.Prefix, cfg.Cluster.NodeTTL = "/migrate/", 2*time.Second
+	cfg.Cluster.Prefix, cfg.Cluster.NodeTTL, cfg.Cluster.StatsInterval = "/migrate/", 2*time.Second, time.Second
 	if err := cfg.parseStore(); err != nil {
 		t.Fatal(err)
 	}
@@ -401,5 +403,55 @@ func testMigrate(t *testing.T, ec *etcdtest.Cluster) {
 		if !reflect.DeepEqual(got, w) {
 			t.Errorf("after migration %s =\n%+v\nwant\n%+v", w.TrunkID, got, w)
 		}
+	}
+}
+
+// busyCarrier answers every INVITE with 486 Busy Here.
+func busyCarrier(t *testing.T) int {
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("carrier"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil))
+	})
+	srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeUDP(conn)
+	t.Cleanup(func() { ua.Close(); conn.Close() })
+	return conn.LocalAddr().(*net.UDPAddr).Port
+}
+
+// testQualityClusterWide: calls dialled through two nodes count in the
+// ASR figures GetTrunk reports on a third.
+func testQualityClusterWide(t *testing.T, ec *etcdtest.Cluster) {
+	tc := startTestCluster(t, ec, "/quality/", 3)
+	ctx := context.Background()
+	tr := sipTrunk("q", freeSIPPort(t))
+	tr.InternalSIPIP = "127.0.0.2"
+	tr.DestinationSBCPort = uint16(busyCarrier(t))
+	if err := tc.nodes[0].c.AddTrunk(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range []*testNode{tc.nodes[0], tc.nodes[0], tc.nodes[1]} {
+		eventually(t, 5*time.Second, "dial through "+n.name, func() (bool, string) {
+			res, err := n.c.Dial(ctx, rpc.DialRequest{TrunkID: "q", To: fmt.Sprint("100", i)})
+			return err == nil && res.SIPCode == 486, fmt.Sprint(res, err)
+		})
+	}
+	eventually(t, 5*time.Second, "n3 reports the cluster's calls", func() (bool, string) {
+		cfg, _, err := tc.nodes[2].c.GetTrunk(ctx, "q")
+		return err == nil && cfg.CallsAttempted == 3 && cfg.CallsAnswered == 0, fmt.Sprintf("%+v %v", cfg, err)
+	})
+	cfg, _, _ := tc.nodes[0].c.GetTrunk(ctx, "q")
+	if cfg.CallsAttempted != 3 {
+		t.Errorf("n1 reports %d attempted; want the cluster's 3", cfg.CallsAttempted)
 	}
 }

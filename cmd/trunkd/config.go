@@ -52,6 +52,7 @@ type ClusterConfig struct {
 	NodeTTL        time.Duration
 	Settle         time.Duration
 	Resync         time.Duration
+	StatsInterval  time.Duration
 	IPMap          map[string]string // stored address -> this node's
 	StartupTimeout time.Duration
 	RequestTimeout time.Duration

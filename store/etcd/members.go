@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trunkd/trunkd/trunk"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -54,6 +55,7 @@ type Members struct {
 	wanted  map[string]bool      // trunks that need registration
 	mine    map[string]bool      // trunks this node registers
 	healthy bool
+	stats   map[string]map[string]map[string]trunk.QualitySums // node -> chunk -> trunk -> counts
 
 	kick  chan struct{}
 	stop  context.CancelFunc
@@ -259,7 +261,8 @@ func (m *Members) follow(ctx context.Context) {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		nodes := m.s.cli.Watch(wctx, m.s.prefix+"nodes/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		owners := m.s.cli.Watch(wctx, m.s.prefix+"owner/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		m.watch(nodes, owners)
+		stats := m.s.cli.Watch(wctx, m.s.prefix+"stats/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		m.watch(nodes, owners, stats)
 		cancel()
 	}
 }
@@ -272,6 +275,10 @@ func (m *Members) load(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	or, err := m.s.cli.Get(ctx, m.s.prefix+"owner/", clientv3.WithPrefix(), clientv3.WithRev(nr.Header.Revision))
+	if err != nil {
+		return 0, err
+	}
+	sr, err := m.s.cli.Get(ctx, m.s.prefix+"stats/", clientv3.WithPrefix(), clientv3.WithRev(nr.Header.Revision))
 	if err != nil {
 		return 0, err
 	}
@@ -290,6 +297,10 @@ func (m *Members) load(ctx context.Context) (int64, error) {
 	for _, kv := range or.Kvs {
 		m.owners[strings.TrimPrefix(string(kv.Key), m.s.prefix+"owner/")] = string(kv.Value)
 	}
+	m.stats = nil
+	for _, kv := range sr.Kvs {
+		m.applyStats(string(kv.Key), kv.Value)
+	}
 	return nr.Header.Revision, nil
 }
 
@@ -301,13 +312,14 @@ func (m *Members) joined(n string) time.Time {
 	return time.Now()
 }
 
-func (m *Members) watch(nodes, owners clientv3.WatchChan) {
+func (m *Members) watch(nodes, owners, stats clientv3.WatchChan) {
 	for {
 		var resp clientv3.WatchResponse
 		var ok bool
 		select {
 		case resp, ok = <-nodes:
 		case resp, ok = <-owners:
+		case resp, ok = <-stats:
 		}
 		if !ok || resp.Err() != nil || resp.Canceled {
 			return
@@ -328,6 +340,10 @@ func (m *Members) watch(nodes, owners clientv3.WatchChan) {
 				} else {
 					delete(m.owners, id)
 				}
+			} else if put {
+				m.applyStats(k, ev.Kv.Value)
+			} else {
+				m.applyStats(k, nil)
 			}
 		}
 		m.mu.Unlock()
