@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -32,6 +33,8 @@ func clusterFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&c.Node, "node-name", "", "this node's name in the cluster, unique among live nodes (default: the host name)")
 	fs.DurationVar(&c.NodeTTL, "node-ttl", 10*time.Second, "lease of the node and of the registrations it owns: how soon others take over when it dies")
 	fs.DurationVar(&c.Settle, "node-settle", 30*time.Second, "how long a joining node waits before registrations move to it")
+	fs.StringVar(&c.Ack, "ack", "node", "when a write is acknowledged: node (stored on a majority of etcd, live on this node) or cluster (also live on every other live node, waiting at most -ack-timeout)")
+	fs.DurationVar(&c.AckTimeout, "ack-timeout", 2*time.Second, "the longest -ack cluster waits for other nodes")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", 15*time.Second, "how often a node publishes its ASR/ACD/MOS/PDD counts for the cluster-wide figures")
 	fs.DurationVar(&c.Resync, "resync", 10*time.Minute, "how often a node compares everything it runs with etcd (heals lost watch events)")
 	fs.DurationVar(&c.StartupTimeout, "etcd-startup-timeout", 30*time.Second, "how long start-up waits for etcd and the first load of every trunk")
@@ -60,6 +63,9 @@ func (c *Config) parseStore() error {
 	cl := &c.Cluster
 	if cl.Node == "" {
 		cl.Node, _ = os.Hostname()
+	}
+	if cl.Ack != "node" && cl.Ack != "cluster" {
+		return fmt.Errorf("-ack %q: want node or cluster", cl.Ack)
 	}
 	if cl.StatsInterval <= 0 {
 		return errors.New("-stats-interval: must be positive")
@@ -211,6 +217,40 @@ func (c ownedChange) Commit() {
 	c.members.Want(c.id, c.register)
 }
 
+// ackStore is the etcd store of a node started with -ack cluster: an add
+// or update returns once every other live node runs its revision, or
+// after the timeout (the write stands; the laggards are logged).
+type ackStore struct {
+	*etcd.Store
+	members *etcd.Members
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+func (s ackStore) AddTrunk(ctx context.Context, t *trunk.Trunk) error {
+	if err := s.Store.AddTrunk(ctx, t); err != nil {
+		return err
+	}
+	s.wait(ctx, t)
+	return nil
+}
+
+func (s ackStore) UpdateTrunk(ctx context.Context, t *trunk.Trunk, ifRevision uint64) error {
+	if err := s.Store.UpdateTrunk(ctx, t, ifRevision); err != nil {
+		return err
+	}
+	s.wait(ctx, t)
+	return nil
+}
+
+func (s ackStore) wait(ctx context.Context, t *trunk.Trunk) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if lag := s.members.WaitApplied(ctx, t.Meta.Revision); len(lag) > 0 {
+		s.log.Warn("-ack cluster: nodes not live with the write when acknowledged", "trunk_id", t.TrunkID, "revision", t.Meta.Revision, "laggards", lag)
+	}
+}
+
 // sipConfigForCluster hooks the SIP plane to the node's membership: only
 // the owner registers a trunk, and each node admits its share of a
 // trunk's channel_limit. members is read when the hooks run.
@@ -251,11 +291,17 @@ func (d *Daemon) startCluster(key []byte) error {
 	}
 	d.membersP.Store(d.members)
 	d.members.PublishStats(cl.StatsInterval, d.sip.AllQualitySums)
-	d.svc = control.New(st, nodePlane{sipPlane{d.sip}, cl.IPMap, d.members})
+	var store control.Store = st
+	if cl.Ack == "cluster" {
+		store = ackStore{st, d.members, cl.AckTimeout, d.log}
+	}
+	d.svc = control.New(store, nodePlane{sipPlane{d.sip}, cl.IPMap, d.members})
 	loaded := make(chan int, 1)
 	rctx, stop := context.WithCancel(context.Background())
 	d.stopReconcile = stop
 	d.reconciled = make(chan struct{})
+	// Every node publishes what it applied (for -ack cluster on any node).
+	d.members.PublishApplied(50*time.Millisecond, func() uint64 { r, _ := d.svc.AppliedRevision(); return r })
 	go func() {
 		defer close(d.reconciled)
 		d.svc.Reconcile(rctx, st, control.ReconcileOptions{Logger: d.log.With("reconcile", cl.Node), Resync: cl.Resync,

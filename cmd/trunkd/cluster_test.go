@@ -39,12 +39,13 @@ type testCluster struct {
 	etcd   *etcdtest.Cluster
 	shared string
 	prefix string
+	extra  []string // flags of every node
 	nodes  []*testNode
 }
 
-func startTestCluster(t testing.TB, ec *etcdtest.Cluster, prefix string, n int) *testCluster {
+func startTestCluster(t testing.TB, ec *etcdtest.Cluster, prefix string, n int, extra ...string) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, etcd: ec, shared: t.TempDir(), prefix: prefix}
+	tc := &testCluster{t: t, etcd: ec, shared: t.TempDir(), prefix: prefix, extra: extra}
 	for i := range n {
 		tc.nodes = append(tc.nodes, tc.start(i))
 	}
@@ -60,6 +61,7 @@ func (tc *testCluster) start(i int) *testNode {
 		"--secret-key-file", filepath.Join(tc.shared, "secret.key"), "--jwt-secret-file", filepath.Join(tc.shared, "jwt.secret"),
 		"--node-name", n.name, "--node-ttl", "2s", "--node-settle", "0s", "--ip-map", "127.0.0.2=" + n.ip,
 		"--stats-interval", "200ms"}
+	args = append(args, tc.extra...)
 	cfg, err := parseConfig(args, func(string) string { return "" }, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +161,7 @@ func TestCluster(t *testing.T) {
 	t.Run("RegistrationOwnedOnce", func(t *testing.T) { testRegistrationOwnedOnce(t, ec) })
 	t.Run("Migrate", func(t *testing.T) { testMigrate(t, ec) })
 	t.Run("QualityClusterWide", func(t *testing.T) { testQualityClusterWide(t, ec) })
+	t.Run("AckCluster", func(t *testing.T) { testAckCluster(t, ec) })
 }
 
 func testWriteLiveEverywhere(t *testing.T, ec *etcdtest.Cluster) {
@@ -384,7 +387,7 @@ func testMigrate(t *testing.T, ec *etcdtest.Cluster) {
 		}
 	}
 	cfg := &Config{Store: "etcd://" + strings.Join(ec.Endpoints(), ",")}
-	cfg.Cluster.Prefix, cfg.Cluster.NodeTTL, cfg.Cluster.StatsInterval = "/migrate/", 2*time.Second, time.Second
+	cfg.Cluster.Prefix, cfg.Cluster.NodeTTL, cfg.Cluster.StatsInterval, cfg.Cluster.Ack = "/migrate/", 2*time.Second, time.Second, "node"
 	if err := cfg.parseStore(); err != nil {
 		t.Fatal(err)
 	}
@@ -453,5 +456,46 @@ func testQualityClusterWide(t *testing.T, ec *etcdtest.Cluster) {
 	cfg, _, _ := tc.nodes[0].c.GetTrunk(ctx, "q")
 	if cfg.CallsAttempted != 3 {
 		t.Errorf("n1 reports %d attempted; want the cluster's 3", cfg.CallsAttempted)
+	}
+}
+
+// testAckCluster: with -ack cluster a write is acknowledged once every
+// other live node runs it; a node that does not apply it (its reconcile
+// loop stopped) delays the acknowledgement by -ack-timeout, no more.
+func testAckCluster(t *testing.T, ec *etcdtest.Cluster) {
+	tc := startTestCluster(t, ec, "/ack/", 3, "--ack", "cluster", "--ack-timeout", "1s")
+	ctx := context.Background()
+	tr := sipTrunk("ack", freeSIPPort(t))
+	tr.InternalSIPIP = "127.0.0.2"
+	if err := tc.nodes[0].c.AddTrunk(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		tr.DisplayName = fmt.Sprint("write ", i)
+		start := time.Now()
+		if err := tc.nodes[0].c.UpdateTrunk(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		r, err := tc.nodes[0].d.svc.GetTrunk(ctx, "ack")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range tc.nodes[1:] {
+			if got, _ := n.d.svc.AppliedRevision(); got < r.Meta.Revision {
+				t.Fatalf("write %d acknowledged after %v; %s runs revision %d < %d", i, took, n.name, got, r.Meta.Revision)
+			}
+		}
+	}
+	// Node 3 stops applying: the acknowledgement waits for it, bounded.
+	tc.nodes[2].d.stopReconcile()
+	<-tc.nodes[2].d.reconciled
+	tr.DisplayName = "after the stop"
+	start := time.Now()
+	if err := tc.nodes[0].c.UpdateTrunk(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 900*time.Millisecond || took > 3*time.Second {
+		t.Errorf("with a node not applying, the write was acknowledged after %v; want about -ack-timeout (1s)", took)
 	}
 }

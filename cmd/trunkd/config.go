@@ -53,6 +53,8 @@ type ClusterConfig struct {
 	Settle         time.Duration
 	Resync         time.Duration
 	StatsInterval  time.Duration
+	Ack            string
+	AckTimeout     time.Duration
 	IPMap          map[string]string // stored address -> this node's
 	StartupTimeout time.Duration
 	RequestTimeout time.Duration

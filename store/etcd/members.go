@@ -56,6 +56,7 @@ type Members struct {
 	mine    map[string]bool      // trunks this node registers
 	healthy bool
 	stats   map[string]map[string]map[string]trunk.QualitySums // node -> chunk -> trunk -> counts
+	applied map[string]uint64                                  // node -> revision its SIP plane runs
 
 	kick  chan struct{}
 	stop  context.CancelFunc
@@ -262,7 +263,8 @@ func (m *Members) follow(ctx context.Context) {
 		nodes := m.s.cli.Watch(wctx, m.s.prefix+"nodes/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		owners := m.s.cli.Watch(wctx, m.s.prefix+"owner/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		stats := m.s.cli.Watch(wctx, m.s.prefix+"stats/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		m.watch(nodes, owners, stats)
+		applied := m.s.cli.Watch(wctx, m.s.prefix+"applied/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		m.watch(nodes, owners, stats, applied)
 		cancel()
 	}
 }
@@ -279,6 +281,10 @@ func (m *Members) load(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	sr, err := m.s.cli.Get(ctx, m.s.prefix+"stats/", clientv3.WithPrefix(), clientv3.WithRev(nr.Header.Revision))
+	if err != nil {
+		return 0, err
+	}
+	ar, err := m.s.cli.Get(ctx, m.s.prefix+"applied/", clientv3.WithPrefix(), clientv3.WithRev(nr.Header.Revision))
 	if err != nil {
 		return 0, err
 	}
@@ -301,6 +307,10 @@ func (m *Members) load(ctx context.Context) (int64, error) {
 	for _, kv := range sr.Kvs {
 		m.applyStats(string(kv.Key), kv.Value)
 	}
+	m.applied = nil
+	for _, kv := range ar.Kvs {
+		m.applyApplied(string(kv.Key), kv.Value)
+	}
 	return nr.Header.Revision, nil
 }
 
@@ -312,7 +322,7 @@ func (m *Members) joined(n string) time.Time {
 	return time.Now()
 }
 
-func (m *Members) watch(nodes, owners, stats clientv3.WatchChan) {
+func (m *Members) watch(nodes, owners, stats, applied clientv3.WatchChan) {
 	for {
 		var resp clientv3.WatchResponse
 		var ok bool
@@ -320,35 +330,49 @@ func (m *Members) watch(nodes, owners, stats clientv3.WatchChan) {
 		case resp, ok = <-nodes:
 		case resp, ok = <-owners:
 		case resp, ok = <-stats:
+		case resp, ok = <-applied:
 		}
 		if !ok || resp.Err() != nil || resp.Canceled {
 			return
 		}
 		m.mu.Lock()
+		decide := false
 		for _, ev := range resp.Events {
 			k := string(ev.Kv.Key)
 			put := ev.Type == clientv3.EventTypePut
 			if n, isNode := strings.CutPrefix(k, m.s.prefix+"nodes/"); isNode {
+				decide = true
 				if put {
 					m.nodes[n] = m.joined(n)
 				} else {
 					delete(m.nodes, n)
 				}
 			} else if id, isOwner := strings.CutPrefix(k, m.s.prefix+"owner/"); isOwner {
+				decide = true
 				if put {
 					m.owners[id] = string(ev.Kv.Value)
 				} else {
 					delete(m.owners, id)
 				}
-			} else if put {
-				m.applyStats(k, ev.Kv.Value)
+			} else if strings.HasPrefix(k, m.s.prefix+"applied/") {
+				m.applyApplied(k, value(ev))
 			} else {
-				m.applyStats(k, nil)
+				m.applyStats(k, value(ev))
 			}
 		}
 		m.mu.Unlock()
-		m.wake()
+		if decide {
+			m.wake()
+		}
 	}
+}
+
+// value is a watch event's value, nil for a delete.
+func value(ev *clientv3.Event) []byte {
+	if ev.Type == clientv3.EventTypeDelete {
+		return nil
+	}
+	return ev.Kv.Value
 }
 
 // Want says whether trunk id needs a registration (it runs and has
