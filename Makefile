@@ -6,9 +6,10 @@ DATA  ?= ./trunkd-data
 
 # Opus needs diago's cgo binding (libopus); nolibopusfile avoids libopusfile.
 export GOFLAGS := -tags=with_opus_c,nolibopusfile
-# What the tests and the Opus build need from Debian; `make deps` installs
+# What the tests and the Opus build need from Debian (etcd-server: the
+# cluster tests start a 3-member etcd on loopback); `make deps` installs
 # what is missing (with sudo when not root).
-DEB_PKGS := sip-tester libopus-dev pkg-config baresip-core
+DEB_PKGS := sip-tester libopus-dev pkg-config baresip-core etcd-server
 # Tools taken out of a Debian package into bin/tools without installing the
 # package (Debian's prometheus would also start a Prometheus server):
 # promtool checks the alert rules in docs/monitoring.
@@ -28,6 +29,7 @@ deps: ## install the Debian packages the build and tests need, if missing
 	  command -v sipp >/dev/null || missing="$$missing sip-tester"; \
 	  command -v baresip >/dev/null || missing="$$missing baresip-core"; \
 	  command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	  command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	  pkg-config --exists opus 2>/dev/null || missing="$$missing libopus-dev"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
@@ -56,6 +58,15 @@ run: build ## start trunkd on embedded defaults (data in ./trunkd-data)
 test: deps lint ## run every test, with the race detector
 	$(GO) test -race -count=1 ./...
 
+.PHONY: cluster
+cluster: build ## start a 3-member etcd and 3 trunkd nodes on 127.0.0.2-4 (foreground; Ctrl-C stops)
+	BIN=$(BIN) testdata/cluster.sh
+
+.PHONY: cluster-test
+cluster-test: deps ## the long cluster suites: kill -9 of etcd's leader and of nodes, partition, compaction (a few minutes)
+	$(GO) test -tags cluster -race=false -count=1 -timeout 15m -run '^TestClusterLong' -v ./cmd/trunkd 2>&1 | \
+	  grep -E '^(=== RUN|--- |\s+cluster_long_test|PASS|FAIL|ok)'; exit $${PIPESTATUS[0]}
+
 # Dependency direction, arrows pointing in toward trunk. One rule per
 # entry: packages:std when they may import only the standard library (of
 # the rest of the world):what of this module they may import, where x/...
@@ -71,7 +82,7 @@ IMPORT_RULES := \
   rpc/api/...:-:trunk,trunk/control,rpc/auth \
   rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth,rpc/rest/... \
   store/record/...:std:trunk \
-  store/...:-:trunk,trunk/secretfile,store/... \
+  store/...:-:trunk,trunk/control,trunk/secretfile,store/... \
   media/...:-:trunk,trunk/secretfile,trunk/certs,media/...
 
 .PHONY: lint

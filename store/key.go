@@ -15,10 +15,16 @@ import (
 // file does not exist it generates a key and writes it with mode 0600. A
 // file with other content, or readable by group or others, is refused.
 func LoadOrCreateKey(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return createKey(path)
 	}
+	return ReadKey(path)
+}
+
+// ReadKey reads the secret key stored hex-encoded at path, refusing a
+// file readable by group or others; it never creates one.
+func ReadKey(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}

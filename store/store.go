@@ -343,3 +343,17 @@ func (db *DB) Check() error {
 }
 
 func notFound(id string) error { return trunk.Errorf(trunk.ENOTFOUND, "trunk %q not found", id) }
+
+// ForEachRecord calls fn with every stored record's raw bytes (the
+// format of package store/record), in trunk_id order, for a migration
+// that must copy the sealed bytes as they are.
+func (db *DB) ForEachRecord(ctx context.Context, fn func(id string, v []byte) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTrunks).ForEach(func(k, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fn(string(k), bytes.Clone(v))
+		})
+	})
+}

@@ -119,3 +119,56 @@ func mean(sum float64, n uint64) float64 {
 	}
 	return sum / float64(n)
 }
+
+// QualitySums are the additive counts behind a Quality: the sums of
+// several windows (the nodes of a cluster) give the figures of all their
+// calls, never a mean of means.
+type QualitySums struct {
+	Attempted  uint64  `json:"attempted,omitempty"`
+	Answered   uint64  `json:"answered,omitempty"`
+	PDDSumMs   float64 `json:"pdd_sum_ms,omitempty"`
+	PDDCount   uint64  `json:"pdd_count,omitempty"`
+	EndedSumS  float64 `json:"ended_sum_s,omitempty"`
+	EndedCount uint64  `json:"ended_count,omitempty"`
+	MOSSum     float64 `json:"mos_sum,omitempty"`
+	MOSCount   uint64  `json:"mos_count,omitempty"`
+}
+
+// Sums returns the counts of the window as it is now.
+func (q *QualityWindow) Sums() QualitySums {
+	var sum figures
+	q.mu.Lock()
+	q.w.each(time.Now(), sum.add)
+	q.mu.Unlock()
+	return QualitySums{
+		Attempted: sum.attempted, Answered: sum.answered,
+		PDDSumMs: float64(sum.pddSum) / float64(time.Millisecond), PDDCount: sum.pddCount,
+		EndedSumS: sum.endedSum.Seconds(), EndedCount: sum.endedCount,
+		MOSSum: sum.mosSum, MOSCount: sum.mosCount,
+	}
+}
+
+// Add returns s plus o.
+func (s QualitySums) Add(o QualitySums) QualitySums {
+	return QualitySums{
+		Attempted: s.Attempted + o.Attempted, Answered: s.Answered + o.Answered,
+		PDDSumMs: s.PDDSumMs + o.PDDSumMs, PDDCount: s.PDDCount + o.PDDCount,
+		EndedSumS: s.EndedSumS + o.EndedSumS, EndedCount: s.EndedCount + o.EndedCount,
+		MOSSum: s.MOSSum + o.MOSSum, MOSCount: s.MOSCount + o.MOSCount,
+	}
+}
+
+// IsZero reports whether s counts nothing.
+func (s QualitySums) IsZero() bool { return s == QualitySums{} }
+
+// Quality returns the figures of s.
+func (s QualitySums) Quality() Quality {
+	return Quality{
+		Attempted: s.Attempted,
+		Answered:  s.Answered,
+		ASR:       mean(float64(s.Answered)*100, s.Attempted),
+		ACD:       mean(s.EndedSumS, s.EndedCount),
+		MOS:       mean(s.MOSSum, s.MOSCount),
+		PDDms:     mean(s.PDDSumMs, s.PDDCount),
+	}
+}

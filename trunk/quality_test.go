@@ -146,3 +146,23 @@ func TestQualityConcurrent(t *testing.T) {
 		t.Errorf("Snapshot() = %+v; want %+v", got, want)
 	}
 }
+
+// TestQualitySumsAdd: figures of summed windows are those of all their
+// calls (ASR = Σanswered/Σattempted), and Sums().Quality() is Snapshot.
+func TestQualitySumsAdd(t *testing.T) {
+	a, b := NewQualityWindow(time.Hour), NewQualityWindow(time.Hour)
+	a.Attempt(true, 100*time.Millisecond)
+	a.Ended(10 * time.Second)
+	a.AddMOS(4.0)
+	for range 3 {
+		b.Attempt(false, 300*time.Millisecond)
+	}
+	if got, want := a.Sums().Quality(), a.Snapshot(); got != want {
+		t.Errorf("Sums().Quality() = %+v; want Snapshot %+v", got, want)
+	}
+	got := a.Sums().Add(b.Sums()).Quality()
+	want := Quality{Attempted: 4, Answered: 1, ASR: 25, ACD: 10, MOS: 4, PDDms: 250}
+	if got != want {
+		t.Errorf("summed quality = %+v; want %+v", got, want)
+	}
+}

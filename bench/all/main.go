@@ -85,6 +85,9 @@ func goBenchmarks(count int) []goBench {
 		{"./media/audio", "^BenchmarkConvert$", "1s", count},
 		{"./cmd/trunkd", "^BenchmarkGetTrunkUnderSIPLoad$", "1x", max(count/2, 1)},
 		{"./cmd/trunkd", "^BenchmarkScale100k$", "1x", 1},
+		{"./store/etcd", "^BenchmarkBackends$", "1s", count},
+		{"./cmd/trunkd", "^BenchmarkClusterWriteToLive$", "300x", count},
+		{"./cmd/trunkd", "^BenchmarkClusterStartup100k$", "1x", 1},
 	}
 }
 

@@ -20,6 +20,7 @@ func (r *results) report(o options, etcdVersion, sip string, figs figures, took 
 	r.sipGoFigures(&b)
 	r.secureTable(&b)
 	r.scale(&b)
+	r.clusterTable(&b)
 	if sip != "" {
 		b.WriteString("\n" + strings.Replace(sip, "## SIP plane (inbound)", "## SIP with sipp", 1))
 		b.WriteString(figs.sip)
@@ -152,4 +153,31 @@ func (r *results) scale(b *strings.Builder) {
 	fmt.Fprintf(b, "Start-up to serving %s ms; GetTrunk p50 %s µs, p99 %s µs; ListTrunks (100 a page) p50 %s µs, p99 %s µs; listing all %s ms; database %s MiB.\n",
 		r.cell(n, "startup-ms", "%.0f"), r.cell(n, "get-p50-µs", "%.0f"), r.cell(n, "get-p99-µs", "%.0f"),
 		r.cell(n, "list-p50-µs", "%.0f"), r.cell(n, "list-p99-µs", "%.0f"), r.cell(n, "list-all-ms", "%.0f"), r.cell(n, "db-MiB", "%.1f"))
+}
+
+// clusterTable reports the etcd backend against bbolt and raw clientv3
+// (store/etcd BenchmarkBackends) and the cluster figures (cmd/trunkd).
+func (r *results) clusterTable(b *strings.Builder) {
+	b.WriteString("\n## Several nodes on etcd\n\nStore operations on a 3-member etcd on loopback (trunkd's etcd store; etcd's own clientv3 Get/Put of\nthe same record bytes) and on bbolt, µs per operation with N in flight; the etcd members share the\nmachine with the client.\n\n")
+	b.WriteString("| op | in flight | etcd store µs | raw clientv3 µs | bbolt µs | raw / etcd store (throughput ratio) |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, op := range []string{"Get", "Update"} {
+		for _, n := range []int{1, 16, 64} {
+			name := func(backend string) string { return fmt.Sprintf("BenchmarkBackends/%s/%s/inflight-%d", op, backend, n) }
+			us := func(backend string) string {
+				v, ok := r.get(name(backend), "ns/op")
+				if !ok {
+					return "—"
+				}
+				return fmt.Sprintf("%.0f", v/1e3)
+			}
+			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n", op, n, us("etcd"), us("raw-etcd"), us("bbolt"),
+				r.ratio(name("raw-etcd"), "ns/op", name("etcd"), "ns/op"))
+		}
+	}
+	w := "BenchmarkClusterWriteToLive"
+	s := "BenchmarkClusterStartup100k"
+	fmt.Fprintf(b, "\nWrite on node 1 → live on node 2 (RPC UpdateTrunk, 2 nodes): from the acknowledgement p50 %s µs, p99 %s µs;\nfrom the start of the write p50 %s µs, p99 %s µs. An idle node watching: %s CPU-ms/s.\nA node starting on 100 000 trunks in etcd: %s ms to serving (then idle: %s CPU-ms/s).\nRegistration failover after kill -9 of the owner: see `make cluster-test` (FAILOVER line).\n",
+		r.cell(w, "ack-to-peer-p50-µs", "%.0f"), r.cell(w, "ack-to-peer-p99-µs", "%.0f"),
+		r.cell(w, "write-to-peer-p50-µs", "%.0f"), r.cell(w, "write-to-peer-p99-µs", "%.0f"), r.cell(w, "idle-cpu-ms/s", "%.1f"),
+		r.cell(s, "startup-ms", "%.0f"), r.cell(s, "idle-cpu-ms/s", "%.1f"))
 }

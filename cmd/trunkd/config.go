@@ -39,6 +39,9 @@ type Config struct {
 	ProbeInterval time.Duration
 
 	SIPTLS sipTLSFlags
+
+	Store   string // bolt://path or etcd://host:port[,host:port...]
+	Cluster ClusterConfig
 }
 
 // sipTLSFlags configure SIP over TLS.
@@ -50,6 +53,26 @@ type sipTLSFlags struct {
 	MaxConns         int           // inbound TLS connections per listener
 	IdleTimeout      time.Duration // inbound TLS connection idle bound
 	ReloadCheck      time.Duration // how often certificate files are checked for changes
+}
+
+// ClusterConfig is how a node joins an etcd cluster (--store etcd://...).
+type ClusterConfig struct {
+	Endpoints      []string
+	Prefix         string
+	CA, Cert, Key  string
+	User           string
+	PasswordFile   string
+	Node           string
+	NodeTTL        time.Duration
+	Settle         time.Duration
+	Resync         time.Duration
+	StatsInterval  time.Duration
+	Ack            string
+	AckTimeout     time.Duration
+	IPMap          map[string]string // stored address -> this node's
+	StartupTimeout time.Duration
+	RequestTimeout time.Duration
+	ipMapFlag      listFlag
 }
 
 // listFlag is a repeatable string flag.
@@ -93,6 +116,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&cfg.SIPTLS.MaxConns, "sip-tls-max-conns", 4096, "inbound SIP TLS connections per listener")
 	fs.DurationVar(&cfg.SIPTLS.IdleTimeout, "sip-tls-idle-timeout", 10*time.Minute, "close an inbound SIP TLS connection idle this long")
 	fs.DurationVar(&cfg.SIPTLS.ReloadCheck, "tls-reload-check", 10*time.Second, "how often both planes' certificate files are checked for changes (SIGHUP reloads at once)")
+	clusterFlags(fs, cfg)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -122,6 +146,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, errors.New("-sip-tls-* limits and -tls-reload-check must be positive")
 	}
 	cfg.fillDefaults()
+	if err := cfg.parseStore(); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trunkd/trunkd/media/sipplane"
@@ -20,6 +21,7 @@ import (
 	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/rpc/rest"
 	"github.com/trunkd/trunkd/store"
+	"github.com/trunkd/trunkd/store/etcd"
 	"github.com/trunkd/trunkd/trunk/certs"
 	"github.com/trunkd/trunkd/trunk/control"
 	"github.com/trunkd/trunkd/trunk/secretfile"
@@ -29,7 +31,7 @@ import (
 type Daemon struct {
 	cfg    *Config
 	log    *slog.Logger
-	db     *store.DB
+	db     *store.DB // nil on etcd
 	sip    *sipplane.Plane
 	svc    *control.Service
 	srv    *rpc.Server
@@ -39,6 +41,12 @@ type Daemon struct {
 
 	adminCert, sipCert *certs.Reloader
 	stopWatch          context.CancelFunc
+	// On etcd (--store etcd://):
+	etcd          *etcd.Store
+	members       *etcd.Members
+	membersP      atomic.Pointer[etcd.Members]
+	stopReconcile context.CancelFunc
+	reconciled    chan struct{}
 }
 
 // Start opens the data dir, the store and the listener, and starts serving.
@@ -63,10 +71,6 @@ func (d *Daemon) start() error {
 	if err != nil {
 		return fmt.Errorf("secret key: %w", err)
 	}
-	d.db, err = store.Open(filepath.Join(d.cfg.DataDir, "trunkd.db"), key)
-	if err != nil {
-		return err
-	}
 	if err := d.certificates(); err != nil {
 		return err
 	}
@@ -74,17 +78,33 @@ func (d *Daemon) start() error {
 	if err != nil {
 		return err
 	}
-	d.sip = sipplane.New(sipplane.Config{Logger: d.log.With("plane", "sip"),
-		Breaker: d.cfg.Breaker, QualityWindow: d.cfg.QualityWindow, ProbeInterval: d.cfg.ProbeInterval, TLS: sipTLS})
+	sc := sipplane.Config{Logger: d.log.With("plane", "sip"),
+		Breaker: d.cfg.Breaker, QualityWindow: d.cfg.QualityWindow, ProbeInterval: d.cfg.ProbeInterval, TLS: sipTLS}
+	clustered := strings.HasPrefix(d.cfg.Store, "etcd://")
+	if clustered {
+		sipConfigForCluster(&sc, d.membersP.Load)
+	}
+	d.sip = sipplane.New(sc)
 	d.met = newMetrics(d.sip)
 	if d.cfg.MetricsListen != "" {
 		if err := d.met.listen(d.cfg.MetricsListen); err != nil {
 			return fmt.Errorf("-metrics-listen: %w", err)
 		}
 	}
-	d.svc = control.New(d.db, sipPlane{d.sip})
-	if err := d.svc.Load(context.Background()); err != nil {
-		return err
+	if clustered {
+		if err := d.startCluster(key); err != nil {
+			return err
+		}
+		d.met.cluster(d.svc, d.members)
+	} else {
+		d.db, err = store.Open(strings.TrimPrefix(d.cfg.Store, "bolt://"), key)
+		if err != nil {
+			return err
+		}
+		d.svc = control.New(d.db, sipPlane{d.sip})
+		if err := d.svc.Load(context.Background()); err != nil {
+			return err
+		}
 	}
 	d.srv = rpc.NewServer(rpc.Config{Service: d.svc, Auth: authn, Logger: d.log, Observe: d.met.observe,
 		RetryAbove: d.cfg.RPCRetryAbove})
@@ -98,8 +118,7 @@ func (d *Daemon) start() error {
 		}
 	}
 	d.met.ready.Store(true)
-	n, _ := d.db.Count()
-	d.log.Info("trunkd serving", "listen", d.srv.Addr().String(), "data", d.cfg.DataDir, "trunks", n)
+	d.log.Info("trunkd serving", "listen", d.srv.Addr().String(), "data", d.cfg.DataDir, "store", d.storeName(), "trunks", d.count())
 	return nil
 }
 
@@ -145,6 +164,14 @@ func (d *Daemon) MetricsAddr() net.Addr {
 // are hung up), and closes the store.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.met.ready.Store(false)
+	if d.members != nil {
+		// Registrations move first: peers take over while calls drain.
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := d.members.Leave(lctx); err != nil {
+			d.log.Warn("leave the cluster", "err", err)
+		}
+		cancel()
+	}
 	var wg sync.WaitGroup
 	var sipErr error
 	wg.Go(func() {
@@ -193,7 +220,31 @@ func (d *Daemon) close() error {
 	if d.db != nil {
 		errs = append(errs, d.db.Close())
 	}
+	errs = append(errs, d.stopCluster())
 	return errors.Join(errs...)
+}
+
+// storeName says where trunks are kept, for the log (never a password).
+func (d *Daemon) storeName() string {
+	if d.etcd != nil {
+		return "etcd " + strings.Join(d.cfg.Cluster.Endpoints, ",") + " as node " + d.cfg.Cluster.Node
+	}
+	return d.db.Path()
+}
+
+// count is the number of stored trunks, -1 when unknown.
+func (d *Daemon) count() int {
+	var n int
+	var err error
+	if d.etcd != nil {
+		n, err = d.etcd.Count(context.Background())
+	} else {
+		n, err = d.db.Count()
+	}
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 func (d *Daemon) authenticator() (*auth.Authenticator, error) {

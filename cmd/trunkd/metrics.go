@@ -12,7 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/trunkd/trunkd/media/sipplane"
+	"github.com/trunkd/trunkd/store/etcd"
 	"github.com/trunkd/trunkd/trunk"
+	"github.com/trunkd/trunkd/trunk/control"
 )
 
 // metrics serves Prometheus text format on /metrics, and /healthz and
@@ -24,10 +26,11 @@ type metrics struct {
 	ready atomic.Bool
 	srv   *http.Server
 	ln    net.Listener
+	clu   *clusterMetrics
 }
 
 func newMetrics(sip *sipplane.Plane) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+	m := &metrics{reg: prometheus.NewRegistry(), clu: newClusterMetrics()}
 	m.rpcN = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "trunkd_rpc_requests_total", Help: "Admin RPC requests by method and result code (OK or the ERR_ code).",
 	}, []string{"method", "code"})
@@ -151,4 +154,38 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// clusterMetrics are a cluster node's figures (--store etcd://).
+type clusterMetrics struct {
+	delay prometheus.Histogram
+}
+
+func newClusterMetrics() *clusterMetrics {
+	return &clusterMetrics{delay: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "trunkd_cluster_apply_delay_seconds",
+		Help:    "From a trunk write on another node (its updated_at, that node's clock) to the change running on this node's SIP plane.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30},
+	})}
+}
+
+// applied observes one change another node made, now live here.
+func (c *clusterMetrics) applied(ev control.Event) {
+	if ev.Kind != control.Put || ev.Trunk.Meta.UpdatedAt.IsZero() {
+		return
+	}
+	c.delay.Observe(max(0, time.Since(ev.Trunk.Meta.UpdatedAt).Seconds()))
+}
+
+// cluster registers the figures of a cluster node.
+func (m *metrics) cluster(svc *control.Service, members *etcd.Members) {
+	m.reg.MustRegister(m.clu.delay,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trunkd_cluster_applied_revision",
+			Help: "The newest etcd revision this node's SIP plane has applied."},
+			func() float64 { r, _ := svc.AppliedRevision(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trunkd_cluster_nodes", Help: "Live trunkd nodes this node sees."},
+			func() float64 { return float64(len(members.Nodes())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trunkd_cluster_registrations_owned",
+			Help: "Trunks whose registration this node owns."},
+			func() float64 { return float64(len(members.Owned())) }))
 }

@@ -71,7 +71,10 @@ func (p *Plane) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult
 			return trunk.DialResult{}, fieldError("audio_url", err, "cannot be fetched and converted for the call")
 		}
 	}
-	if !lv.slots.acquire(lv.t.ChannelLimit) {
+	if limit := p.limit(lv); !lv.slots.acquire(limit) {
+		if limit != lv.t.ChannelLimit {
+			return trunk.DialResult{}, trunk.Errorf(trunk.ECHANNELLIMIT, "trunk %q has %d calls in flight on this node, its share of channel_limit %d", lv.t.TrunkID, limit, lv.t.ChannelLimit)
+		}
 		return trunk.DialResult{}, trunk.Errorf(trunk.ECHANNELLIMIT, "trunk %q has %d calls in flight (channel_limit)", lv.t.TrunkID, lv.t.ChannelLimit)
 	}
 	h := lv.h

@@ -121,3 +121,33 @@ func (p *Plane) TrunkIDs() []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// QualitySums returns the additive counts of a trunk's quality window on
+// this node (zero for a trunk it does not run), for a cluster to sum.
+func (p *Plane) QualitySums(id string) trunk.QualitySums {
+	h := p.healthOf(id)
+	if h == nil {
+		return trunk.QualitySums{}
+	}
+	return h.quality.Sums()
+}
+
+// AllQualitySums returns the counts of every trunk with calls in its
+// quality window on this node.
+func (p *Plane) AllQualitySums() map[string]trunk.QualitySums {
+	p.mu.Lock()
+	hs := make(map[string]*health, len(p.trunks))
+	for id, ts := range p.trunks {
+		if ts.health != nil {
+			hs[id] = ts.health
+		}
+	}
+	p.mu.Unlock()
+	out := map[string]trunk.QualitySums{}
+	for id, h := range hs {
+		if s := h.quality.Sums(); !s.IsZero() {
+			out[id] = s
+		}
+	}
+	return out
+}

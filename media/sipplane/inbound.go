@@ -54,7 +54,7 @@ func (l *listener) serve(d *diago.DialogServerSession) {
 	}()
 	req := d.InviteRequest
 	v := l.decide(req)
-	if !v.final() && !v.lv.slots.acquire(v.lv.t.ChannelLimit) {
+	if !v.final() && !v.lv.slots.acquire(p.limit(v.lv)) {
 		v = l.overLimit(v.lv)
 	}
 	if v.final() {

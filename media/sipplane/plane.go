@@ -34,6 +34,16 @@ type Config struct {
 	QualityWindow time.Duration       // ASR/ACD/MOS/PDD window; trunk.DefaultQualityWindow
 	ProbeInterval time.Duration       // OPTIONS keepalive to every trunk's carrier; 0 = off
 	TLS           TLSConfig           // SIP over TLS: certificate, carrier roots, limits
+
+	// Registers, when set, says whether this node registers a trunk
+	// that requires registration (in a cluster exactly one node does);
+	// nil: this node registers every such trunk. SetRegistering tells
+	// the plane when the answer changes.
+	Registers func(trunkID string) bool
+	// ChannelShare, when set, is this node's part of a trunk's
+	// channel_limit (in a cluster each node holds a share); nil: all of
+	// it. It is asked at every call setup, so a new share applies at once.
+	ChannelShare func(trunkID string, limit uint32) uint32
 }
 
 // AudioSource fetches audio converted to a call's format.
@@ -232,6 +242,14 @@ func (s *slots) acquire(limit uint32) bool {
 }
 
 func (s *slots) release() { s.n.Add(-1) }
+
+// limit is the channel limit of lv on this node (Config.ChannelShare).
+func (p *Plane) limit(lv *live) uint32 {
+	if p.cfg.ChannelShare == nil {
+		return lv.t.ChannelLimit
+	}
+	return p.cfg.ChannelShare(lv.t.TrunkID, lv.t.ChannelLimit)
+}
 
 // Change is a trunk configuration prepared on the SIP plane: Commit makes
 // it live, Abort undoes it. Exactly one of them must be called.

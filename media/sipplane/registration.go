@@ -88,7 +88,7 @@ func (p *Plane) handOver(prev, next *live) *register.Registration {
 		next.reg = old
 		return nil
 	}
-	if next.regKey != "" {
+	if next.regKey != "" && p.registers(next.t.TrunkID) {
 		reg, err := p.startRegistration(next)
 		if err != nil {
 			p.log.Error("cannot start registration", "trunk_id", next.t.TrunkID, "err", err)
@@ -96,6 +96,43 @@ func (p *Plane) handOver(prev, next *live) *register.Registration {
 		next.reg = reg
 	}
 	return old
+}
+
+// registers reports whether this node registers trunk id (Config.Registers).
+func (p *Plane) registers(id string) bool {
+	return p.cfg.Registers == nil || p.cfg.Registers(id)
+}
+
+// SetRegistering starts (on) or stops the registration of a live trunk
+// that requires registration, when this node becomes or stops being the
+// one that registers it (see Config.Registers). Stopping un-REGISTERs
+// this node's contact first; the trunk stays live for calls.
+func (p *Plane) SetRegistering(id string, on bool) {
+	p.mu.Lock()
+	ts := p.trunks[id]
+	if ts == nil || ts.live == nil || ts.live.regKey == "" || (ts.live.reg != nil) == on {
+		p.mu.Unlock()
+		return
+	}
+	lv := ts.live
+	var old *register.Registration
+	if on {
+		reg, err := p.startRegistration(lv)
+		if err != nil {
+			p.log.Error("cannot start registration", "trunk_id", id, "err", err)
+		}
+		lv.reg = reg
+	} else {
+		old, lv.reg = lv.reg, nil
+	}
+	p.mu.Unlock()
+	if old != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := old.Stop(ctx); err != nil {
+			p.log.Warn("unregister", "trunk_id", id, "err", err)
+		}
+	}
 }
 
 // retire stops a registration that is no longer needed (removing only our

@@ -104,3 +104,41 @@ func TestRegistrationFollowsTrunk(t *testing.T) {
 		t.Errorf("un-REGISTER Contact = %q; want our own contact, never *", c)
 	}
 }
+
+// TestRegistrationOwnership: a node that does not own a trunk's
+// registration runs the trunk without registering; SetRegistering starts
+// and stops (un-REGISTERs) it as ownership moves.
+func TestRegistrationOwnership(t *testing.T) {
+	reg := newFakeRegistrar(t)
+	var mu sync.Mutex
+	owned := false
+	p := newPlane(t, Config{Registers: func(string) bool { mu.Lock(); defer mu.Unlock(); return owned }})
+	tr := testTrunk("own", siptest.FreePort(t, "127.0.0.1"))
+	tr.RequireRegistration = true
+	tr.Proxy = reg.addr
+	tr.Domain = "carrier.example"
+	tr.SIPUsername, tr.SIPPassword = "alice", "pw"
+	apply(t, p, tr)
+	time.Sleep(200 * time.Millisecond)
+	if n, st := len(reg.requests()), p.status("own"); n != 0 || st.State != trunk.SIPActive || st.RegistrationState != trunk.RegOff {
+		t.Fatalf("not owner: %d REGISTERs, state %s/%s; want 0, active/off", n, st.State, st.RegistrationState)
+	}
+	mu.Lock()
+	owned = true
+	mu.Unlock()
+	p.SetRegistering("own", true)
+	waitFor(t, "registered", func() bool { return p.status("own").RegistrationState == trunk.RegRegistered })
+	p.SetRegistering("own", true) // no second registration
+	n := len(reg.requests())
+	mu.Lock()
+	owned = false
+	mu.Unlock()
+	p.SetRegistering("own", false)
+	l := reg.requests()
+	if len(l) != n+1 || l[n].GetHeader("Expires") == nil || l[n].GetHeader("Expires").Value() != "0" {
+		t.Fatalf("after SetRegistering(false): %d REGISTERs (was %d); want one un-REGISTER, sent before it returns", len(l), n)
+	}
+	if st := p.status("own"); st.RegistrationState != trunk.RegOff || st.State != trunk.SIPActive {
+		t.Errorf("after giving up ownership: %s/%s; want active/off", st.State, st.RegistrationState)
+	}
+}

@@ -94,6 +94,8 @@ type Service struct {
 	store Store
 	plane Plane // nil for a service without a SIP plane
 	locks keyLocks
+
+	applied appliedRevs // what the plane runs, for Reconcile
 }
 
 // New returns a Service over store and plane. plane may be nil, for a
@@ -218,6 +220,7 @@ func (s *Service) apply(ctx context.Context, t *trunk.Trunk, persist func(contex
 		return err
 	}
 	change.Commit()
+	s.applied.set(t.TrunkID, t.Meta.Revision, true)
 	return nil
 }
 
@@ -247,6 +250,7 @@ func (s *Service) RemoveTrunk(ctx context.Context, id string, o WriteOptions) er
 	if s.plane != nil {
 		s.plane.Remove(id)
 	}
+	s.applied.removed(id)
 	return nil
 }
 
