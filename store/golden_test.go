@@ -120,6 +120,7 @@ func init() {
 // fails until it is) and current-nosecrets.bin is rewritten with -update.
 func goldenTrunk() *trunk.Trunk {
 	t := v1Trunk()
+	t.EnableNoiseCancellation = true
 	return t
 }
 

@@ -92,6 +92,7 @@ type Trunk struct {
 	AutoBargeinMode           string `json:"auto_bargein_mode"`
 	AutoBargeinAggressiveness int32  `json:"auto_bargein_aggressiveness"`
 	AgentID                   string `json:"agent_id"`
+	EnableNoiseCancellation   bool   `json:"enable_noise_cancellation,omitempty"` // denoise caller audio sent to the agent
 }
 
 // Defaults returns a Trunk holding every default of the record. Decoders

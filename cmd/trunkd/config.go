@@ -36,6 +36,9 @@ type Config struct {
 	Breaker       trunk.BreakerConfig
 	QualityWindow time.Duration
 	ProbeInterval time.Duration
+
+	AICA             string        // PEM roots for wss:// agents; system roots when empty
+	AIConnectTimeout time.Duration // agent connect while the call rings
 }
 
 // listFlag is a repeatable string flag.
@@ -70,6 +73,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	breakerFlags(fs, &cfg.Breaker)
 	fs.DurationVar(&cfg.QualityWindow, "quality-window", 30*time.Minute, "sliding window of the ASR, ACD, MOS and PDD figures")
 	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", 0, "send OPTIONS to every trunk's carrier this often, feeding its breaker (0: only to test an open breaker)")
+	fs.StringVar(&cfg.AICA, "ai-ca", "", "PEM `file` of the CAs that sign wss:// AI agents' certificates (default: the system roots)")
+	fs.DurationVar(&cfg.AIConnectTimeout, "ai-connect-timeout", 3*time.Second, "how long a HANDLE_AI call rings while its agent connects before the caller gets 503")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

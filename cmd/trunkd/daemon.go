@@ -32,6 +32,7 @@ type Daemon struct {
 	svc    *control.Service
 	srv    *rpc.Server
 	met    *metrics
+	ai     *aiMetrics
 	served chan error
 }
 
@@ -65,9 +66,16 @@ func (d *Daemon) start() error {
 	if err != nil {
 		return err
 	}
+	agents, err := d.agentDialer()
+	if err != nil {
+		return err
+	}
+	d.ai = newAIMetrics()
 	d.sip = sipplane.New(sipplane.Config{Logger: d.log.With("plane", "sip"),
-		Breaker: d.cfg.Breaker, QualityWindow: d.cfg.QualityWindow, ProbeInterval: d.cfg.ProbeInterval})
+		Breaker: d.cfg.Breaker, QualityWindow: d.cfg.QualityWindow, ProbeInterval: d.cfg.ProbeInterval,
+		Bridger: agents, AIConnectTimeout: d.cfg.AIConnectTimeout, AIStats: d.ai.st})
 	d.met = newMetrics(d.sip)
+	d.met.reg.MustRegister(d.ai)
 	if d.cfg.MetricsListen != "" {
 		if err := d.met.listen(d.cfg.MetricsListen); err != nil {
 			return fmt.Errorf("-metrics-listen: %w", err)

@@ -98,6 +98,8 @@ func policy(t *trunk.Trunk) (action, string) {
 		return actPlay, t.InboundAudioURL
 	case trunk.RuleNotifyAndHangup:
 		return actNotify, ""
+	case trunk.RuleHandleAI:
+		return actBridge, ""
 	}
 	return actReply, ""
 }
@@ -110,6 +112,8 @@ func (c *inboundCall) run(v verdict) {
 	case actNotify:
 		c.p.notify(c.d.Context(), c.lv.t, c.d.InviteRequest)
 		c.reject()
+	case actBridge:
+		c.bridge()
 	default:
 		c.reject()
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/emiago/diago/media"
 	"github.com/trunkd/trunkd/media/audio"
+	"github.com/trunkd/trunkd/media/bridge"
 	"github.com/trunkd/trunkd/media/sipplane/register"
 	"github.com/trunkd/trunkd/trunk"
 )
@@ -32,6 +33,13 @@ type Config struct {
 	Breaker       trunk.BreakerConfig // per-trunk circuit breaker; trunk.DefaultBreakerConfig()
 	QualityWindow time.Duration       // ASR/ACD/MOS/PDD window; trunk.DefaultQualityWindow
 	ProbeInterval time.Duration       // OPTIONS keepalive to every trunk's carrier; 0 = off
+
+	// Bridger connects calls to AI agents (HANDLE_AI, Dial to an agent);
+	// nil refuses them. AIConnectTimeout bounds connecting while the call
+	// rings; 3s. AIStats, if set, gathers every bridge's counters.
+	Bridger          bridge.Connector
+	AIConnectTimeout time.Duration
+	AIStats          *bridge.Stats
 }
 
 // AudioSource fetches audio converted to a call's format.
@@ -91,6 +99,12 @@ func New(cfg Config) *Plane {
 	}
 	if cfg.Breaker == (trunk.BreakerConfig{}) {
 		cfg.Breaker = trunk.DefaultBreakerConfig()
+	}
+	if cfg.AIConnectTimeout <= 0 {
+		cfg.AIConnectTimeout = 3 * time.Second
+	}
+	if cfg.AIStats == nil {
+		cfg.AIStats = &bridge.Stats{}
 	}
 	if cfg.QualityWindow <= 0 {
 		cfg.QualityWindow = trunk.DefaultQualityWindow
@@ -159,19 +173,20 @@ func (p *Plane) liveTrunksLocked() []*live {
 // live is one trunk configuration as the SIP plane runs it. It is never
 // modified after Commit; an Update builds a new one.
 type live struct {
-	t      *trunk.Trunk
-	bind   string
-	l      *listener
-	codecs []media.Codec
-	ports  *portPool
-	slots  *slots
-	h      *health
-	cidrs  []netip.Prefix
-	rtpIP  net.IP // bind address for RTP sockets
-	extRTP net.IP // advertised in SDP; nil means rtpIP
-	addrs  atomic.Pointer[addrSet]
-	regKey string                 // "" without require_registration
-	reg    *register.Registration // set by Commit; nil when not registering
+	t       *trunk.Trunk
+	bind    string
+	l       *listener
+	codecs  []media.Codec
+	ports   *portPool
+	slots   *slots
+	h       *health
+	cidrs   []netip.Prefix
+	rtpIP   net.IP // bind address for RTP sockets
+	extRTP  net.IP // advertised in SDP; nil means rtpIP
+	addrs   atomic.Pointer[addrSet]
+	bargein bridge.Params          // for bridged calls
+	regKey  string                 // "" without require_registration
+	reg     *register.Registration // set by Commit; nil when not registering
 }
 
 type addrSet struct {

@@ -250,15 +250,16 @@ func TestBindFailureChangesNothing(t *testing.T) {
 	}
 }
 
-func TestHandleAIRefused(t *testing.T) {
+func TestHandleAIRefusedWithoutBridge(t *testing.T) {
 	p := newPlane(t, Config{})
 	tr := testTrunk("ai", siptest.FreePort(t, "127.0.0.1"))
 	tr.RejectIncomingCalls = false
 	tr.InboundRule = trunk.RuleHandleAI
+	tr.InboundAIWebsocketURL = "ws://127.0.0.1:1/agent"
 	_, err := p.Prepare(context.Background(), tr)
 	var te *trunk.Error
-	if !errors.As(err, &te) || te.Field != "inbound_rule" || !strings.Contains(te.Message, "not built") {
-		t.Fatalf("Prepare(HANDLE_AI) = %v; want a clear not-built error on inbound_rule", err)
+	if !errors.As(err, &te) || te.Field != "inbound_rule" || !strings.Contains(te.Message, "no AI bridge") {
+		t.Fatalf("Prepare(HANDLE_AI) without a Bridger = %v; want a clear error on inbound_rule", err)
 	}
 }
 

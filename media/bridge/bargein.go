@@ -1,0 +1,110 @@
+package bridge
+
+import (
+	"fmt"
+	"math"
+)
+
+// Barge-in modes, as auto_bargein_mode names them.
+const (
+	ModeEnergy   = "energy"   // trunkd cuts on sustained caller energy
+	ModeVAD      = "vad"      // not built: refused by Params
+	ModeSemantic = "semantic" // the agent decides; trunkd only reports speech
+	ModeOff      = "off"      // no local action
+)
+
+// Params are the barge-in thresholds of one aggressiveness (0-3, higher
+// cuts sooner), for 20 ms frames.
+type Params struct {
+	Mode     string
+	MarginDB float64 // a speech frame is this far above the noise floor...
+	GateDB   float64 // ...and above this absolute level (dBFS)
+	EchoDB   float64 // ...and above the agent's recent output level minus this
+	K, W     int     // fire when K of the last W frames are speech
+	H        int     // frames of non-speech after which the caller is silent again
+}
+
+// ParamsFor returns the documented thresholds of a mode and
+// aggressiveness (docs/ai-bridge.md, "Barge-in").
+func ParamsFor(mode string, aggressiveness int) (Params, error) {
+	if aggressiveness < 0 || aggressiveness > 3 {
+		return Params{}, fmt.Errorf("aggressiveness %d is outside 0-3", aggressiveness)
+	}
+	switch mode {
+	case ModeEnergy, ModeSemantic, ModeOff:
+	case ModeVAD:
+		return Params{}, fmt.Errorf("auto_bargein_mode vad is not built yet in this trunkd; use energy, semantic or off")
+	default:
+		return Params{}, fmt.Errorf("unknown barge-in mode %q", mode)
+	}
+	t := [4]Params{
+		{MarginDB: 18, GateDB: -30, EchoDB: 3, K: 15, W: 20, H: 10},
+		{MarginDB: 15, GateDB: -35, EchoDB: 6, K: 10, W: 14, H: 8},
+		{MarginDB: 12, GateDB: -40, EchoDB: 9, K: 6, W: 9, H: 6},
+		{MarginDB: 9, GateDB: -45, EchoDB: 12, K: 3, W: 5, H: 4},
+	}[aggressiveness]
+	t.Mode = mode
+	return t, nil
+}
+
+// detector finds the onset of caller speech, once per utterance.
+type detector struct {
+	p       Params
+	floor   float64
+	win     []bool
+	i, n    int // next slot, speech frames in the window
+	talking bool
+	quiet   int
+}
+
+func newDetector(p Params) *detector {
+	return &detector{p: p, floor: -70, win: make([]bool, max(p.W, 1))}
+}
+
+// frame takes one frame's level and the agent's recent output level (or
+// -inf when it is not playing) and reports whether an utterance starts
+// or, after the hangover, ends.
+func (d *detector) frame(level, ref float64) (start, stop bool) {
+	thr := max(d.p.GateDB, d.floor+d.p.MarginDB, ref-d.p.EchoDB)
+	speech := level > thr
+	if level < d.floor {
+		d.floor = 0.9*d.floor + 0.1*level
+	} else if !speech {
+		d.floor = 0.995*d.floor + 0.005*level
+	}
+	if d.win[d.i] {
+		d.n--
+	}
+	d.win[d.i] = speech
+	if speech {
+		d.n++
+	}
+	d.i = (d.i + 1) % len(d.win)
+	if d.talking {
+		if speech {
+			d.quiet = 0
+		} else if d.quiet++; d.quiet >= d.p.H {
+			d.talking = false
+			return false, true
+		}
+		return false, false
+	}
+	if d.n >= d.p.K {
+		d.talking, d.quiet = true, 0
+		return true, false
+	}
+	return false, false
+}
+
+// levelDB is the RMS level of pcm in dBFS (-inf for digital silence).
+func levelDB(pcm []int16) float64 {
+	var sum float64
+	for _, s := range pcm {
+		f := float64(s)
+		sum += f * f
+	}
+	if sum == 0 || len(pcm) == 0 {
+		return math.Inf(-1)
+	}
+	return 10*math.Log10(sum/float64(len(pcm))) - 10*math.Log10(32768*32768)
+}

@@ -1,0 +1,349 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options tune a bridge. Zero values take the defaults shown.
+type Options struct {
+	Bargein Params // the trunk's barge-in; the zero value is mode off
+	Log     *slog.Logger
+	UpQueue int    // caller frames queued for a slow agent before the oldest is dropped; 50 (1 s)
+	Stats   *Stats // counters, shared by many calls; nil keeps none
+	// StopTimeout bounds sending stop to the agent when the caller hangs up; 1 s.
+	StopTimeout time.Duration
+}
+
+// Stats are a bridge's counters and latency observations.
+type Stats struct {
+	UpFrames      atomic.Int64 // caller frames sent to agents
+	UpDropped     atomic.Int64 // caller frames dropped for slow agents
+	DownFrames    atomic.Int64 // agent frames played
+	DownDropped   atomic.Int64 // agent samples dropped past MaxQueue
+	Bargeins      atomic.Int64
+	MarksPlayed   atomic.Int64
+	MarksCleared  atomic.Int64
+	IgnoredEvents atomic.Int64 // agent messages not acted on (DTMF to the caller, unknown)
+
+	// Uplink, if set, gets each caller frame's time from RTP read to
+	// handed to the transport; Downlink the time from agent audio arriving
+	// at an idle queue to its first frame written.
+	Uplink   func(time.Duration)
+	Downlink func(time.Duration)
+}
+
+// End says why a bridged call ended.
+type End struct {
+	ByCaller bool   // the caller hung up (or its media closed)
+	Reason   string // for the log and the BYE's Reason header
+}
+
+// Reasons a bridge ends.
+var (
+	errCaller     = errors.New("caller hung up")
+	errHangup     = errors.New("agent hung up")
+	errMediaWrite = errors.New("caller media closed")
+)
+
+// run is one bridged call.
+type run struct {
+	ph     Phone
+	ag     Agent
+	o      Options
+	st     *Stats
+	q      playout
+	out    outq
+	cancel context.CancelCauseFunc
+
+	ref       atomic.Uint64 // float64 bits: the agent's recent output level, dBFS
+	lastVoice atomic.Int64  // unix ns of the last non-silent frame played
+	discard   atomic.Int64  // unix ns until which agent audio is dropped after a barge-in
+	lastAudio atomic.Int64  // unix ns of the agent's last audio while discarding
+	idleAt    atomic.Int64  // unix ns agent audio reached an idle queue; 0 = none pending
+}
+
+// Run bridges ph and ag until the caller hangs up (ctx ends or the
+// phone's media closes) or the agent ends the call. The agent has been
+// told Begin. On a caller hang-up the agent gets stop and a normal close;
+// otherwise the caller is to be hung up by the caller of Run.
+func Run(ctx context.Context, ph Phone, ag Agent, o Options) End {
+	if o.UpQueue <= 0 {
+		o.UpQueue = 50
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Bargein.Mode == "" {
+		o.Bargein.Mode = ModeOff
+	}
+	st := o.Stats
+	if st == nil {
+		st = &Stats{}
+	}
+	if ph.EventPT == 0 {
+		ph.EventPT = 101
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	r := &run{ph: ph, ag: ag, o: o, st: st, cancel: cancel}
+	r.out.init(o.UpQueue)
+	r.ref.Store(math.Float64bits(math.Inf(-1)))
+	var wg sync.WaitGroup
+	go r.uplink(rctx) // ends when the media closes, which the caller of Run does
+	wg.Go(func() { r.sender(rctx) })
+	wg.Go(func() { r.receiver(rctx) })
+	wg.Go(func() { r.player(rctx) })
+	<-rctx.Done()
+	cause := context.Cause(rctx)
+	byCaller := ctx.Err() != nil || errors.Is(cause, errCaller) || errors.Is(cause, errMediaWrite)
+	if byCaller {
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), o.StopTimeout)
+		_ = ag.Send(sctx, Out{Kind: OutStop})
+		scancel()
+		_ = ag.Close(true, "caller hung up")
+	} else {
+		_ = ag.Close(errors.Is(cause, errHangup), cause.Error())
+	}
+	wg.Wait()
+	if byCaller {
+		return End{ByCaller: true, Reason: "caller hung up"}
+	}
+	return End{Reason: cause.Error()}
+}
+
+// uplink reads the caller's RTP until the media closes.
+func (r *run) uplink(ctx context.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.cancel(fmt.Errorf("%w: uplink panic: %v", errCaller, p))
+		}
+	}()
+	law := PCMU
+	if r.ph.Law == PCMA {
+		law = PCMA
+	}
+	var (
+		pcm      = make([]int16, 0, 4*FrameSamples)
+		ts0      uint32
+		startTS  uint32 // RTP timestamp of pcm[0]
+		lastSeq  uint16
+		started  bool
+		lastDTMF uint32
+		sawDTMF  bool
+		det      = newDetector(r.o.Bargein)
+	)
+	for {
+		p, err := r.ph.Read()
+		if err != nil {
+			r.cancel(fmt.Errorf("%w: %v", errCaller, err))
+			return
+		}
+		now := time.Now()
+		if r.ph.Tap != nil {
+			r.ph.Tap(p, now)
+		}
+		if started && int16(p.Seq-lastSeq) <= 0 {
+			continue // late or duplicate: the agent needs order, not every packet
+		}
+		if !started {
+			ts0, started = p.TS, true
+		}
+		lastSeq = p.Seq
+		switch {
+		case p.PT == r.ph.EventPT:
+			if d, ok := dtmfDigit(p.Payload); ok && (!sawDTMF || p.TS != lastDTMF) {
+				lastDTMF, sawDTMF = p.TS, true
+				r.out.ctrl(Out{Kind: OutDTMF, Digit: d})
+			}
+			continue
+		case p.PT != uint8(law):
+			continue // comfort noise or a codec we did not negotiate
+		}
+		if len(pcm) == 0 {
+			startTS = p.TS
+		}
+		pcm = Decode(law, pcm, p.Payload)
+		for len(pcm) >= FrameSamples {
+			f := make([]int16, FrameSamples)
+			copy(f, pcm)
+			pcm = append(pcm[:0], pcm[FrameSamples:]...)
+			r.detect(det, f, now)
+			ms := int64(startTS-ts0) / (Rate / 1000)
+			startTS += FrameSamples
+			if r.out.audio(Out{Kind: OutAudio, Audio: f, TimeMS: ms, at: now}) {
+				r.st.UpDropped.Add(1)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// detect runs barge-in on one caller frame.
+func (r *run) detect(det *detector, f []int16, now time.Time) {
+	mode := r.o.Bargein.Mode
+	if mode == ModeOff {
+		return
+	}
+	ref := math.Inf(-1)
+	active := r.q.busy() || now.UnixNano()-r.lastVoice.Load() < int64(300*time.Millisecond)
+	if active {
+		ref = math.Float64frombits(r.ref.Load())
+	}
+	start, stop := det.frame(levelDB(f), ref)
+	switch {
+	case mode == ModeSemantic && (start || stop):
+		r.out.ctrl(Out{Kind: OutSpeech, Speaking: start})
+	case mode == ModeEnergy && start && active:
+		r.bargein(now)
+	}
+}
+
+// bargein cuts the agent's playback: the queue is emptied at once (the
+// player writes silence from its next tick), the agent is told, and its
+// audio still arriving for the interrupted answer is dropped until it
+// sends clear or a mark, pauses 300 ms, or 2 s pass.
+func (r *run) bargein(now time.Time) {
+	cleared := r.q.clear()
+	r.st.Bargeins.Add(1)
+	r.discard.Store(now.Add(2 * time.Second).UnixNano())
+	r.lastAudio.Store(now.UnixNano())
+	played := r.q.playedMS()
+	r.out.ctrl(Out{Kind: OutBargein, Bargein: BargeinInfo{Mode: r.o.Bargein.Mode, PlayedMS: played, AtMS: played}})
+	r.reportMarks(cleared)
+}
+
+func (r *run) reportMarks(l []MarkDone) {
+	for _, m := range l {
+		if m.Cleared {
+			r.st.MarksCleared.Add(1)
+		} else {
+			r.st.MarksPlayed.Add(1)
+		}
+		r.out.ctrl(Out{Kind: OutMark, Mark: m})
+	}
+}
+
+// sender hands queued messages to the agent, control first.
+func (r *run) sender(ctx context.Context) {
+	for {
+		m, ok := r.out.pop(ctx)
+		if !ok {
+			return
+		}
+		if err := r.ag.Send(ctx, m); err != nil {
+			r.cancel(fmt.Errorf("agent write failed: %w", err))
+			return
+		}
+		if m.Kind == OutAudio {
+			r.st.UpFrames.Add(1)
+			if r.st.Uplink != nil {
+				r.st.Uplink(time.Since(m.at))
+			}
+		}
+	}
+}
+
+// receiver carries out what the agent sends.
+func (r *run) receiver(ctx context.Context) {
+	for {
+		m, err := r.ag.Recv(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.cancel(fmt.Errorf("agent connection ended: %w", err))
+			}
+			return
+		}
+		now := time.Now().UnixNano()
+		switch m.Kind {
+		case InAudio:
+			if d := r.discard.Load(); d != 0 {
+				if now < d && now-r.lastAudio.Load() < int64(300*time.Millisecond) {
+					r.lastAudio.Store(now)
+					continue
+				}
+				r.discard.Store(0)
+			}
+			if !r.q.busy() {
+				r.idleAt.CompareAndSwap(0, now)
+			}
+			if n := r.q.push(m.Audio); n > 0 {
+				r.st.DownDropped.Add(int64(n))
+			}
+		case InMark:
+			r.discard.Store(0)
+			if d, now := r.q.mark(m.Name); now {
+				r.reportMarks([]MarkDone{d})
+			}
+		case InClear:
+			r.discard.Store(0)
+			r.reportMarks(r.q.clear())
+		case InHangup:
+			r.cancel(errHangup)
+			return
+		default:
+			r.st.IgnoredEvents.Add(1)
+		}
+	}
+}
+
+// player writes one frame per tick until the call ends.
+func (r *run) player(ctx context.Context) {
+	law := r.ph.Law
+	frame := make([]int16, FrameSamples)
+	enc := make([]byte, 0, FrameSamples)
+	var levels [16]float64 // the last 320 ms of output, for the echo guard
+	for i := range levels {
+		levels[i] = math.Inf(-1)
+	}
+	for i := 0; ctx.Err() == nil; i++ {
+		done, ok := r.q.next(frame)
+		lvl := math.Inf(-1)
+		if ok {
+			lvl = levelDB(frame)
+			if !math.IsInf(lvl, -1) {
+				r.lastVoice.Store(time.Now().UnixNano())
+			}
+		}
+		levels[i%len(levels)] = lvl
+		r.ref.Store(math.Float64bits(maxOf(levels[:])))
+		enc = Encode(law, enc[:0], frame)
+		if at := r.idleAt.Swap(0); at != 0 && r.st.Downlink != nil {
+			r.st.Downlink(time.Duration(time.Now().UnixNano() - at))
+		}
+		if err := r.ph.Write(enc); err != nil {
+			r.cancel(fmt.Errorf("%w: %v", errMediaWrite, err))
+			return
+		}
+		if ok {
+			r.st.DownFrames.Add(1)
+		}
+		r.reportMarks(done)
+	}
+}
+
+func maxOf(l []float64) float64 {
+	m := math.Inf(-1)
+	for _, v := range l {
+		m = max(m, v)
+	}
+	return m
+}
+
+// dtmfDigit reads an RFC 4733 event payload.
+func dtmfDigit(p []byte) (string, bool) {
+	if len(p) < 4 || p[0] > 15 {
+		return "", false
+	}
+	return string("0123456789*#ABCD"[p[0]]), true
+}

@@ -1,0 +1,363 @@
+package sipplane
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/diago"
+	"github.com/pion/rtp"
+	"github.com/trunkd/trunkd/media/bridge"
+	"github.com/trunkd/trunkd/media/bridge/fakeagent"
+	"github.com/trunkd/trunkd/media/bridge/ws"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
+	"github.com/trunkd/trunkd/trunk"
+)
+
+// agentFor serves a fake agent running s and returns its ws:// URL.
+func agentFor(t *testing.T, s fakeagent.Script) (*fakeagent.Server, string) {
+	t.Helper()
+	fa := fakeagent.New(s)
+	srv := httptest.NewServer(fa)
+	t.Cleanup(srv.Close)
+	return fa, "ws://" + srv.Listener.Addr().String() + "/agent"
+}
+
+// aiTrunk is a HANDLE_AI trunk on a free port whose agent is at url.
+func aiTrunk(t *testing.T, id, url string) *trunk.Trunk {
+	tr := testTrunk(id, siptest.FreePort(t, "127.0.0.1"))
+	tr.RejectIncomingCalls = false
+	tr.InboundRule = trunk.RuleHandleAI
+	tr.InboundAIWebsocketURL = url
+	tr.APIBearerToken = "agent-secret"
+	tr.AgentID = "agent-7"
+	return tr
+}
+
+func aiPlane(t *testing.T) *Plane {
+	return newPlane(t, Config{Bridger: &ws.Dialer{}, AIConnectTimeout: time.Second})
+}
+
+// signal is n bytes of μ-law: random but never 0x7F (negative zero, which
+// re-encodes as 0xFF), so that decode→encode round trips are exact.
+func signal(n int) []byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, n)
+	for i := range b {
+		for b[i] = byte(r.UintN(256)); b[i] == 0x7F; b[i] = byte(r.UintN(256)) {
+		}
+	}
+	return b
+}
+
+// sendFrames writes sig as 20 ms frames from the caller.
+func sendFrames(t *testing.T, d *diago.DialogClientSession, sig []byte) {
+	t.Helper()
+	if err := writeFrames(d, sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFrames(d *diago.DialogClientSession, sig []byte) error {
+	w, err := d.AudioWriter()
+	if err != nil {
+		return err
+	}
+	for i := 0; i+160 <= len(sig); i += 160 {
+		if _, err := w.Write(sig[i : i+160]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collect reads the caller's audio in the background until the call ends.
+func collect(d *diago.DialogClientSession) func() []byte {
+	r, err := d.AudioReader()
+	var mu sync.Mutex
+	var got []byte
+	if err == nil {
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				n, err := r.Read(buf)
+				mu.Lock()
+				got = append(got, buf[:n]...)
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return func() []byte { mu.Lock(); defer mu.Unlock(); return bytes.Clone(got) }
+}
+
+func TestBridgeInboundEcho(t *testing.T) {
+	fa, url := agentFor(t, fakeagent.Script{Echo: true, Token: "agent-secret"})
+	p := aiPlane(t)
+	tr := aiTrunk(t, "ai-echo", url)
+	tr.AutoBargeinMode = "off" // the caller talks over its own echo
+	apply(t, p, tr)
+	u := newUAC(t, "127.0.0.1")
+	d, code := u.call(t, tr.SourcePBXPort, diago.InviteOptions{})
+	if code != 200 {
+		t.Fatalf("INVITE got %d; want 200", code)
+	}
+	defer d.Close()
+	got := collect(d)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	call, ok := fa.Next(ctx)
+	if !ok {
+		t.Fatal("the agent was never connected")
+	}
+	start, ok := call.Started(ctx)
+	if !ok {
+		t.Fatal("no start message")
+	}
+	sig := signal(75 * 160) // 1.5 s
+	sendFrames(t, d, sig)
+	time.Sleep(300 * time.Millisecond)
+
+	// The agent heard the caller sample for sample...
+	heard := bridge.Encode(bridge.PCMU, nil, call.Audio())
+	if i := bytes.Index(heard, sig[:160]); i < 0 || !bytes.HasPrefix(heard[i:], sig) {
+		t.Errorf("the agent did not receive the caller's audio intact (%d bytes heard)", len(heard))
+	}
+	// ...and the caller heard the agent's echo sample for sample.
+	back := voiced(got())
+	if i := bytes.Index(back, sig[:160]); i < 0 || !bytes.HasPrefix(back[i:], sig) {
+		t.Errorf("the caller did not receive the echo intact (%d bytes, first frame at %d, %s)", len(back), i, diffAt(back[max(i, 0):], sig))
+	}
+	checkStart(t, start, call, tr)
+
+	d.Hangup(context.Background())
+	if !call.Done(ctx) {
+		t.Fatal("the agent connection stayed open after the caller hung up")
+	}
+	ev := call.Events()
+	if len(ev) == 0 || ev[len(ev)-1].Event != "stop" || ev[len(ev)-1].Stop == nil || ev[len(ev)-1].Stop.CallSID != start.Start.CallSID {
+		t.Errorf("last agent event = %+v; want stop with the callSid", ev[len(ev)-1])
+	}
+	waitFor(t, "the call to end", func() bool { return len(p.ListCalls("")) == 0 })
+	if c, _ := p.Counters("ai-echo"); c.Calls[[2]string{trunk.Inbound, string(outAnswered)}] != 1 {
+		t.Errorf("calls = %v; want the bridged call counted answered", c.Calls)
+	}
+	if st := p.TrunkStatus("ai-echo"); st.MOS <= 0 {
+		t.Errorf("status = %+v; want a MOS from the bridge's RTP tap", st)
+	}
+}
+
+// checkStart checks the connection's credentials and the start message
+// against Twilio's shapes.
+func checkStart(t *testing.T, start ws.Message, call *fakeagent.Call, tr *trunk.Trunk) {
+	t.Helper()
+	s := start.Start
+	if s == nil || !strings.HasPrefix(s.StreamSID, "MZ") || len(s.StreamSID) != 34 || !strings.HasPrefix(s.CallSID, "CA") ||
+		!strings.HasPrefix(s.AccountSID, "AC") || start.StreamSID != s.StreamSID || start.SequenceNumber != "1" {
+		t.Fatalf("start = %+v; want Twilio-shaped ids and sequenceNumber \"1\"", start)
+	}
+	if s.MediaFormat != (ws.MediaFormat{Encoding: "audio/x-mulaw", SampleRate: 8000, Channels: 1}) {
+		t.Errorf("mediaFormat = %+v; want μ-law 8000 mono", s.MediaFormat)
+	}
+	cp := s.CustomParameters
+	if cp["trunk_id"] != tr.TrunkID || cp["agent_id"] != tr.AgentID || cp["direction"] != "inbound" || cp["sip_call_id"] == "" {
+		t.Errorf("customParameters = %v; want trunk_id, agent_id, direction, sip_call_id", cp)
+	}
+	h := call.Header
+	ts := h.Get(ws.HeaderTimestamp)
+	if h.Get(ws.HeaderSignature) != ws.Sign(tr.APIBearerToken, ts, h.Get(ws.HeaderCallID)) || h.Get(ws.HeaderCallID) != cp["sip_call_id"] {
+		t.Errorf("signature %q does not verify for timestamp %q and call %q", h.Get(ws.HeaderSignature), ts, h.Get(ws.HeaderCallID))
+	}
+	if _, err := strconv.ParseInt(ts, 10, 64); err != nil {
+		t.Errorf("timestamp %q is not Unix seconds", ts)
+	}
+}
+
+func TestBridgeAgentUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "ws://" + l.Addr().String() + "/agent"
+	l.Close()
+	p := aiPlane(t)
+	tr := aiTrunk(t, "ai-down", url)
+	apply(t, p, tr)
+	u := newUAC(t, "127.0.0.1")
+	if code := u.code(t, tr.SourcePBXPort); code != 503 {
+		t.Fatalf("INVITE to a trunk whose agent is down got %d; want 503", code)
+	}
+	if c, _ := p.Counters("ai-down"); c.Calls[[2]string{trunk.Inbound, string(outAIUnavailable)}] != 1 {
+		t.Errorf("ai_unavailable count = %v; want 1", c.Calls)
+	}
+	_, url2 := agentFor(t, fakeagent.Script{Token: "another-token"})
+	tr2 := aiTrunk(t, "ai-refused", url2)
+	apply(t, p, tr2)
+	if code := u.code(t, tr2.SourcePBXPort); code != 503 {
+		t.Fatalf("INVITE to a trunk whose agent refuses the token got %d; want 503", code)
+	}
+}
+
+// TestBridgeAgentEndsCall: an agent that disconnects, hangs up, or breaks
+// the protocol gets the caller a BYE.
+func TestBridgeAgentEndsCall(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    fakeagent.Script
+	}{
+		{"drop", fakeagent.Script{DropAfter: 200 * time.Millisecond}},
+		{"close", fakeagent.Script{HangupAfter: 200 * time.Millisecond}},
+		{"hangup-v1", fakeagent.Script{Profile: ws.ProtoPCMU, HangupAfter: 200 * time.Millisecond}},
+		{"invalid-json", fakeagent.Script{Garbage: "{not json"}},
+		{"binary-on-twilio", fakeagent.Script{Binary: []byte{1, 2, 3}}},
+		{"huge", fakeagent.Script{Garbage: `{"event":"media","media":{"payload":"` + strings.Repeat("A", ws.ReadLimit) + `"}}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, url := agentFor(t, tc.s)
+			p := aiPlane(t)
+			tr := aiTrunk(t, "ai-"+tc.name, url)
+			tr.APIBearerToken = ""
+			apply(t, p, tr)
+			u := newUAC(t, "127.0.0.1")
+			d, code := u.call(t, tr.SourcePBXPort, diago.InviteOptions{})
+			if code != 200 {
+				t.Fatalf("INVITE got %d; want 200", code)
+			}
+			defer d.Close()
+			readUntilHangup(t, d)
+			waitFor(t, "the call to end", func() bool { return len(p.ListCalls("")) == 0 })
+		})
+	}
+}
+
+// TestBridgeSlowAgentDoesNotStall: an agent that stops reading neither
+// blocks the caller's audio nor another call.
+func TestBridgeSlowAgentDoesNotStall(t *testing.T) {
+	_, slowURL := agentFor(t, fakeagent.Script{NoRead: true})
+	fa, echoURL := agentFor(t, fakeagent.Script{Echo: true})
+	p := aiPlane(t)
+	slow := aiTrunk(t, "ai-slow", slowURL)
+	echo := aiTrunk(t, "ai-fast", echoURL)
+	apply(t, p, slow)
+	apply(t, p, echo)
+	u := newUAC(t, "127.0.0.1")
+	ds, code := u.call(t, slow.SourcePBXPort, diago.InviteOptions{})
+	if code != 200 {
+		t.Fatalf("INVITE (slow agent) got %d; want 200", code)
+	}
+	defer ds.Close()
+	go func() { _ = writeFrames(ds, signal(100*160)) }()
+	de, code := u.call(t, echo.SourcePBXPort, diago.InviteOptions{})
+	if code != 200 {
+		t.Fatalf("INVITE (echo agent) got %d; want 200", code)
+	}
+	defer de.Close()
+	got := collect(de)
+	sig := signal(25 * 160)
+	sendFrames(t, de, sig)
+	time.Sleep(300 * time.Millisecond)
+	if back := got(); !bytes.Contains(back, sig[:160]) {
+		t.Errorf("the second call's echo did not come back while the first agent was stuck")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, ok := fa.Next(ctx); !ok {
+		t.Fatal("the echo agent was not connected")
+	}
+	ds.Hangup(ctx)
+	de.Hangup(ctx)
+	waitFor(t, "both calls to end", func() bool { return len(p.ListCalls("")) == 0 })
+}
+
+func TestBridgeOutbound(t *testing.T) {
+	c := newCarrier(t, answer)
+	p := newDialPlane(t, Config{Bridger: &ws.Dialer{}})
+	tr := dialTrunkFor(t, "ai-out", c)
+	apply(t, p, tr)
+	tone := make([]int16, 8000) // 1 s, 440 Hz
+	for i := range tone {
+		tone[i] = int16(8000 * sinTable(i))
+	}
+	fa, url := agentFor(t, fakeagent.Script{Play: tone, Burst: true, Mark: "greeting", HangupAfter: 1500 * time.Millisecond})
+	if _, err := p.Dial(context.Background(), trunk.DialRequest{TrunkID: "ai-out", To: "1555", AIURL: url, AudioURL: "file:///x.wav"}); trunk.ErrorCode(err) != trunk.EINVALID {
+		t.Errorf("Dial with audio_url and ai_url = %v; want EINVALID", err)
+	}
+	res := dial(t, p, trunk.DialRequest{TrunkID: "ai-out", To: "1555", AIURL: url, AgentID: "sales", Timeout: 5 * time.Second})
+	if !res.Answered {
+		t.Fatalf("Dial = %+v; want answered", res)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	call, ok := fa.Next(ctx)
+	if !ok {
+		t.Fatal("no agent connection")
+	}
+	start, ok := call.Started(ctx)
+	if !ok || start.Start.CustomParameters["direction"] != "outbound" || start.Start.CustomParameters["agent_id"] != "sales" {
+		t.Fatalf("start = %+v; want direction outbound, agent_id sales", start.Start)
+	}
+	// The carrier hears the agent's tone, sample for sample.
+	want := bridge.Encode(bridge.PCMU, nil, tone)
+	var heard []byte
+	buf := make([]byte, 1500)
+	_ = c.rtp.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for len(heard) < len(want)+20*160 {
+		n, err := c.rtp.Read(buf)
+		if err != nil {
+			break
+		}
+		var pkt rtp.Packet
+		if pkt.Unmarshal(buf[:n]) == nil && pkt.PayloadType == 0 {
+			heard = append(heard, pkt.Payload...)
+		}
+	}
+	if i := bytes.Index(heard, want[:160]); i < 0 || !bytes.HasPrefix(heard[i:], want) {
+		t.Errorf("the carrier did not hear the agent's audio intact (%d bytes)", len(heard))
+	}
+	waitFor(t, "the played mark", func() bool {
+		for _, e := range call.Events() {
+			if e.Event == "mark" && e.Mark.Name == "greeting" {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, "BYE at the carrier after the agent hung up", func() bool { _, _, b := c.counts(); return b == 1 })
+}
+
+func sinTable(i int) float64 {
+	return math.Sin(2 * math.Pi * float64(i) * 440 / 8000)
+}
+
+// voiced drops the silence frames the bridge plays while its queue is
+// empty: a live echo arrives with jitter against the 20 ms tick, and no
+// jitter buffer hides it.
+func voiced(b []byte) []byte {
+	var out []byte
+	silence := bytes.Repeat([]byte{0xFF}, 160)
+	for i := 0; i+160 <= len(b); i += 160 {
+		if !bytes.Equal(b[i:i+160], silence) {
+			out = append(out, b[i:i+160]...)
+		}
+	}
+	return out
+}
+
+func diffAt(got, want []byte) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return "first difference at byte " + strconv.Itoa(i)
+		}
+	}
+	return "got " + strconv.Itoa(len(got)) + " of " + strconv.Itoa(len(want))
+}
