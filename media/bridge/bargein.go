@@ -38,8 +38,8 @@ func ParamsFor(mode string, aggressiveness int) (Params, error) {
 		return Params{}, fmt.Errorf("unknown barge-in mode %q", mode)
 	}
 	t := [4]Params{
-		{MarginDB: 18, GateDB: -30, EchoDB: 3, K: 15, W: 20, H: 10},
-		{MarginDB: 15, GateDB: -35, EchoDB: 6, K: 10, W: 14, H: 8},
+		{MarginDB: 18, GateDB: -30, EchoDB: 6, K: 15, W: 20, H: 10},
+		{MarginDB: 15, GateDB: -35, EchoDB: 8, K: 10, W: 14, H: 8},
 		{MarginDB: 12, GateDB: -40, EchoDB: 9, K: 6, W: 9, H: 6},
 		{MarginDB: 9, GateDB: -45, EchoDB: 12, K: 3, W: 5, H: 4},
 	}[aggressiveness]
@@ -65,6 +65,7 @@ func newDetector(p Params) *detector {
 // -inf when it is not playing) and reports whether an utterance starts
 // or, after the hangover, ends.
 func (d *detector) frame(level, ref float64) (start, stop bool) {
+	level = max(level, -90) // digital silence must not drag the floor to -Inf
 	thr := max(d.p.GateDB, d.floor+d.p.MarginDB, ref-d.p.EchoDB)
 	speech := level > thr
 	if level < d.floor {
