@@ -32,7 +32,7 @@ func TestUplinkRechunksAndOrders(t *testing.T) {
 		f.extra <- Packet{PT: 0, Seq: seq, TS: uint32(240 * i), Payload: Encode(PCMU, nil, sig[240*i:240*(i+1)])}
 		if i == 2 {
 			f.extra <- Packet{PT: 0, Seq: 2, TS: 240, Payload: Encode(PCMU, nil, sig[240:480])} // late: dropped
-			f.extra <- Packet{PT: 101, Seq: 4, TS: 720, Payload: []byte{11, 0x0a, 0, 160}}       // '#'
+			f.extra <- Packet{PT: 101, Seq: 4, TS: 720, Payload: []byte{11, 0x0a, 0, 160}}      // '#'
 		}
 	}
 	// stop the fake's own packets from interleaving: no writes feed pkts
