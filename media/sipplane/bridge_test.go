@@ -3,10 +3,14 @@ package sipplane
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"net"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -360,4 +364,71 @@ func diffAt(got, want []byte) string {
 		}
 	}
 	return "got " + strconv.Itoa(len(got)) + " of " + strconv.Itoa(len(want))
+}
+
+// g711aPcap is the PCMA recording Debian's sip-tester ships.
+const g711aPcap = "/usr/share/sip-tester/g711a.pcap"
+
+// pcapPayloads reads the RTP payloads of a pcap of Ethernet/IPv4/UDP/RTP.
+func pcapPayloads(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Skipf("no %s (make deps installs sip-tester): %v", path, err)
+	}
+	var out []byte
+	for off := 24; off+16 <= len(b); {
+		n := int(binary.LittleEndian.Uint32(b[off+8:]))
+		pkt := b[off+16 : off+16+n]
+		off += 16 + n
+		const hdr = 14 + 20 + 8
+		var r rtp.Packet
+		if len(pkt) > hdr && r.Unmarshal(pkt[hdr:]) == nil && r.PayloadType == 8 {
+			out = append(out, r.Payload...)
+		}
+	}
+	return out
+}
+
+// TestSippPcapReachesAgent: sipp plays a real PCMA recording in 30 ms
+// packets; the agent (on the L16 profile, so nothing is re-quantized)
+// receives it decoded sample for sample, in 20 ms chunks.
+func TestSippPcapReachesAgent(t *testing.T) {
+	alaw := pcapPayloads(t, g711aPcap)
+	fa, url := agentFor(t, fakeagent.Script{Profile: ws.ProtoL16_8k})
+	p := aiPlane(t)
+	tr := aiTrunk(t, "ai-sipp", url)
+	tr.APIBearerToken = ""
+	tr.CodecPreferences = []string{"PCMA", "PCMU"}
+	apply(t, p, tr)
+	xml, err := os.ReadFile(filepath.Join("..", "..", "testdata", "sipp", "uac_ai_pcap.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf := filepath.Join(t.TempDir(), "uac_ai_pcap.xml")
+	if err := os.WriteFile(sf, bytes.Replace(xml, []byte(`"PCAP"`), []byte(`"`+g711aPcap+`"`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := siptest.Sipp{Scenario: sf, Port: int(tr.SourcePBXPort), Calls: 1, Limit: 1, Rate: 1, Timeout: 30 * time.Second, Dir: t.TempDir()}
+	st, err := s.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Exit != 0 || st.Successful != 1 {
+		t.Fatalf("sipp: exit %d, %d successful\n%s", st.Exit, st.Successful, st.Output)
+	}
+	calls := fa.Calls()
+	if len(calls) != 1 || !calls[0].Done(ctx) {
+		t.Fatal("the agent call did not end with the caller's BYE")
+	}
+	got := calls[0].Audio()
+	want := bridge.Decode(bridge.PCMA, nil, alaw)
+	if len(got) < len(want)-bridge.FrameSamples || !slices.Equal(got, want[:len(got)]) {
+		t.Errorf("the agent received %d samples; want the pcap's %d samples in order, exactly", len(got), len(want))
+	}
+	if !slices.ContainsFunc(calls[0].Events(), func(e ws.Message) bool { return e.Event == "stop" }) {
+		t.Errorf("no stop after sipp's BYE")
+	}
 }
