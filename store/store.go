@@ -19,6 +19,7 @@ const SchemaVersion = 1
 var (
 	bucketMeta   = []byte("meta")
 	bucketTrunks = []byte("trunks")
+	bucketAgents = []byte("agents")
 	keyMarker    = []byte("marker")
 	keyVersion   = []byte("schema_version")
 	keyCheck     = []byte("key_check")
@@ -124,10 +125,16 @@ func (db *DB) init() error {
 		}
 		return db.checkMeta(meta)
 	})
-	if err != nil || !fresh {
+	if err != nil {
 		return err
 	}
+	if !fresh {
+		return db.ensureAgents()
+	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucket(bucketAgents); err != nil {
+			return err
+		}
 		meta, err := tx.CreateBucket(bucketMeta)
 		if err != nil {
 			return err

@@ -195,7 +195,7 @@ func cmdRemove(ctx context.Context, c *cli, args []string) error {
 func cmdToken(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("token", "--secret-file F [--scope S] [--ttl D]")
 	secretFile := fs.String("secret-file", "", "HMAC secret `file` (trunkd's DATA/jwt.secret)")
-	scope := fs.String("scope", "trunks:manage", "space-separated `scopes`: trunks:read, trunks:manage, calls:manage")
+	scope := fs.String("scope", "trunks:manage", "space-separated `scopes`: trunks:read, trunks:manage, calls:manage, agents:read, agents:manage")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
 	issuer := fs.String("issuer", "", "iss claim (when trunkd runs with --jwt-issuer)")
 	audience := fs.String("audience", "", "aud claim (when trunkd runs with --jwt-audience)")

@@ -39,6 +39,7 @@ type Config struct {
 
 	AICA             string        // PEM roots for wss:// agents; system roots when empty
 	AIConnectTimeout time.Duration // agent connect while the call rings
+	AgentSIPHost     string        // host of deployed agents' SIP URIs
 }
 
 // listFlag is a repeatable string flag.
@@ -75,6 +76,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", 0, "send OPTIONS to every trunk's carrier this often, feeding its breaker (0: only to test an open breaker)")
 	fs.StringVar(&cfg.AICA, "ai-ca", "", "PEM `file` of the CAs that sign wss:// AI agents' certificates (default: the system roots)")
 	fs.DurationVar(&cfg.AIConnectTimeout, "ai-connect-timeout", 3*time.Second, "how long a HANDLE_AI call rings while its agent connects before the caller gets 503")
+	fs.StringVar(&cfg.AgentSIPHost, "agent-sip-host", "", "`host` in deployed agents' SIP URIs, sip:AGENT_ID@HOST (default: the first interface address)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -73,7 +73,7 @@ func (d *Daemon) start() error {
 	d.ai = newAIMetrics()
 	d.sip = sipplane.New(sipplane.Config{Logger: d.log.With("plane", "sip"),
 		Breaker: d.cfg.Breaker, QualityWindow: d.cfg.QualityWindow, ProbeInterval: d.cfg.ProbeInterval,
-		Bridger: agents, AIConnectTimeout: d.cfg.AIConnectTimeout, AIStats: d.ai.st})
+		Bridger: agents, AIConnectTimeout: d.cfg.AIConnectTimeout, AIStats: d.ai.st, AgentHost: d.cfg.AgentSIPHost})
 	d.met = newMetrics(d.sip)
 	d.met.reg.MustRegister(d.ai)
 	if d.cfg.MetricsListen != "" {
@@ -82,6 +82,9 @@ func (d *Daemon) start() error {
 		}
 	}
 	d.svc = control.New(d.db, sipPlane{d.sip})
+	if err := d.svc.UseAgents(context.Background(), d.db, d.sip); err != nil {
+		return err
+	}
 	if err := d.svc.Load(context.Background()); err != nil {
 		return err
 	}

@@ -432,3 +432,48 @@ func TestSippPcapReachesAgent(t *testing.T) {
 		t.Errorf("no stop after sipp's BYE")
 	}
 }
+
+// TestDeployedAgentRouting: a Request-URI naming a deployed agent reaches
+// it through the trunk that admits the source, whatever its inbound_rule;
+// other users get the trunk's policy; an undeployed agent is gone.
+func TestDeployedAgentRouting(t *testing.T) {
+	fa, url := agentFor(t, fakeagent.Script{Echo: true})
+	p := aiPlane(t)
+	tr := testTrunk("carrier", siptest.FreePort(t, "127.0.0.1"))
+	tr.RejectIncomingCalls = false // inbound_rule REJECT (603) for everyone else
+	tr.AgentID = "not-this-one"
+	apply(t, p, tr)
+	p.SetAgent(&trunk.Agent{AgentID: "sales", WebsocketURL: url, Published: true, SIPDeployed: true})
+	u := newUAC(t, "127.0.0.1")
+	d, code := u.callUser(t, "sales", tr.SourcePBXPort, diago.InviteOptions{})
+	if code != 200 {
+		t.Fatalf("INVITE sip:sales@ got %d; want 200 from the deployed agent", code)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	call, ok := fa.Next(ctx)
+	if !ok {
+		t.Fatal("the agent was not connected")
+	}
+	st, _ := call.Started(ctx)
+	if got := st.Start.CustomParameters; got["agent_id"] != "sales" || got["trunk_id"] != "carrier" {
+		t.Errorf("customParameters = %v; want agent_id sales, trunk_id carrier", got)
+	}
+	d.Hangup(ctx)
+	d.Close()
+	m, err := p.Explain("127.0.0.1", "127.0.0.1:"+strconv.Itoa(int(tr.SourcePBXPort)), "sip:sales@127.0.0.1")
+	if err != nil || !m.Matched || !strings.Contains(m.Reason, `deployed agent "sales"`) || !strings.Contains(m.Reason, `trunk "carrier"`) {
+		t.Errorf("Explain = %+v, %v; want it to name the deployed agent and the trunk whose policy applies", m, err)
+	}
+	if code := u.code(t, tr.SourcePBXPort); code != 603 {
+		t.Errorf("INVITE to another user got %d; want the trunk's 603", code)
+	}
+	p.DropAgent("sales")
+	d2, code := u.callUser(t, "sales", tr.SourcePBXPort, diago.InviteOptions{})
+	if d2 != nil {
+		d2.Close()
+	}
+	if code != 603 {
+		t.Errorf("INVITE to an undeployed agent got %d; want the trunk's 603", code)
+	}
+}

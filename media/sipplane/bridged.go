@@ -19,6 +19,11 @@ import (
 func (p *Plane) buildAI(t *trunk.Trunk, lv *live) error {
 	inbound := !t.RejectIncomingCalls && t.InboundRule == trunk.RuleHandleAI
 	if !inbound && t.AIWebsocketURL == "" && t.AIQUICURL == "" {
+		// Calls to deployed agents may still cross this trunk: they take
+		// its barge-in settings when the bridge can run them, else off.
+		if bp, err := bridge.ParamsFor(t.AutoBargeinMode, int(t.AutoBargeinAggressiveness)); err == nil {
+			lv.bargein = bp
+		}
 		return nil
 	}
 	if p.cfg.Bridger == nil {
@@ -103,7 +108,7 @@ func phone(r *media.RTPPacketReader, w *media.RTPPacketWriter, codec media.Codec
 // the caller a 503 (never an answered call into silence); an agent that
 // ends or fails ends the call with a BYE; the caller hanging up sends the
 // agent stop.
-func (c *inboundCall) bridge() {
+func (c *inboundCall) bridge(agent *trunk.Agent) {
 	codecs, ok := negotiate(bridgeCodecs(c.lv.codecs), c.offer.codecs)
 	if !ok {
 		c.respond(sip.StatusNotAcceptableHere, "Not Acceptable Here: the AI bridge needs PCMU or PCMA")
@@ -115,6 +120,9 @@ func (c *inboundCall) bridge() {
 	tgt := bridge.Target{URL: t.InboundAIWebsocketURL, Token: t.APIBearerToken, TrunkID: t.TrunkID,
 		AgentID: t.AgentID, CallID: req.CallID().Value(), From: req.From().Address.User,
 		To: req.To().Address.User, Direction: trunk.Inbound}
+	if agent != nil {
+		tgt.URL, tgt.AgentID = agent.WebsocketURL, agent.AgentID
+	}
 	ag, err := c.p.connectAgent(c.d.Context(), tgt)
 	if err != nil {
 		if c.d.Context().Err() != nil {

@@ -113,7 +113,7 @@ func (c *inboundCall) run(v verdict) {
 		c.p.notify(c.d.Context(), c.lv.t, c.d.InviteRequest)
 		c.reject()
 	case actBridge:
-		c.bridge()
+		c.bridge(v.agent)
 	default:
 		c.reject()
 	}
@@ -307,6 +307,16 @@ func sourceIP(src string) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap()
+}
+
+// ruriUser extracts the user of a SIP URI ("" when it has none or does
+// not parse).
+func ruriUser(s string) string {
+	var u sip.Uri
+	if s == "" || sip.ParseUri(s, &u) != nil {
+		return ""
+	}
+	return u.User
 }
 
 // ruriHost extracts the host of a SIP URI.

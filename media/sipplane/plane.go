@@ -40,6 +40,7 @@ type Config struct {
 	Bridger          bridge.Connector
 	AIConnectTimeout time.Duration
 	AIStats          *bridge.Stats
+	AgentHost        string // host of deployed agents' SIP URIs; the first interface address
 }
 
 // AudioSource fetches audio converted to a call's format.
@@ -64,6 +65,7 @@ type Plane struct {
 	listeners listeners
 	table     atomic.Pointer[table]
 	calls     calls
+	agents    sync.Map // agent_id -> *trunk.Agent, the deployed ones
 	active    atomic.Int64
 	closing   atomic.Bool
 	bulk      atomic.Bool // LoadAll in progress: the table is built once at its end
@@ -401,8 +403,8 @@ func (p *Plane) Explain(source, listener, ruri string) (trunk.Match, error) {
 	if err != nil {
 		return trunk.Match{}, trunk.FieldErrorf("request_uri", "%v", err)
 	}
-	_, m := p.table.Load().match(key, src.Unmap(), host)
-	return m, nil
+	lv, m := p.table.Load().match(key, src.Unmap(), host)
+	return p.explainAgent(m, lv, ruriUser(ruri)), nil
 }
 
 // Shutdown stops taking calls (new INVITEs get 503), waits for calls in

@@ -142,14 +142,20 @@ func newUAC(t testing.TB, ip string, opts ...diago.DiagoOption) *uac {
 // answered, or the final code.
 func (u *uac) call(t testing.TB, port uint16, opts diago.InviteOptions) (*diago.DialogClientSession, int) {
 	t.Helper()
+	return u.callUser(t, "100", port, opts)
+}
+
+// callUser is call with a Request-URI user.
+func (u *uac) callUser(t testing.TB, user string, port uint16, opts diago.InviteOptions) (*diago.DialogClientSession, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d, err := u.dg.Invite(ctx, sip.Uri{User: "100", Host: "127.0.0.1", Port: int(port)}, opts)
+	d, err := u.dg.Invite(ctx, sip.Uri{User: user, Host: "127.0.0.1", Port: int(port)}, opts)
 	if err != nil && strings.Contains(err.Error(), "address already in use") {
 		// sipgo registers a just-started listener's socket for reuse
 		// asynchronously; the first request can race it.
 		time.Sleep(50 * time.Millisecond)
-		d, err = u.dg.Invite(ctx, sip.Uri{User: "100", Host: "127.0.0.1", Port: int(port)}, opts)
+		d, err = u.dg.Invite(ctx, sip.Uri{User: user, Host: "127.0.0.1", Port: int(port)}, opts)
 	}
 	if err == nil {
 		return d, 200

@@ -48,6 +48,7 @@ const (
 type verdict struct {
 	lv      *live
 	act     action
+	agent   *trunk.Agent // for actBridge: the deployed agent the Request-URI names; nil for the trunk's
 	url     string // audio to play, for actPlay
 	offer   *offer // the checked SDP offer; nil without a body
 	code    int
@@ -83,6 +84,10 @@ func (l *listener) decide(req *sip.Request) verdict {
 	}
 	act, url := policy(lv.t)
 	v := verdict{lv: lv, act: act, url: url}
+	if a := p.agentFor(req.Recipient.User); a != nil && !lv.t.RejectIncomingCalls {
+		v.act, v.url, v.agent = actBridge, "", a
+		act = actBridge
+	}
 	if body := req.Body(); len(body) > 0 || act == actPlay || act == actBridge {
 		o, code, why := checkOffer(lv, body)
 		if code != 0 {

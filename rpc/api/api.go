@@ -89,6 +89,12 @@ func init() {
 		def("Dial", auth.ScopeCalls, "", func() *DialRequest { return &DialRequest{} }, (*Handler).dial),
 		def("Hangup", auth.ScopeCalls, "", func() *CallIDRequest { return &CallIDRequest{} }, (*Handler).hangup),
 		def("ListCalls", auth.ScopeRead, "", func() *ListCallsRequest { return &ListCallsRequest{} }, (*Handler).listCalls),
+		def("PutAgent", auth.ScopeAgentsManage, "", func() *AgentRequest { return &AgentRequest{} }, (*Handler).putAgent),
+		def("GetAgent", auth.ScopeAgentsRead, "", func() *AgentIDRequest { return &AgentIDRequest{} }, (*Handler).getAgent),
+		def("ListAgents", auth.ScopeAgentsRead, "", func() *ListAgentsRequest { return &ListAgentsRequest{} }, (*Handler).listAgents),
+		def("RemoveAgent", auth.ScopeAgentsManage, "", func() *AgentIDRequest { return &AgentIDRequest{} }, (*Handler).removeAgent),
+		def("DeployAgentAsSip", auth.ScopeAgentsManage, "", func() *AgentIDRequest { return &AgentIDRequest{} }, (*Handler).deployAgent),
+		def("UndeployAgentAsSip", auth.ScopeAgentsManage, "", func() *AgentIDRequest { return &AgentIDRequest{} }, (*Handler).undeployAgent),
 	} {
 		methods[m.Name] = m
 	}

@@ -25,6 +25,9 @@ const (
 	ScopeRead   = "trunks:read"   // GetTrunk, ListTrunks, ExplainMatch, ListCalls
 	ScopeManage = "trunks:manage" // everything
 	ScopeCalls  = "calls:manage"  // Dial, Hangup
+
+	ScopeAgentsRead   = "agents:read"   // GetAgent, ListAgents
+	ScopeAgentsManage = "agents:manage" // the agent reads plus PutAgent, RemoveAgent, DeployAgentAsSip, UndeployAgentAsSip
 )
 
 // Token limits.
@@ -82,6 +85,8 @@ const (
 	grantRead scopeSet = 1 << iota
 	grantManage
 	grantCalls
+	grantAgentsRead
+	grantAgentsManage
 )
 
 // NewAuthenticator checks cfg and returns an Authenticator for it.
@@ -207,6 +212,10 @@ func (s scopeSet) allows(scope string) bool {
 		return s&grantManage != 0
 	case ScopeCalls:
 		return s&(grantCalls|grantManage) != 0
+	case ScopeAgentsRead:
+		return s&(grantAgentsRead|grantAgentsManage|grantManage) != 0
+	case ScopeAgentsManage:
+		return s&(grantAgentsManage|grantManage) != 0
 	}
 	return false
 }
@@ -221,6 +230,10 @@ func parseScopes(claim string) scopeSet {
 			s |= grantManage
 		case ScopeCalls:
 			s |= grantCalls
+		case ScopeAgentsRead:
+			s |= grantAgentsRead
+		case ScopeAgentsManage:
+			s |= grantAgentsManage
 		}
 	}
 	return s

@@ -213,9 +213,9 @@ func Status(code string) int {
 		return http.StatusUnauthorized
 	case api.CodePermissionDenied:
 		return http.StatusForbidden
-	case api.CodeInvalidTrunk, api.CodeUnknownCall, api.CodeUnknownMethod:
+	case api.CodeInvalidTrunk, api.CodeUnknownCall, api.CodeUnknownMethod, api.CodeUnknownAgent:
 		return http.StatusNotFound
-	case api.CodeTrunkExists:
+	case api.CodeTrunkExists, api.CodePrecondition:
 		return http.StatusConflict
 	case api.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge

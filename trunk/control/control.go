@@ -50,6 +50,10 @@ type Service struct {
 	store Store
 	plane Plane // nil for a service without a SIP plane
 	locks keyLocks
+
+	agents     AgentStore // nil: the agent operations answer EUNAVAILABLE
+	agentPlane AgentPlane // nil: deployed agents are stored only
+	agentLocks keyLocks
 }
 
 // New returns a Service over store and plane. plane may be nil, for a
