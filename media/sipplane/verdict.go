@@ -49,8 +49,8 @@ type verdict struct {
 	lv      *live
 	act     action
 	agent   *trunk.Agent // for actBridge: the deployed agent the Request-URI names; nil for the trunk's
-	url     string // audio to play, for actPlay
-	offer   *offer // the checked SDP offer; nil without a body
+	url     string       // audio to play, for actPlay
+	offer   *offer       // the checked SDP offer; nil without a body
 	code    int
 	reason  string
 	hdrs    []sip.Header
