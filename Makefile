@@ -93,6 +93,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	  $(GO) test ./media/rtpstats -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./media/audio -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./media/bridge/ws -run '^$$' -fuzz '^FuzzAgentMessage$$' -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./media/bridge/quic -run '^$$' -fuzz '^FuzzAgentFrame$$' -fuzztime $${FUZZTIME:-30s}
 
 CRASH_ROUNDS ?= 20
 .PHONY: crash

@@ -13,7 +13,7 @@ const MaxAgentIDLen = 128
 type Agent struct {
 	AgentID      string `json:"agent_id"`
 	WebsocketURL string `json:"websocket_url"` // ws:// or wss://
-	QUICURL      string `json:"quic_url"`      // quic://; stored, not dialled yet
+	QUICURL      string `json:"quic_url"`      // quic://; used when websocket_url is empty
 	Published    bool   `json:"published"`     // has a published version: required to deploy
 	SIPDeployed  bool   `json:"sip_deployed"`  // set by DeployAgentAsSip, cleared by UndeployAgentAsSip
 }

@@ -33,7 +33,7 @@ func cmdAgentPut(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("agent put", "AGENT_ID --websocket-url URL [--quic-url URL] [--published]")
 	var a trunk.Agent
 	fs.StringVar(&a.WebsocketURL, "websocket-url", "", "the agent's WebSocket `URL` (ws:// or wss://)")
-	fs.StringVar(&a.QUICURL, "quic-url", "", "the agent's QUIC `URL` (quic://; stored, not dialled yet)")
+	fs.StringVar(&a.QUICURL, "quic-url", "", "the agent's QUIC `URL` (quic://; used when --websocket-url is empty)")
 	fs.BoolVar(&a.Published, "published", false, "the agent has a published version (needed to deploy it)")
 	rest, err := c.parse(fs, args, 1)
 	if err != nil {

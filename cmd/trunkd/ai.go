@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/trunkd/trunkd/media/bridge"
+	"github.com/trunkd/trunkd/media/bridge/quic"
 	"github.com/trunkd/trunkd/media/bridge/ws"
 )
 
@@ -26,7 +27,8 @@ func (d *Daemon) agentDialer() (bridge.Connector, error) {
 		}
 	}
 	w := &ws.Dialer{Timeout: d.cfg.AIConnectTimeout, RootCAs: roots, Log: d.log.With("plane", "ai")}
-	return bridge.Schemes{"ws": w, "wss": w}, nil
+	q := &quic.Dialer{Timeout: d.cfg.AIConnectTimeout, RootCAs: roots}
+	return bridge.Schemes{"ws": w, "wss": w, "quic": q}, nil
 }
 
 // aiMetrics are the bridge's latency histograms and counters.

@@ -69,6 +69,16 @@ type Connector interface {
 // Schemes routes a Target to the Connector of its URL scheme.
 type Schemes map[string]Connector
 
+// Supports reports whether a URL's scheme has a Connector.
+func (s Schemes) Supports(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	_, ok := s[strings.ToLower(u.Scheme)]
+	return ok
+}
+
 // Connect implements Connector.
 func (s Schemes) Connect(ctx context.Context, t Target) (Agent, error) {
 	u, err := url.Parse(t.URL)

@@ -21,6 +21,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/trunkd/trunkd/media/bridge"
 	"github.com/trunkd/trunkd/media/bridge/fakeagent"
+	aiquic "github.com/trunkd/trunkd/media/bridge/quic"
 	"github.com/trunkd/trunkd/media/bridge/ws"
 	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/trunk"
@@ -475,5 +476,56 @@ func TestDeployedAgentRouting(t *testing.T) {
 	}
 	if code != 603 {
 		t.Errorf("INVITE to an undeployed agent got %d; want the trunk's 603", code)
+	}
+}
+
+// TestBridgeInboundQUIC: the same echo over a QUIC agent: caller audio in
+// datagrams, the agent's on the stream, stop when the caller hangs up.
+func TestBridgeInboundQUIC(t *testing.T) {
+	fa := fakeagent.New(fakeagent.Script{Echo: true, Token: "agent-secret"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ql, err := fa.ListenQUIC(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ql.Close()
+	p := newPlane(t, Config{Bridger: bridge.Schemes{"quic": &aiquic.Dialer{RootCAs: ql.RootCAs}}, AIConnectTimeout: time.Second})
+	tr := aiTrunk(t, "ai-quic", "")
+	tr.InboundAIWebsocketURL, tr.InboundAIQUICURL = "", ql.URL
+	tr.AutoBargeinMode = "off"
+	apply(t, p, tr)
+	u := newUAC(t, "127.0.0.1")
+	d, code := u.call(t, tr.SourcePBXPort, diago.InviteOptions{})
+	if code != 200 {
+		t.Fatalf("INVITE got %d; want 200", code)
+	}
+	defer d.Close()
+	got := collect(d)
+	call, ok := fa.Next(ctx)
+	if !ok {
+		t.Fatal("the agent was not connected")
+	}
+	start, ok := call.Started(ctx)
+	if !ok || start.Start.MediaFormat.Encoding != "audio/x-l16" || call.Header.Get("Authorization") != "Bearer agent-secret" {
+		t.Fatalf("start = %+v, authorization %q; want L16 and the bearer token", start.Start, call.Header.Get("Authorization"))
+	}
+	sig := signal(50 * 160)
+	sendFrames(t, d, sig)
+	time.Sleep(300 * time.Millisecond)
+	heard := bridge.Encode(bridge.PCMU, nil, call.Audio())
+	if i := bytes.Index(heard, sig[:160]); i < 0 || !bytes.HasPrefix(heard[i:], sig) {
+		t.Errorf("the agent did not receive the caller's audio intact over datagrams (%d bytes)", len(heard))
+	}
+	back := voiced(got())
+	if i := bytes.Index(back, sig[:160]); i < 0 || !bytes.HasPrefix(back[i:], sig) {
+		t.Errorf("the caller did not receive the echo intact over the stream (%d bytes)", len(back))
+	}
+	d.Hangup(ctx)
+	if !call.Done(ctx) {
+		t.Fatal("the agent connection stayed open after the caller hung up")
+	}
+	if ev := call.Events(); len(ev) == 0 || ev[len(ev)-1].Event != "stop" {
+		t.Errorf("agent events = %v; want stop last", ev)
 	}
 }

@@ -32,11 +32,13 @@ func (p *Plane) buildAI(t *trunk.Trunk, lv *live) error {
 	if t.EnableNoiseCancellation {
 		return trunk.FieldErrorf("enable_noise_cancellation", "noise cancellation is not built yet in this trunkd; set it to false")
 	}
-	if inbound && t.InboundAIWebsocketURL == "" {
-		return trunk.FieldErrorf("inbound_ai_quic_url", "QUIC agents are not built yet in this trunkd; set inbound_ai_websocket_url")
-	}
-	if t.AIWebsocketURL == "" && t.AIQUICURL != "" {
-		return trunk.FieldErrorf("ai_quic_url", "QUIC agents are not built yet in this trunkd; set ai_websocket_url")
+	for _, f := range []struct{ name, url string }{
+		{"inbound_ai_websocket_url", t.InboundAIWebsocketURL}, {"inbound_ai_quic_url", t.InboundAIQUICURL},
+		{"ai_websocket_url", t.AIWebsocketURL}, {"ai_quic_url", t.AIQUICURL},
+	} {
+		if f.url != "" && !p.supports(f.url) {
+			return trunk.FieldErrorf(f.name, "this trunkd has no agent transport for %q", f.url)
+		}
 	}
 	if len(bridgeCodecs(lv.codecsOrFor(t))) == 0 {
 		return trunk.FieldErrorf("codec_preferences", "the AI bridge needs PCMU or PCMA in codec_preferences")
@@ -47,6 +49,32 @@ func (p *Plane) buildAI(t *trunk.Trunk, lv *live) error {
 	}
 	lv.bargein = bp
 	return nil
+}
+
+// supports reports whether the Bridger can dial url (a Bridger that does
+// not say is trusted).
+func (p *Plane) supports(url string) bool {
+	if s, ok := p.cfg.Bridger.(interface{ Supports(string) bool }); ok {
+		return s.Supports(url)
+	}
+	return true
+}
+
+// inboundAIURL is where a HANDLE_AI trunk's calls go: the WebSocket URL,
+// else the QUIC one.
+func inboundAIURL(t *trunk.Trunk) string {
+	if t.InboundAIWebsocketURL != "" {
+		return t.InboundAIWebsocketURL
+	}
+	return t.InboundAIQUICURL
+}
+
+// agentURL is where a deployed agent's calls go.
+func agentURL(a *trunk.Agent) string {
+	if a.WebsocketURL != "" {
+		return a.WebsocketURL
+	}
+	return a.QUICURL
 }
 
 // codecsOrFor is lv's codec list, computed from t when build has not yet.
@@ -117,11 +145,11 @@ func (c *inboundCall) bridge(agent *trunk.Agent) {
 	_ = c.d.Trying()
 	_ = c.d.Ringing()
 	t, req := c.lv.t, c.d.InviteRequest
-	tgt := bridge.Target{URL: t.InboundAIWebsocketURL, Token: t.APIBearerToken, TrunkID: t.TrunkID,
+	tgt := bridge.Target{URL: inboundAIURL(t), Token: t.APIBearerToken, TrunkID: t.TrunkID,
 		AgentID: t.AgentID, CallID: req.CallID().Value(), From: req.From().Address.User,
 		To: req.To().Address.User, Direction: trunk.Inbound}
 	if agent != nil {
-		tgt.URL, tgt.AgentID = agent.WebsocketURL, agent.AgentID
+		tgt.URL, tgt.AgentID = agentURL(agent), agent.AgentID
 	}
 	ag, err := c.p.connectAgent(c.d.Context(), tgt)
 	if err != nil {

@@ -119,12 +119,14 @@ func dialAIURL(t *trunk.Trunk, r trunk.DialRequest) (string, error) {
 		return "", trunk.FieldErrorf("ai_url", "audio_url and ai_url are exclusive: a call plays a file or talks to an agent")
 	case r.AIURL != "":
 		u, err := url.Parse(r.AIURL)
-		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return "", trunk.FieldErrorf("ai_url", "%q is not a ws:// or wss:// URL (QUIC agents are not built yet)", r.AIURL)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss" && u.Scheme != "quic") || u.Host == "" {
+			return "", trunk.FieldErrorf("ai_url", "%q is not a ws://, wss:// or quic:// URL", r.AIURL)
 		}
 		return r.AIURL, nil
-	case r.AudioURL == "":
+	case r.AudioURL == "" && t.AIWebsocketURL != "":
 		return t.AIWebsocketURL, nil
+	case r.AudioURL == "":
+		return t.AIQUICURL, nil
 	}
 	return "", nil
 }
@@ -135,6 +137,9 @@ func dialAIURL(t *trunk.Trunk, r trunk.DialRequest) (string, error) {
 func (c *outboundCall) connectAgent(ctx context.Context, aiURL string, r trunk.DialRequest) error {
 	if c.p.cfg.Bridger == nil {
 		return trunk.FieldErrorf("ai_url", "this trunkd has no AI bridge configured")
+	}
+	if !c.p.supports(aiURL) {
+		return trunk.FieldErrorf("ai_url", "this trunkd has no agent transport for %q", aiURL)
 	}
 	t := c.lv.t
 	agentID := r.AgentID

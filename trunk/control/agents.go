@@ -67,9 +67,6 @@ func (s *Service) PutAgent(ctx context.Context, a *trunk.Agent) error {
 	default:
 		a.SIPDeployed = old.SIPDeployed
 	}
-	if a.SIPDeployed && a.WebsocketURL == "" {
-		return trunk.FieldErrorf("websocket_url", "a deployed agent needs websocket_url (QUIC agents are not built yet)")
-	}
 	if err := s.agents.PutAgent(ctx, a); err != nil {
 		return err
 	}
@@ -150,8 +147,6 @@ func (s *Service) setDeployed(ctx context.Context, id string, on bool) (AgentSIP
 	switch {
 	case on && !a.Published:
 		return AgentSIP{}, trunk.Errorf(trunk.EPRECONDITION, "agent %q has no published version; publish it before deploying", id)
-	case on && a.WebsocketURL == "":
-		return AgentSIP{}, trunk.Errorf(trunk.EPRECONDITION, "agent %q has only quic_url; QUIC agents are not built yet, set websocket_url", id)
 	}
 	if a.SIPDeployed != on {
 		a.SIPDeployed = on

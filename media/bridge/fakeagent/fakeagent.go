@@ -106,14 +106,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(ws.ReadLimit)
-	call := &Call{Header: r.Header.Clone(), Proto: c.Subprotocol(), started: make(chan struct{}), done: make(chan struct{})}
-	s.mu.Lock()
-	s.calls = append(s.calls, call)
-	s.mu.Unlock()
-	select {
-	case s.notify <- call:
-	default:
-	}
+	call := s.newCall(r.Header.Clone(), c.Subprotocol())
 	s.serve(r.Context(), c, call)
 }
 
@@ -122,7 +115,7 @@ func (s *Server) serve(ctx context.Context, c *websocket.Conn, call *Call) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sc := s.Script
-	out := &sender{c: c, proto: call.Proto}
+	o := &wsOut{c: c, proto: call.Proto}
 	for {
 		typ, b, err := c.Read(ctx)
 		if err != nil {
@@ -145,7 +138,7 @@ func (s *Server) serve(ctx context.Context, c *websocket.Conn, call *Call) {
 			call.audio = append(call.audio, pcm...)
 			call.mu.Unlock()
 			if sc.Echo {
-				out.media(ctx, m.StreamSID, pcm)
+				o.media(ctx, pcm)
 			}
 			continue
 		case "start":
@@ -153,8 +146,8 @@ func (s *Server) serve(ctx context.Context, c *websocket.Conn, call *Call) {
 			call.start = &m
 			call.mu.Unlock()
 			close(call.started)
-			out.stream = m.StreamSID
-			go s.script(ctx, c, out)
+			o.stream = m.StreamSID
+			go s.script(ctx, o)
 			if sc.NoRead {
 				<-ctx.Done()
 				return
@@ -166,14 +159,21 @@ func (s *Server) serve(ctx context.Context, c *websocket.Conn, call *Call) {
 	}
 }
 
+// out is how a script talks to trunkd over one transport.
+type out interface {
+	media(ctx context.Context, pcm []int16)
+	event(ctx context.Context, m ws.Message)
+	garbage(ctx context.Context, text string, bin []byte)
+	hangup(ctx context.Context)
+	drop()
+	streamSID() string
+}
+
 // script runs the timed parts of the script after start.
-func (s *Server) script(ctx context.Context, c *websocket.Conn, out *sender) {
+func (s *Server) script(ctx context.Context, o out) {
 	sc := s.Script
-	if sc.Garbage != "" {
-		_ = c.Write(ctx, websocket.MessageText, []byte(sc.Garbage))
-	}
-	if sc.Binary != nil {
-		_ = c.Write(ctx, websocket.MessageBinary, sc.Binary)
+	if sc.Garbage != "" || sc.Binary != nil {
+		o.garbage(ctx, sc.Garbage, sc.Binary)
 	}
 	after := func(d time.Duration, f func()) {
 		if d > 0 {
@@ -181,22 +181,16 @@ func (s *Server) script(ctx context.Context, c *websocket.Conn, out *sender) {
 			context.AfterFunc(ctx, func() { t.Stop() })
 		}
 	}
-	after(sc.ClearAfter, func() { out.send(ctx, ws.Message{Event: "clear", StreamSID: out.stream}) })
-	after(sc.HangupAfter, func() {
-		if out.proto != "" {
-			out.send(ctx, ws.Message{Event: "hangup", StreamSID: out.stream, Hangup: &ws.HangupBody{Reason: "done"}})
-			return
-		}
-		c.Close(websocket.StatusNormalClosure, "done")
-	})
-	after(sc.DropAfter, func() { c.CloseNow() })
+	after(sc.ClearAfter, func() { o.event(ctx, ws.Message{Event: "clear", StreamSID: o.streamSID()}) })
+	after(sc.HangupAfter, func() { o.hangup(ctx) })
+	after(sc.DropAfter, o.drop)
 	if len(sc.Play) > 0 {
-		s.play(ctx, out)
+		s.play(ctx, o)
 	}
 }
 
 // play sends Play in chunks, paced or in a burst, with marks.
-func (s *Server) play(ctx context.Context, out *sender) {
+func (s *Server) play(ctx context.Context, o out) {
 	sc := s.Script
 	chunk := sc.Chunk
 	if chunk <= 0 {
@@ -206,9 +200,9 @@ func (s *Server) play(ctx context.Context, out *sender) {
 	tick := time.NewTicker(chunk)
 	defer tick.Stop()
 	for i := 0; i < len(sc.Play); i += n {
-		out.media(ctx, out.stream, sc.Play[i:min(i+n, len(sc.Play))])
+		o.media(ctx, sc.Play[i:min(i+n, len(sc.Play))])
 		if sc.Mark != "" && sc.MarkEach {
-			out.send(ctx, ws.Message{Event: "mark", StreamSID: out.stream, Mark: &ws.MarkBody{Name: sc.Mark + "-" + strconv.Itoa(i/n+1)}})
+			o.event(ctx, ws.Message{Event: "mark", StreamSID: o.streamSID(), Mark: &ws.MarkBody{Name: sc.Mark + "-" + strconv.Itoa(i/n+1)}})
 		}
 		if !sc.Burst {
 			select {
@@ -219,27 +213,52 @@ func (s *Server) play(ctx context.Context, out *sender) {
 		}
 	}
 	if sc.Mark != "" && !sc.MarkEach {
-		out.send(ctx, ws.Message{Event: "mark", StreamSID: out.stream, Mark: &ws.MarkBody{Name: sc.Mark}})
+		o.event(ctx, ws.Message{Event: "mark", StreamSID: o.streamSID(), Mark: &ws.MarkBody{Name: sc.Mark}})
 	}
 }
 
-type sender struct {
+// wsOut is out over a WebSocket.
+type wsOut struct {
 	mu     sync.Mutex
 	c      *websocket.Conn
 	proto  string
 	stream string
 }
 
-func (o *sender) send(ctx context.Context, m ws.Message) {
+func (o *wsOut) streamSID() string { return o.stream }
+
+func (o *wsOut) event(ctx context.Context, m ws.Message) {
 	b, _ := json.Marshal(m)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	_ = o.c.Write(ctx, websocket.MessageText, b)
 }
 
-func (o *sender) media(ctx context.Context, sid string, pcm []int16) {
-	o.send(ctx, ws.Message{Event: "media", StreamSID: sid, Media: &ws.MediaBody{Payload: base64.StdEncoding.EncodeToString(encode(o.proto, pcm))}})
+func (o *wsOut) media(ctx context.Context, pcm []int16) {
+	o.event(ctx, ws.Message{Event: "media", StreamSID: o.stream, Media: &ws.MediaBody{Payload: base64.StdEncoding.EncodeToString(encode(o.proto, pcm))}})
 }
+
+func (o *wsOut) garbage(ctx context.Context, text string, bin []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if text != "" {
+		_ = o.c.Write(ctx, websocket.MessageText, []byte(text))
+	}
+	if bin != nil {
+		_ = o.c.Write(ctx, websocket.MessageBinary, bin)
+	}
+}
+
+// hangup is the v1 hangup message, or a normal close for a Twilio agent.
+func (o *wsOut) hangup(ctx context.Context) {
+	if o.proto != "" {
+		o.event(ctx, ws.Message{Event: "hangup", StreamSID: o.stream, Hangup: &ws.HangupBody{Reason: "done"}})
+		return
+	}
+	o.c.Close(websocket.StatusNormalClosure, "done")
+}
+
+func (o *wsOut) drop() { o.c.CloseNow() }
 
 func encode(proto string, pcm []int16) []byte {
 	if proto == ws.ProtoL16_8k {
@@ -265,6 +284,40 @@ func decode(proto, payload string) []int16 {
 		return pcm
 	}
 	return bridge.Decode(bridge.PCMU, nil, b)
+}
+
+func (s *Server) newCall(h http.Header, proto string) *Call {
+	call := &Call{Header: h, Proto: proto, started: make(chan struct{}), done: make(chan struct{})}
+	s.mu.Lock()
+	s.calls = append(s.calls, call)
+	s.mu.Unlock()
+	select {
+	case s.notify <- call:
+	default:
+	}
+	return call
+}
+
+// record keeps a message received (not media).
+func (c *Call) record(m ws.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, m)
+}
+
+// hear keeps caller audio received.
+func (c *Call) hear(pcm []int16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.audio = append(c.audio, pcm...)
+}
+
+// begin keeps the start message.
+func (c *Call) begin(m ws.Message) {
+	c.mu.Lock()
+	c.start = &m
+	c.mu.Unlock()
+	close(c.started)
 }
 
 // Started waits for the call's start message.
