@@ -5,10 +5,11 @@ BIN   := bin
 DATA  ?= ./trunkd-data
 
 # Opus needs diago's cgo binding (libopus); nolibopusfile avoids libopusfile.
-export GOFLAGS := -tags=with_opus_c,nolibopusfile
+# Noise cancellation needs libspeexdsp (cgo, build tag with_speexdsp).
+export GOFLAGS := -tags=with_opus_c,nolibopusfile,with_speexdsp
 # What the tests and the Opus build need from Debian; `make deps` installs
 # what is missing (with sudo when not root).
-DEB_PKGS := sip-tester libopus-dev pkg-config
+DEB_PKGS := sip-tester libopus-dev libspeexdsp-dev pkg-config
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
 .DEFAULT_GOAL := help
@@ -23,6 +24,7 @@ deps: ## install the Debian packages the build and tests need, if missing
 	  command -v sipp >/dev/null || missing="$$missing sip-tester"; \
 	  command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	  pkg-config --exists opus 2>/dev/null || missing="$$missing libopus-dev"; \
+	  pkg-config --exists speexdsp 2>/dev/null || missing="$$missing libspeexdsp-dev"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
 	    export DEBIAN_FRONTEND=noninteractive; \

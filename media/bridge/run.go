@@ -19,6 +19,16 @@ type Options struct {
 	Stats   *Stats // counters, shared by many calls; nil keeps none
 	// StopTimeout bounds sending stop to the agent when the caller hangs up; 1 s.
 	StopTimeout time.Duration
+	// Denoise, if set, cleans each 20 ms caller frame before barge-in
+	// detection and the agent (enable_noise_cancellation). Run closes it
+	// once the uplink has stopped using it.
+	Denoise Denoiser
+}
+
+// Denoiser cleans caller audio in place, one 20 ms frame at a time.
+type Denoiser interface {
+	Process(pcm []int16)
+	Close()
 }
 
 // Stats are a bridge's counters and latency observations.
@@ -122,6 +132,9 @@ func Run(ctx context.Context, ph Phone, ag Agent, o Options) End {
 
 // uplink reads the caller's RTP until the media closes.
 func (r *run) uplink(ctx context.Context) {
+	if r.o.Denoise != nil {
+		defer r.o.Denoise.Close()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			r.cancel(fmt.Errorf("%w: uplink panic: %v", errCaller, p))
@@ -176,6 +189,9 @@ func (r *run) uplink(ctx context.Context) {
 			f := make([]int16, FrameSamples)
 			copy(f, pcm)
 			pcm = append(pcm[:0], pcm[FrameSamples:]...)
+			if r.o.Denoise != nil {
+				r.o.Denoise.Process(f)
+			}
 			r.detect(det, f, now)
 			ms := int64(startTS-ts0) / (Rate / 1000)
 			startTS += FrameSamples

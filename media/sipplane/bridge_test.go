@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/diago"
 	"github.com/pion/rtp"
 	"github.com/trunkd/trunkd/media/bridge"
+	"github.com/trunkd/trunkd/media/bridge/denoise"
 	"github.com/trunkd/trunkd/media/bridge/fakeagent"
 	aiquic "github.com/trunkd/trunkd/media/bridge/quic"
 	"github.com/trunkd/trunkd/media/bridge/ws"
@@ -528,4 +529,57 @@ func TestBridgeInboundQUIC(t *testing.T) {
 	if ev := call.Events(); len(ev) == 0 || ev[len(ev)-1].Event != "stop" {
 		t.Errorf("agent events = %v; want stop last", ev)
 	}
+}
+
+// TestBridgeNoiseCancellation: with enable_noise_cancellation, steady
+// noise from the caller reaches the agent much quieter; a trunkd built
+// without libspeexdsp refuses the setting instead.
+func TestBridgeNoiseCancellation(t *testing.T) {
+	fa, url := agentFor(t, fakeagent.Script{})
+	p := aiPlane(t)
+	tr := aiTrunk(t, "ai-nc", url)
+	tr.EnableNoiseCancellation = true
+	if !denoise.Built {
+		_, err := p.Prepare(context.Background(), tr)
+		if trunk.ErrorCode(err) != trunk.EINVALID || !strings.Contains(err.Error(), "libspeexdsp") {
+			t.Fatalf("Prepare with noise cancellation in a build without it = %v; want a clear refusal", err)
+		}
+		return
+	}
+	apply(t, p, tr)
+	u := newUAC(t, "127.0.0.1")
+	d, code := u.call(t, tr.SourcePBXPort, diago.InviteOptions{})
+	if code != 200 {
+		t.Fatalf("INVITE got %d; want 200", code)
+	}
+	defer d.Close()
+	r := rand.New(rand.NewPCG(5, 6))
+	noise := make([]int16, 3*8000)
+	for i := range noise {
+		noise[i] = int16(1000 * r.NormFloat64()) // about -30 dBFS
+	}
+	sendFrames(t, d, bridge.Encode(bridge.PCMU, nil, noise))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	call, ok := fa.Next(ctx)
+	if !ok {
+		t.Fatal("no agent call")
+	}
+	time.Sleep(200 * time.Millisecond)
+	heard := call.Audio()
+	if len(heard) < len(noise)-1600 {
+		t.Fatalf("the agent heard %d samples; want about %d", len(heard), len(noise))
+	}
+	tail := heard[len(heard)-12000:] // the last 1.5 s: the estimator has learnt the noise
+	if cut := level(noise[len(noise)-12000:]) - level(tail); cut < 10 {
+		t.Errorf("noise reached the agent only %.1f dB quieter; want at least 10 dB", cut)
+	}
+}
+
+func level(pcm []int16) float64 {
+	var s float64
+	for _, v := range pcm {
+		s += float64(v) * float64(v)
+	}
+	return 10 * math.Log10(s/float64(len(pcm))+1e-9)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/diago/media"
 	"github.com/emiago/sipgo/sip"
 	"github.com/trunkd/trunkd/media/bridge"
+	"github.com/trunkd/trunkd/media/bridge/denoise"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -29,8 +30,8 @@ func (p *Plane) buildAI(t *trunk.Trunk, lv *live) error {
 	if p.cfg.Bridger == nil {
 		return trunk.FieldErrorf("inbound_rule", "this trunkd has no AI bridge configured")
 	}
-	if t.EnableNoiseCancellation {
-		return trunk.FieldErrorf("enable_noise_cancellation", "noise cancellation is not built yet in this trunkd; set it to false")
+	if t.EnableNoiseCancellation && !denoise.Built {
+		return trunk.FieldErrorf("enable_noise_cancellation", "this trunkd was built without libspeexdsp (build tag with_speexdsp; make build sets it); set it to false")
 	}
 	for _, f := range []struct{ name, url string }{
 		{"inbound_ai_websocket_url", t.InboundAIWebsocketURL}, {"inbound_ai_quic_url", t.InboundAIQUICURL},
@@ -76,6 +77,10 @@ func agentURL(a *trunk.Agent) string {
 	}
 	return a.QUICURL
 }
+
+// denoiseDB is the most noise cancellation takes off (speexdsp's
+// noise_suppress; its default is 15 dB).
+const denoiseDB = 25
 
 // codecsOrFor is lv's codec list, computed from t when build has not yet.
 func (lv *live) codecsOrFor(t *trunk.Trunk) []media.Codec {
@@ -200,8 +205,15 @@ func (p *Plane) runBridge(ctx context.Context, lv *live, ag bridge.Agent, ph bri
 		_ = ag.Close(false, "start failed")
 		return bridge.End{Reason: "agent did not take start: " + err.Error()}
 	}
-	return bridge.Run(ctx, ph, ag, bridge.Options{Bargein: lv.bargein, Stats: p.cfg.AIStats,
-		Log: p.log.With("trunk_id", lv.t.TrunkID, "call_id", tgt.CallID)})
+	o := bridge.Options{Bargein: lv.bargein, Stats: p.cfg.AIStats, Log: p.log.With("trunk_id", lv.t.TrunkID, "call_id", tgt.CallID)}
+	if lv.t.EnableNoiseCancellation {
+		if d, err := denoise.New(bridge.FrameSamples, bridge.Rate, denoiseDB); err == nil {
+			o.Denoise = d
+		} else {
+			p.log.Warn("noise cancellation unavailable for this call", "trunk_id", lv.t.TrunkID, "err", err)
+		}
+	}
+	return bridge.Run(ctx, ph, ag, o)
 }
 
 // answerTap marks a bridged call answered; its RTP is read by the bridge,
