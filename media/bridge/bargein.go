@@ -8,7 +8,7 @@ import (
 // Barge-in modes, as auto_bargein_mode names them.
 const (
 	ModeEnergy   = "energy"   // trunkd cuts on sustained caller energy
-	ModeVAD      = "vad"      // not built: refused by Params
+	ModeVAD      = "vad"      // trunkd cuts on sustained speech as its VAD hears it (not on noise)
 	ModeSemantic = "semantic" // the agent decides; trunkd only reports speech
 	ModeOff      = "off"      // no local action
 )
@@ -17,6 +17,7 @@ const (
 // cuts sooner), for 20 ms frames.
 type Params struct {
 	Mode     string
+	Aggr     int     // the aggressiveness these come from (the VAD's own threshold follows it)
 	MarginDB float64 // a speech frame is this far above the noise floor...
 	GateDB   float64 // ...and above this absolute level (dBFS)
 	EchoDB   float64 // ...and above the agent's recent output level minus this
@@ -31,9 +32,7 @@ func ParamsFor(mode string, aggressiveness int) (Params, error) {
 		return Params{}, fmt.Errorf("aggressiveness %d is outside 0-3", aggressiveness)
 	}
 	switch mode {
-	case ModeEnergy, ModeSemantic, ModeOff:
-	case ModeVAD:
-		return Params{}, fmt.Errorf("auto_bargein_mode vad is not built yet in this trunkd; use energy, semantic or off")
+	case ModeEnergy, ModeSemantic, ModeOff, ModeVAD:
 	default:
 		return Params{}, fmt.Errorf("unknown barge-in mode %q", mode)
 	}
@@ -43,13 +42,14 @@ func ParamsFor(mode string, aggressiveness int) (Params, error) {
 		{MarginDB: 12, GateDB: -40, EchoDB: 9, K: 6, W: 9, H: 6},
 		{MarginDB: 9, GateDB: -45, EchoDB: 12, K: 3, W: 5, H: 4},
 	}[aggressiveness]
-	t.Mode = mode
+	t.Mode, t.Aggr = mode, aggressiveness
 	return t, nil
 }
 
 // detector finds the onset of caller speech, once per utterance.
 type detector struct {
 	p       Params
+	vad     *vad // mode vad: the per-frame decision; else the level against floor and margin
 	floor   float64
 	win     []bool
 	i, n    int // next slot, speech frames in the window
@@ -58,16 +58,26 @@ type detector struct {
 }
 
 func newDetector(p Params) *detector {
-	return &detector{p: p, floor: -70, win: make([]bool, max(p.W, 1))}
+	d := &detector{p: p, floor: -70, win: make([]bool, max(p.W, 1))}
+	if p.Mode == ModeVAD {
+		d.vad = newVAD(p.Aggr)
+	}
+	return d
 }
 
-// frame takes one frame's level and the agent's recent output level (or
-// -inf when it is not playing) and reports whether an utterance starts
-// or, after the hangover, ends.
-func (d *detector) frame(level, ref float64) (start, stop bool) {
+// frame takes one frame, its level and the agent's recent output level
+// (or -inf when it is not playing) and reports whether an utterance
+// starts or, after the hangover, ends.
+func (d *detector) frame(pcm []int16, level, ref float64) (start, stop bool) {
 	level = max(level, -90) // digital silence must not drag the floor to -Inf
-	thr := max(d.p.GateDB, d.floor+d.p.MarginDB, ref-d.p.EchoDB)
-	speech := level > thr
+	var speech bool
+	if d.vad != nil {
+		// The VAD tells speech from noise; the gate and the echo guard
+		// still apply (the agent's echo is speech too).
+		speech = d.vad.speech(pcm) && level > max(d.p.GateDB, ref-d.p.EchoDB)
+	} else {
+		speech = level > max(d.p.GateDB, d.floor+d.p.MarginDB, ref-d.p.EchoDB)
+	}
 	if level < d.floor {
 		d.floor = 0.9*d.floor + 0.1*level
 	} else if !speech {

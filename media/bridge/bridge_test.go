@@ -187,7 +187,7 @@ func TestParamsFor(t *testing.T) {
 		mode string
 		a    int
 		ok   bool
-	}{{"energy", 0, true}, {"energy", 3, true}, {"semantic", 2, true}, {"off", 1, true}, {"vad", 2, false}, {"loud", 2, false}, {"energy", 4, false}} {
+	}{{"energy", 0, true}, {"energy", 3, true}, {"semantic", 2, true}, {"off", 1, true}, {"vad", 2, true}, {"loud", 2, false}, {"energy", 4, false}} {
 		_, err := ParamsFor(tc.mode, tc.a)
 		if (err == nil) != tc.ok {
 			t.Errorf("ParamsFor(%q, %d) = %v; want ok %v", tc.mode, tc.a, err, tc.ok)

@@ -216,11 +216,11 @@ func (r *run) detect(det *detector, f []int16, now time.Time) {
 	if active {
 		ref = math.Float64frombits(r.ref.Load())
 	}
-	start, stop := det.frame(levelDB(f), ref)
+	start, stop := det.frame(f, levelDB(f), ref)
 	switch {
 	case mode == ModeSemantic && (start || stop):
 		r.out.ctrl(Out{Kind: OutSpeech, Speaking: start})
-	case mode == ModeEnergy && start && active:
+	case (mode == ModeEnergy || mode == ModeVAD) && start && active:
 		r.bargein(now)
 	}
 }
