@@ -31,11 +31,12 @@ func bargeinRun(t *testing.T, mode string, aggr int, speechDB, echoDB float64) (
 			return talk(i)
 		}
 	}
-	return bargeinWith(t, mode, aggr, caller, echoDB)
+	return bargeinWith(t, mode, aggr, caller, echoDB, 30)
 }
 
-// bargeinWith is bargeinRun with the caller's frames given.
-func bargeinWith(t *testing.T, mode string, aggr int, caller func(int) []int16, echoDB float64) ([]Out, []Out, [][]int16) {
+// bargeinWith is bargeinRun with the caller's frames given, running for
+// after frames past the onset.
+func bargeinWith(t testing.TB, mode string, aggr int, caller func(int) []int16, echoDB float64, after int) ([]Out, []Out, [][]int16) {
 	p, err := ParamsFor(mode, aggr)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +48,7 @@ func bargeinWith(t *testing.T, mode string, aggr int, caller func(int) []int16, 
 	stop := startRun(t, f, a, Options{Bargein: p})
 	a.in <- In{Kind: InAudio, Audio: tone(350, agentDB, 3*Rate)}
 	a.in <- In{Kind: InMark, Name: "answer"}
-	time.Sleep(time.Duration(onsetFrame+30) * FrameTime)
+	time.Sleep(time.Duration(onsetFrame+after) * FrameTime)
 	stop()
 	var barge, speech []Out
 	for {
@@ -140,7 +141,7 @@ func TestSemanticAndOffDoNotCut(t *testing.T) {
 // steadyNoisePlusSpeech is a caller with a steady noise at noiseDB from
 // the first frame and, when talk, the speech fixture at callerDB from
 // onsetFrame.
-func steadyNoisePlusSpeech(t *testing.T, noiseDB float64, talk bool) func(int) []int16 {
+func steadyNoisePlusSpeech(t testing.TB, noiseDB float64, talk bool) func(int) []int16 {
 	noise := babble(42, noiseDB)
 	sp := speechFixture(t)
 	g := 32768 * math.Pow(10, callerDB/20) / rmsOf(sp)
@@ -167,13 +168,13 @@ func rmsOf(pcm []int16) float64 {
 // (a car, a fan) cuts the agent in energy mode, not in vad mode; speech
 // over that noise cuts in vad mode.
 func TestVADIgnoresSteadyNoise(t *testing.T) {
-	if barge, _, _ := bargeinWith(t, ModeEnergy, 2, steadyNoisePlusSpeech(t, -26, false), 0); len(barge) == 0 {
+	if barge, _, _ := bargeinWith(t, ModeEnergy, 2, steadyNoisePlusSpeech(t, -26, false), 0, 30); len(barge) == 0 {
 		t.Log("energy mode did not cut on the steady noise (expected it to: it has no spectral model)")
 	}
-	if barge, _, _ := bargeinWith(t, ModeVAD, 2, steadyNoisePlusSpeech(t, -26, false), 0); len(barge) != 0 {
+	if barge, _, _ := bargeinWith(t, ModeVAD, 2, steadyNoisePlusSpeech(t, -26, false), 0, 30); len(barge) != 0 {
 		t.Errorf("vad mode cut %d times on steady noise alone", len(barge))
 	}
-	if barge, _, _ := bargeinWith(t, ModeVAD, 2, steadyNoisePlusSpeech(t, -26, true), 0); len(barge) != 1 {
+	if barge, _, _ := bargeinWith(t, ModeVAD, 2, steadyNoisePlusSpeech(t, -26, true), 0, 30); len(barge) != 1 {
 		t.Errorf("vad mode cut %d times for speech over the steady noise; want 1", len(barge))
 	}
 }

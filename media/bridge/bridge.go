@@ -42,8 +42,12 @@ type Phone struct {
 	// Read blocks for the next RTP packet of the caller; an error ends the
 	// uplink (the call's media closed).
 	Read func() (Packet, error)
+	// Send, if set, sends one 20 ms frame of encoded audio at once, its
+	// RTP timestamp one frame after the last; the bridge then paces the
+	// frames itself and can start the agent's speech between ticks.
+	Send func(payload []byte) error
 	// Write sends one 20 ms frame of encoded audio and returns when the
-	// next one is due.
+	// next one is due (it paces); used when Send is nil.
 	Write func(payload []byte) error
 	// Tap, if set, sees every packet read, with its arrival time.
 	Tap func(p Packet, at time.Time)

@@ -62,9 +62,11 @@ type fakePhone struct {
 	delay  int
 	extra  chan Packet // packets injected by the test (DTMF)
 	quiet  bool        // make no caller packets of its own
+	self   bool        // offer Send: the bridge paces itself
 
 	mu      sync.Mutex
-	written [][]int16 // decoded frames written
+	written [][]int16   // decoded frames written
+	at      []time.Time // when each was written
 	pkts    chan Packet
 	seq     uint16
 	ts      uint32
@@ -77,7 +79,19 @@ func newFakePhone() *fakePhone {
 }
 
 func (f *fakePhone) phone() Phone {
+	if f.self {
+		return Phone{Law: f.law, Read: f.read, Send: f.send}
+	}
 	return Phone{Law: f.law, Read: f.read, Write: f.write}
+}
+
+// write is a pacing writer: send, then wait for the tick.
+func (f *fakePhone) write(b []byte) error {
+	if err := f.send(b); err != nil {
+		return err
+	}
+	time.Sleep(f.tick)
+	return nil
 }
 
 func (f *fakePhone) hangup() { f.dOnce.Do(func() { close(f.done) }) }
@@ -93,7 +107,8 @@ func (f *fakePhone) read() (Packet, error) {
 	}
 }
 
-func (f *fakePhone) write(b []byte) error {
+// send records a frame and makes the caller's packet for it.
+func (f *fakePhone) send(b []byte) error {
 	select {
 	case <-f.done:
 		return errors.New("media closed")
@@ -102,6 +117,7 @@ func (f *fakePhone) write(b []byte) error {
 	frame := Decode(f.law, nil, b)
 	f.mu.Lock()
 	f.written = append(f.written, frame)
+	f.at = append(f.at, time.Now())
 	i := len(f.written) - 1
 	caller := make([]int16, FrameSamples)
 	if f.speech != nil {
@@ -119,8 +135,33 @@ func (f *fakePhone) write(b []byte) error {
 	if !f.quiet {
 		f.pkts <- Packet{PT: uint8(f.law), Seq: f.seq, TS: f.ts, Payload: Encode(f.law, nil, caller)}
 	}
-	time.Sleep(f.tick)
 	return nil
+}
+
+// firstVoicedAfter is when the first voiced frame after t was written,
+// or zero.
+func (f *fakePhone) firstVoicedAfter(t time.Time) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, at := range f.at {
+		if at.After(t) && !math.IsInf(levelDB(f.written[i]), -1) {
+			return at
+		}
+	}
+	return time.Time{}
+}
+
+// firstSilentAfter is when the first silent frame after t was written,
+// or zero.
+func (f *fakePhone) firstSilentAfter(t time.Time) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, at := range f.at {
+		if at.After(t) && math.IsInf(levelDB(f.written[i]), -1) {
+			return at
+		}
+	}
+	return time.Time{}
 }
 
 func (f *fakePhone) frames() [][]int16 {
@@ -158,7 +199,7 @@ func babble(seed uint64, dbfs float64) func(i int) []int16 {
 
 // startRun runs a bridge in the background; stop hangs the caller up and
 // waits for the end.
-func startRun(t *testing.T, f *fakePhone, a *chanAgent, o Options) (stop func() End) {
+func startRun(t testing.TB, f *fakePhone, a *chanAgent, o Options) (stop func() End) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan End, 1)

@@ -77,6 +77,14 @@ type run struct {
 	discard   atomic.Int64  // unix ns until which agent audio is dropped after a barge-in
 	lastAudio atomic.Int64  // unix ns of the agent's last audio while discarding
 	idleAt    atomic.Int64  // unix ns agent audio reached an idle queue; 0 = none pending
+	wake      chan struct{} // agent audio reached an idle queue: the self-paced player may send at once
+}
+
+func (r *run) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Run bridges ph and ag until the caller hangs up (ctx ends or the
@@ -104,7 +112,7 @@ func Run(ctx context.Context, ph Phone, ag Agent, o Options) End {
 		ph.EventPT = 101
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
-	r := &run{ph: ph, ag: ag, o: o, st: st, cancel: cancel}
+	r := &run{ph: ph, ag: ag, o: o, st: st, cancel: cancel, wake: make(chan struct{}, 1)}
 	r.out.init(o.UpQueue)
 	r.ref.Store(math.Float64bits(math.Inf(-1)))
 	var wg sync.WaitGroup
@@ -290,11 +298,15 @@ func (r *run) receiver(ctx context.Context) {
 				}
 				r.discard.Store(0)
 			}
-			if !r.q.busy() {
+			idle := !r.q.busy()
+			if idle {
 				r.idleAt.CompareAndSwap(0, now)
 			}
 			if n := r.q.push(m.Audio); n > 0 {
 				r.st.DownDropped.Add(int64(n))
+			}
+			if idle {
+				r.signal()
 			}
 		case InMark:
 			r.discard.Store(0)
@@ -313,39 +325,110 @@ func (r *run) receiver(ctx context.Context) {
 	}
 }
 
-// player writes one frame per tick until the call ends.
+// player sends one frame per 20 ms until the call ends: the agent's
+// audio, or silence when the queue is empty.
 func (r *run) player(ctx context.Context) {
-	law := r.ph.Law
-	frame := make([]int16, FrameSamples)
-	enc := make([]byte, 0, FrameSamples)
-	var levels [16]float64 // the last 320 ms of output, for the echo guard
-	for i := range levels {
-		levels[i] = math.Inf(-1)
-	}
-	for i := 0; ctx.Err() == nil; i++ {
-		done, ok := r.q.next(frame)
-		lvl := math.Inf(-1)
-		if ok {
-			lvl = levelDB(frame)
-			if !math.IsInf(lvl, -1) {
-				r.lastVoice.Store(time.Now().UnixNano())
+	p := newPlayState()
+	if r.ph.Send == nil {
+		for ctx.Err() == nil {
+			if !r.playOne(p, r.ph.Write) {
+				return
 			}
 		}
-		levels[i%len(levels)] = lvl
-		r.ref.Store(math.Float64bits(maxOf(levels[:])))
-		enc = Encode(law, enc[:0], frame)
-		if at := r.idleAt.Swap(0); at != 0 && r.st.Downlink != nil {
-			r.st.Downlink(time.Duration(time.Now().UnixNano() - at))
+		return
+	}
+	r.selfPaced(ctx, p)
+}
+
+// playState is the player's own state.
+type playState struct {
+	frame  []int16
+	enc    []byte
+	levels [16]float64 // the last 320 ms of output, for the echo guard
+	i      int
+	silent bool // the last frame sent was silence
+}
+
+func newPlayState() *playState {
+	p := &playState{frame: make([]int16, FrameSamples), enc: make([]byte, 0, FrameSamples), silent: true}
+	for i := range p.levels {
+		p.levels[i] = math.Inf(-1)
+	}
+	return p
+}
+
+// selfPaced paces the frames itself and sends each with Phone.Send. When
+// the agent's audio reaches an idle queue during silence, its first frame
+// goes out at once instead of at the next tick, and the schedule moves
+// to that moment: the stream's timestamps then run ahead of the wall
+// clock by at most one frame, given back by delaying one silence frame
+// once the agent is quiet again, so the far end's buffer does not creep.
+func (r *run) selfPaced(ctx context.Context, p *playState) {
+	due := time.Now()
+	var ahead time.Duration
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			case <-r.wake:
+				timer.Stop()
+				if !p.silent || !r.q.busy() {
+					continue
+				}
+				ahead += time.Until(due) // send now: this much ahead of the clock
+				due = time.Now()
+			}
 		}
-		if err := r.ph.Write(enc); err != nil {
-			r.cancel(fmt.Errorf("%w: %v", errMediaWrite, err))
+		if ctx.Err() != nil {
 			return
 		}
-		if ok {
-			r.st.DownFrames.Add(1)
+		if ahead > 0 && p.silent && !r.q.busy() {
+			due, ahead = due.Add(ahead), 0 // silence again: give the advance back
+			continue
 		}
-		r.reportMarks(done)
+		if !r.playOne(p, r.ph.Send) {
+			return
+		}
+		due = due.Add(FrameTime)
+		if time.Until(due) < -5*FrameTime {
+			due = time.Now() // stalled (a GC, a descheduled thread): resume from now
+		}
 	}
+}
+
+// playOne takes the next frame (or silence), sends it with send and
+// reports the marks it completes; false when the phone's media is gone.
+func (r *run) playOne(p *playState, send func([]byte) error) bool {
+	done, ok := r.q.next(p.frame)
+	lvl := math.Inf(-1)
+	if ok {
+		lvl = levelDB(p.frame)
+		if !math.IsInf(lvl, -1) {
+			r.lastVoice.Store(time.Now().UnixNano())
+		}
+	}
+	p.levels[p.i%len(p.levels)] = lvl
+	p.i++
+	r.ref.Store(math.Float64bits(maxOf(p.levels[:])))
+	p.enc = Encode(r.ph.Law, p.enc[:0], p.frame)
+	if at := r.idleAt.Swap(0); at != 0 && r.st.Downlink != nil && ok {
+		r.st.Downlink(time.Duration(time.Now().UnixNano() - at))
+	}
+	if err := send(p.enc); err != nil {
+		r.cancel(fmt.Errorf("%w: %v", errMediaWrite, err))
+		return false
+	}
+	p.silent = !ok
+	if ok {
+		r.st.DownFrames.Add(1)
+	}
+	r.reportMarks(done)
+	return true
 }
 
 func maxOf(l []float64) float64 {

@@ -132,6 +132,12 @@ func phone(r *media.RTPPacketReader, w *media.RTPPacketWriter, codec media.Codec
 			}
 		},
 		Write: func(b []byte) error { _, err := w.Write(b); return err },
+		// The bridge paces its frames itself (WriteSamples does not wait
+		// for diago's ticker), so an answer can start between ticks.
+		Send: func(b []byte) error {
+			_, err := w.WriteSamples(b, bridge.FrameSamples, false, codec.PayloadType)
+			return err
+		},
 		Tap:   func(p bridge.Packet, at time.Time) { tap.rx.Packet(p.Seq, p.TS, at) },
 	}
 }
