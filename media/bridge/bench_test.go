@@ -83,3 +83,33 @@ func BenchmarkClearToSilence(b *testing.B) {
 	b.ReportMetric(total/float64(b.N), "clear-to-silence-ms")
 	b.ReportMetric(worst, "worst-ms")
 }
+
+// BenchmarkAnswerStart measures, with the self-paced player, the time
+// from an agent's answer reaching the idle queue (during silence) to its
+// first frame sent, in ms: the downlink's own share, with no tick to wait
+// for.
+func BenchmarkAnswerStart(b *testing.B) {
+	f := newFakePhone()
+	f.self, f.quiet = true, true
+	a := newChanAgent()
+	stop := startRun(b, f, a, Options{})
+	defer stop()
+	var total, worst float64
+	for i := range b.N {
+		time.Sleep(time.Duration(47+7*(i%5)) * time.Millisecond) // back to silence, at varied phases
+		sent := time.Now()
+		a.in <- In{Kind: InAudio, Audio: tone(400, -20, 160)}
+		var at time.Time
+		for end := time.Now().Add(time.Second); time.Now().Before(end) && at.IsZero(); time.Sleep(200 * time.Microsecond) {
+			at = f.firstVoicedAfter(sent)
+		}
+		if at.IsZero() {
+			b.Fatal("the answer was never sent")
+		}
+		ms := float64(at.Sub(sent)) / 1e6
+		total += ms
+		worst = max(worst, ms)
+	}
+	b.ReportMetric(total/float64(b.N), "answer-start-ms")
+	b.ReportMetric(worst, "worst-ms")
+}

@@ -138,7 +138,7 @@ func phone(r *media.RTPPacketReader, w *media.RTPPacketWriter, codec media.Codec
 			_, err := w.WriteSamples(b, bridge.FrameSamples, false, codec.PayloadType)
 			return err
 		},
-		Tap:   func(p bridge.Packet, at time.Time) { tap.rx.Packet(p.Seq, p.TS, at) },
+		Tap: func(p bridge.Packet, at time.Time) { tap.rx.Packet(p.Seq, p.TS, at) },
 	}
 }
 
