@@ -83,6 +83,12 @@ lint: ## gofmt, go vet, staticcheck, dependency direction
 	    done < <($(GO) list -f '{{.ImportPath}} {{join .Imports " "}}' ./$$pkgs); \
 	  done; exit $$fail
 
+.PHONY: bench-ai
+bench-ai: deps ## the AI bridge's benchmarks alone: latency, 1/50/300 bridged calls beside PLAY, barge-in, connect while ringing, denoise (a few minutes)
+	TRUNKD_BENCH_AI_CALLS=$${TRUNKD_BENCH_AI_CALLS:-1,50,300} $(GO) test -run '^$$' -bench 'BridgedCalls|AgentConnectWhileRinging' -benchtime 1x -timeout 30m ./media/sipplane
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./media/bridge
+	$(GO) test -run '^$$' -bench . ./media/bridge/denoise
+
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@for t in FuzzDecodeEnvelope FuzzDecodeTrunkDTO; do \
@@ -116,6 +122,7 @@ soak: deps ## mixed RPC and SIP load for SOAK_DURATION (default 10m); goroutines
 	  grep -E '^(=== RUN|--- |\s+soak_test|VERDICT|PASS|FAIL|ok)'; exit $${PIPESTATUS[0]}
 
 .PHONY: bench
+bench: export TRUNKD_BENCH_AI_CALLS ?= 1,50,300
 bench: deps bench-deps ## every benchmark, medians and side-by-side ratios; writes docs/benchmarks.md (about 30 min)
 	$(GO) build -o $(BIN)/ ./cmd/trunkd ./cmd/trunkctl
 	$(GO) build -o $(BIN)/bareuas ./bench/sip/bareuas

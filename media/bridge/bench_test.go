@@ -60,7 +60,7 @@ func BenchmarkClearToSilence(b *testing.B) {
 	var worst, total float64
 	for range b.N {
 		f := newFakePhone()
-		f.quiet = true
+		f.quiet, f.self = true, true // as the SIP plane runs it
 		a := newChanAgent()
 		p, _ := ParamsFor(ModeSemantic, 2)
 		stop := startRun(b, f, a, Options{Bargein: p})
