@@ -583,3 +583,65 @@ func level(pcm []int16) float64 {
 	}
 	return 10 * math.Log10(s/float64(len(pcm))+1e-9)
 }
+
+// TestBridgeL16At16k: an agent on trunkd.ai.v1+l16-16000 gets the
+// caller's audio resampled to 16 kHz and its echo comes back to the 8 kHz
+// caller as the same tone, without images or aliases.
+func TestBridgeL16At16k(t *testing.T) {
+	fa, url := agentFor(t, fakeagent.Script{Echo: true, Profile: ws.ProtoL16_16k})
+	p := aiPlane(t)
+	tr := aiTrunk(t, "ai-16k", url)
+	tr.APIBearerToken, tr.AutoBargeinMode = "", "off"
+	apply(t, p, tr)
+	u := newUAC(t, "127.0.0.1")
+	d, code := u.call(t, tr.SourcePBXPort, diago.InviteOptions{})
+	if code != 200 {
+		t.Fatalf("INVITE got %d; want 200", code)
+	}
+	defer d.Close()
+	got := collect(d)
+	tone := make([]int16, 8000)
+	for i := range tone {
+		tone[i] = int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/8000))
+	}
+	sendFrames(t, d, bridge.Encode(bridge.PCMU, nil, tone))
+	time.Sleep(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	call, ok := fa.Next(ctx)
+	if !ok {
+		t.Fatal("no agent call")
+	}
+	if st, _ := call.Started(ctx); st.Start.MediaFormat.SampleRate != 16000 {
+		t.Errorf("start mediaFormat = %+v; want 16000 Hz", st.Start.MediaFormat)
+	}
+	if n := len(call.Audio()); n < 15000 {
+		t.Errorf("the agent got %d samples; want about 16000 (1 s at 16 kHz)", n)
+	}
+	back := bridge.Decode(bridge.PCMU, nil, voiced(got()))
+	if len(back) < 4000 {
+		t.Fatalf("the caller got %d samples of echo back", len(back))
+	}
+	mid := back[len(back)/4 : 3*len(back)/4]
+	sig, rest := toneAndRest(mid, 1000)
+	if sig < -2.5 || rest > sig-30 {
+		t.Errorf("echo through 16 kHz: 1 kHz at %.1f dB, everything else at %.1f dB; want the tone near 0 dB and the rest 30 dB below", sig, rest)
+	}
+}
+
+// toneAndRest splits s into the level of the tone hz (dB re the 8000
+// amplitude sent) and the level of everything else.
+func toneAndRest(s []int16, hz float64) (float64, float64) {
+	w := 2 * math.Pi * hz / 8000
+	var re, im, tot float64
+	for i, v := range s {
+		re += float64(v) * math.Cos(w*float64(i))
+		im -= float64(v) * math.Sin(w*float64(i))
+		tot += float64(v) * float64(v)
+	}
+	a := 2 * math.Hypot(re, im) / float64(len(s))
+	tonePow := a * a / 2
+	restPow := max(tot/float64(len(s))-tonePow, 1e-9)
+	ref := 8000.0 * 8000 / 2
+	return 10 * math.Log10(tonePow/ref), 10 * math.Log10(restPow/ref)
+}

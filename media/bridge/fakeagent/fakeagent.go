@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -260,8 +261,12 @@ func (o *wsOut) hangup(ctx context.Context) {
 
 func (o *wsOut) drop() { o.c.CloseNow() }
 
+// isL16 says whether a profile carries L16 (at its own rate: the fake
+// agent keeps samples as they come).
+func isL16(proto string) bool { return strings.HasPrefix(proto, "trunkd.ai.v1+l16-") }
+
 func encode(proto string, pcm []int16) []byte {
-	if proto == ws.ProtoL16_8k {
+	if isL16(proto) {
 		b := make([]byte, 2*len(pcm))
 		for i, s := range pcm {
 			b[2*i], b[2*i+1] = byte(s), byte(uint16(s)>>8)
@@ -276,7 +281,7 @@ func decode(proto, payload string) []int16 {
 	if err != nil {
 		return nil
 	}
-	if proto == ws.ProtoL16_8k {
+	if isL16(proto) {
 		pcm := make([]int16, len(b)/2)
 		for i := range pcm {
 			pcm[i] = int16(uint16(b[2*i]) | uint16(b[2*i+1])<<8)

@@ -21,6 +21,9 @@ type agent struct {
 	c       *websocket.Conn
 	proto   string // selected subprotocol; "" = Twilio
 	l16     bool
+	rate    int                 // the profile's sample rate
+	up      *bridge.Upsampler   // 8 kHz to rate, for L16 at 16/24 kHz
+	down    *bridge.Downsampler // rate to 8 kHz
 	seq     atomic.Int64
 	chunk   int64 // only the sender goroutine sends media
 	stream  string
@@ -31,7 +34,14 @@ type agent struct {
 }
 
 func newAgent(c *websocket.Conn, proto string) *agent {
-	return &agent{c: c, proto: proto, l16: proto == ProtoL16_8k, closed: make(chan struct{})}
+	a := &agent{c: c, proto: proto, rate: bridge.Rate, closed: make(chan struct{})}
+	if r := l16Rate(proto); r != 0 {
+		a.l16, a.rate = true, r
+		if r > bridge.Rate {
+			a.up, a.down = bridge.NewUpsampler(r/bridge.Rate), bridge.NewDownsampler(r/bridge.Rate)
+		}
+	}
+	return a
 }
 
 func (a *agent) v1() bool { return a.proto != "" }
@@ -81,7 +91,7 @@ func (a *agent) Begin(ctx context.Context, s bridge.Start) error {
 	if err := a.write(ctx, Message{Event: "connected", Protocol: "Call", Version: "1.0.0"}); err != nil {
 		return err
 	}
-	f := MediaFormat{Encoding: "audio/x-mulaw", SampleRate: bridge.Rate, Channels: 1}
+	f := MediaFormat{Encoding: "audio/x-mulaw", SampleRate: a.rate, Channels: 1}
 	if a.l16 {
 		f.Encoding = "audio/x-l16"
 	}
@@ -145,6 +155,9 @@ func (a *agent) Send(ctx context.Context, m bridge.Out) error {
 }
 
 func (a *agent) encode(pcm []int16) []byte {
+	if a.up != nil {
+		pcm = a.up.Process(make([]int16, 0, len(pcm)*a.rate/bridge.Rate), pcm)
+	}
 	if a.l16 {
 		b := make([]byte, 2*len(pcm))
 		for i, s := range pcm {
@@ -165,6 +178,9 @@ func (a *agent) decode(b []byte) ([]int16, error) {
 	pcm := make([]int16, len(b)/2)
 	for i := range pcm {
 		pcm[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
+	}
+	if a.down != nil {
+		pcm = a.down.Process(make([]int16, 0, len(pcm)*bridge.Rate/a.rate+1), pcm)
 	}
 	return pcm, nil
 }

@@ -27,16 +27,31 @@ import (
 // A larger message closes the connection with 1009 and ends the call.
 const ReadLimit = 1 << 20
 
-// Subprotocols trunkd offers, best first. An agent that selects none speaks
-// plain Twilio Media Streams (μ-law at 8 kHz in base64 JSON).
-var Subprotocols = []string{ProtoL16_8k, ProtoPCMU, ProtoV1}
+// Subprotocols trunkd offers. An agent that selects none speaks plain
+// Twilio Media Streams (μ-law at 8 kHz in base64 JSON).
+var Subprotocols = []string{ProtoL16_8k, ProtoL16_16k, ProtoL16_24k, ProtoPCMU, ProtoV1}
 
 // The trunkd.ai.v1 subprotocols: the extensions, with the audio format.
 const (
-	ProtoV1     = "trunkd.ai.v1"          // μ-law at 8 kHz
-	ProtoPCMU   = "trunkd.ai.v1+pcmu"     // μ-law at 8 kHz
-	ProtoL16_8k = "trunkd.ai.v1+l16-8000" // 16-bit little-endian PCM at 8 kHz
+	ProtoV1      = "trunkd.ai.v1"           // μ-law at 8 kHz
+	ProtoPCMU    = "trunkd.ai.v1+pcmu"      // μ-law at 8 kHz
+	ProtoL16_8k  = "trunkd.ai.v1+l16-8000"  // 16-bit little-endian PCM at 8 kHz
+	ProtoL16_16k = "trunkd.ai.v1+l16-16000" // 16-bit little-endian PCM at 16 kHz (resampled)
+	ProtoL16_24k = "trunkd.ai.v1+l16-24000" // 16-bit little-endian PCM at 24 kHz (resampled)
 )
+
+// l16Rate is the sample rate of an L16 profile, 0 for a μ-law one.
+func l16Rate(proto string) int {
+	switch proto {
+	case ProtoL16_8k:
+		return 8000
+	case ProtoL16_16k:
+		return 16000
+	case ProtoL16_24k:
+		return 24000
+	}
+	return 0
+}
 
 // Headers of the upgrade request.
 const (
