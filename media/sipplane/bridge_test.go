@@ -48,8 +48,10 @@ func aiTrunk(t *testing.T, id, url string) *trunk.Trunk {
 	return tr
 }
 
+// aiPlane is a plane with the WebSocket bridge and the default connect
+// timeout (3 s: a loaded CI machine can take over a second to accept).
 func aiPlane(t *testing.T) *Plane {
-	return newPlane(t, Config{Bridger: &ws.Dialer{}, AIConnectTimeout: time.Second})
+	return newPlane(t, Config{Bridger: &ws.Dialer{}})
 }
 
 // signal is n bytes of μ-law: random but never 0x7F (negative zero, which
@@ -491,7 +493,7 @@ func TestBridgeInboundQUIC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ql.Close()
-	p := newPlane(t, Config{Bridger: bridge.Schemes{"quic": &aiquic.Dialer{RootCAs: ql.RootCAs}}, AIConnectTimeout: time.Second})
+	p := newPlane(t, Config{Bridger: bridge.Schemes{"quic": &aiquic.Dialer{RootCAs: ql.RootCAs}}})
 	tr := aiTrunk(t, "ai-quic", "")
 	tr.InboundAIWebsocketURL, tr.InboundAIQUICURL = "", ql.URL
 	tr.AutoBargeinMode = "off"
@@ -574,6 +576,7 @@ func TestBridgeNoiseCancellation(t *testing.T) {
 	if cut := level(noise[len(noise)-12000:]) - level(tail); cut < 10 {
 		t.Errorf("noise reached the agent only %.1f dB quieter; want at least 10 dB", cut)
 	}
+	d.Hangup(ctx)
 }
 
 func level(pcm []int16) float64 {
@@ -627,6 +630,7 @@ func TestBridgeL16At16k(t *testing.T) {
 	if sig < -2.5 || rest > sig-30 {
 		t.Errorf("echo through 16 kHz: 1 kHz at %.1f dB, everything else at %.1f dB; want the tone near 0 dB and the rest 30 dB below", sig, rest)
 	}
+	d.Hangup(ctx)
 }
 
 // toneAndRest splits s into the level of the tone hz (dB re the 8000
