@@ -15,14 +15,23 @@
 //   - receiver: the agent's audio goes into the playout queue (any
 //     length, re-chunked to 20 ms), its marks are placed at sample offsets,
 //     clear empties the queue, hangup ends the call;
-//   - player: writes one 20 ms frame per tick (silence when the queue is
+//   - player: sends one 20 ms frame per tick (silence when the queue is
 //     empty, so RTP timestamps stay continuous) and reports each mark once
-//     the frame holding it has been written.
+//     the frame holding it has been sent. With Phone.Send it paces itself
+//     and starts an answer that arrives during silence at once, moving its
+//     schedule (the advance is given back in the next silence); with only
+//     Phone.Write it relies on Write's pacing.
+//
+// Barge-in (bargein.go) runs on the uplink: energy or the VAD (vad.go)
+// decides per frame, with an echo guard against the agent's own voice;
+// Options.Denoise cleans frames first. resample.go converts between the
+// phone's 8 kHz and agents' 16/24 kHz.
 //
 // # Where it can hurt you
 //
-// Phone.Write must pace to real time (diago's RTPPacketWriter does): the
-// player loop relies on it. No jitter buffer sits on this path: an agent's
-// speech recognizer needs order, not isochrony, and a buffer would add its
-// depth to every turn.
+// Phone.Write, when used, must pace to real time (diago's
+// RTPPacketWriter.Write does). No jitter buffer sits on this path: an
+// agent's speech recognizer needs order, not isochrony, and a buffer would
+// add its depth to every turn. Run returns without waiting for the uplink,
+// which ends when the phone's media closes: close it after Run.
 package bridge
