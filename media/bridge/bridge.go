@@ -49,6 +49,12 @@ type Phone struct {
 	// Write sends one 20 ms frame of encoded audio and returns when the
 	// next one is due (it paces); used when Send is nil.
 	Write func(payload []byte) error
+	// Event, if set (with Send), sends an RFC 4733 telephone-event packet
+	// at once: its RTP timestamp stays that of the event's start, then
+	// advances by adv samples after it (the last packet of an event
+	// passes the event's whole span). Without it, DTMF from the agent is
+	// not sent to the caller.
+	Event func(payload []byte, adv uint32, marker bool) error
 	// Tap, if set, sees every packet read, with its arrival time.
 	Tap func(p Packet, at time.Time)
 }

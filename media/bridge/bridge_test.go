@@ -238,3 +238,39 @@ func TestSelfPacedStaysAligned(t *testing.T) {
 		t.Errorf("%d voiced frames; want 36 (12 answers of 50 ms, padded to 3 frames)", n)
 	}
 }
+
+// TestDTMFToCaller: a key from the agent goes to the caller as RFC 4733:
+// five 20 ms packets of growing duration from one timestamp (marker on the
+// first), three end packets, the last advancing the timestamp by the
+// event's span; audio pauses meanwhile. A key that is not one is ignored.
+func TestDTMFToCaller(t *testing.T) {
+	f := newFakePhone()
+	f.self, f.quiet = true, true
+	a := newChanAgent()
+	st := &Stats{}
+	stop := startRun(t, f, a, Options{Stats: st})
+	a.in <- In{Kind: InDTMF, Digit: "X"}
+	a.in <- In{Kind: InDTMF, Digit: "#"}
+	waitUntil(t, "the event", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.events) >= 8 })
+	stop()
+	f.mu.Lock()
+	ev := f.events
+	f.mu.Unlock()
+	for i, e := range ev[:8] {
+		end := i >= 5
+		dur := min(i+1, 6) * 160
+		var adv uint32
+		if i == 7 {
+			adv = 960
+		}
+		if e.payload[0] != 11 || (e.payload[1]&0x80 != 0) != end || int(e.payload[2])<<8|int(e.payload[3]) != dur || e.adv != adv || e.marker != (i == 0) {
+			t.Errorf("packet %d = %+v; want event 11 (#), end %v, duration %d, advance %d, marker %v", i, e, end, dur, adv, i == 0)
+		}
+	}
+	if ev[4].frame != ev[0].frame {
+		t.Errorf("audio frames were sent during the key (%d then %d)", ev[0].frame, ev[4].frame)
+	}
+	if st.IgnoredEvents.Load() != 1 {
+		t.Errorf("ignored events = %d; want 1 (the X)", st.IgnoredEvents.Load())
+	}
+}

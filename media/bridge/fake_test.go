@@ -65,6 +65,7 @@ type fakePhone struct {
 	self   bool        // offer Send: the bridge paces itself
 
 	mu      sync.Mutex
+	events  []sentEvent // telephone-event packets sent
 	written [][]int16   // decoded frames written
 	at      []time.Time // when each was written
 	pkts    chan Packet
@@ -80,9 +81,24 @@ func newFakePhone() *fakePhone {
 
 func (f *fakePhone) phone() Phone {
 	if f.self {
-		return Phone{Law: f.law, Read: f.read, Send: f.send}
+		return Phone{Law: f.law, Read: f.read, Send: f.send, Event: f.event}
 	}
 	return Phone{Law: f.law, Read: f.read, Write: f.write}
+}
+
+// sentEvent is one RFC 4733 packet the bridge sent.
+type sentEvent struct {
+	payload []byte
+	adv     uint32
+	marker  bool
+	frame   int // audio frames written before it
+}
+
+func (f *fakePhone) event(p []byte, adv uint32, marker bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, sentEvent{payload: append([]byte(nil), p...), adv: adv, marker: marker, frame: len(f.written)})
+	return nil
 }
 
 // write is a pacing writer: send, then wait for the tick.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,7 @@ type run struct {
 	lastAudio atomic.Int64  // unix ns of the agent's last audio while discarding
 	idleAt    atomic.Int64  // unix ns agent audio reached an idle queue; 0 = none pending
 	wake      chan struct{} // agent audio reached an idle queue: the self-paced player may send at once
+	digits    chan byte     // DTMF events from the agent for the caller
 }
 
 func (r *run) signal() {
@@ -112,7 +114,7 @@ func Run(ctx context.Context, ph Phone, ag Agent, o Options) End {
 		ph.EventPT = 101
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
-	r := &run{ph: ph, ag: ag, o: o, st: st, cancel: cancel, wake: make(chan struct{}, 1)}
+	r := &run{ph: ph, ag: ag, o: o, st: st, cancel: cancel, wake: make(chan struct{}, 1), digits: make(chan byte, 16)}
 	r.out.init(o.UpQueue)
 	r.ref.Store(math.Float64bits(math.Inf(-1)))
 	var wg sync.WaitGroup
@@ -319,6 +321,8 @@ func (r *run) receiver(ctx context.Context) {
 		case InHangup:
 			r.cancel(errHangup)
 			return
+		case InDTMF:
+			r.queueDigit(m.Digit)
 		default:
 			r.st.IgnoredEvents.Add(1)
 		}
@@ -366,6 +370,7 @@ func newPlayState() *playState {
 func (r *run) selfPaced(ctx context.Context, p *playState) {
 	due := time.Now()
 	var ahead time.Duration
+	var dtmf dtmfState
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -391,7 +396,12 @@ func (r *run) selfPaced(ctx context.Context, p *playState) {
 			due, ahead = due.Add(ahead), 0 // silence again: give the advance back
 			continue
 		}
-		if !r.playOne(p, r.ph.Send) {
+		sent, err := r.playDTMF(&dtmf)
+		if err != nil {
+			r.cancel(fmt.Errorf("%w: %v", errMediaWrite, err))
+			return
+		}
+		if !sent && !r.playOne(p, r.ph.Send) {
 			return
 		}
 		due = due.Add(FrameTime)
@@ -437,6 +447,67 @@ func maxOf(l []float64) float64 {
 		m = max(m, v)
 	}
 	return m
+}
+
+// queueDigit queues one DTMF key from the agent for the caller; a key
+// that is not one, a phone that cannot send events or a full queue
+// counts as ignored.
+func (r *run) queueDigit(d string) {
+	i := -1
+	if len(d) == 1 {
+		i = strings.IndexByte("0123456789*#ABCD", d[0])
+	}
+	if i < 0 || r.ph.Event == nil || r.ph.Send == nil {
+		r.st.IgnoredEvents.Add(1)
+		return
+	}
+	select {
+	case r.digits <- byte(i):
+	default:
+		r.st.IgnoredEvents.Add(1)
+	}
+}
+
+// A DTMF key to the caller lasts dtmfTicks frames, then its end packet
+// goes out three times (RFC 4733 2.5.1.4), in one more tick.
+const dtmfTicks = 5
+
+// dtmfState is the key being sent, if any.
+type dtmfState struct {
+	on    bool
+	event byte
+	tick  int
+}
+
+// playDTMF sends the next packet of the key in progress (starting one if
+// queued) in place of an audio frame, and reports whether it did.
+func (r *run) playDTMF(d *dtmfState) (bool, error) {
+	if !d.on {
+		select {
+		case e := <-r.digits:
+			*d = dtmfState{on: true, event: e}
+		default:
+			return false, nil
+		}
+	}
+	d.tick++
+	dur := uint16(d.tick * FrameSamples)
+	pay := []byte{d.event, 10, byte(dur >> 8), byte(dur)}
+	if d.tick <= dtmfTicks {
+		return true, r.ph.Event(pay, 0, d.tick == 1)
+	}
+	pay[1] |= 0x80 // end
+	for i := range 3 {
+		adv := uint32(0)
+		if i == 2 {
+			adv = uint32(d.tick * FrameSamples) // the audio resumes after the event's span
+		}
+		if err := r.ph.Event(pay, adv, false); err != nil {
+			return true, err
+		}
+	}
+	d.on = false
+	return true, nil
 }
 
 // dtmfDigit reads an RFC 4733 event payload.

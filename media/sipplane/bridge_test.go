@@ -649,3 +649,41 @@ func toneAndRest(s []int16, hz float64) (float64, float64) {
 	ref := 8000.0 * 8000 / 2
 	return 10 * math.Log10(tonePow/ref), 10 * math.Log10(restPow/ref)
 }
+
+// TestAgentDTMFReachesCaller: keys a trunkd.ai.v1 agent sends arrive at a
+// diago caller as RFC 4733 events.
+func TestAgentDTMFReachesCaller(t *testing.T) {
+	_, url := agentFor(t, fakeagent.Script{Profile: ws.ProtoPCMU, DTMF: "5#"})
+	p := aiPlane(t)
+	tr := aiTrunk(t, "ai-dtmf", url)
+	tr.APIBearerToken = ""
+	apply(t, p, tr)
+	u := newUAC(t, "127.0.0.1")
+	d, code := u.call(t, tr.SourcePBXPort, diago.InviteOptions{})
+	if code != 200 {
+		t.Fatalf("INVITE got %d; want 200", code)
+	}
+	defer d.Close()
+	dr, err := d.AudioReaderDTMF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var keys []rune
+	dr.OnDTMF(func(k rune) error { mu.Lock(); keys = append(keys, k); mu.Unlock(); return nil })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, err := dr.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, "two keys at the caller", func() bool { mu.Lock(); defer mu.Unlock(); return len(keys) >= 2 })
+	mu.Lock()
+	if string(keys) != "5#" {
+		t.Errorf("keys at the caller = %q; want \"5#\"", string(keys))
+	}
+	mu.Unlock()
+	d.Hangup(context.Background())
+}

@@ -111,9 +111,10 @@ func lawOf(c media.Codec) bridge.Law {
 
 // phone is the bridge's view of a call's RTP. The bridge is the only
 // reader of the call's audio; each packet goes to the quality tap.
-func phone(r *media.RTPPacketReader, w *media.RTPPacketWriter, codec media.Codec, tap *rtpWatch) bridge.Phone {
+func phone(r *media.RTPPacketReader, w *media.RTPPacketWriter, codecs []media.Codec, tap *rtpWatch) bridge.Phone {
 	buf := make([]byte, media.RTPBufSize)
-	return bridge.Phone{
+	codec := codecs[0]
+	ph := bridge.Phone{
 		Law: lawOf(codec),
 		Read: func() (bridge.Packet, error) {
 			for bad := 0; ; {
@@ -140,6 +141,19 @@ func phone(r *media.RTPPacketReader, w *media.RTPPacketWriter, codec media.Codec
 		},
 		Tap: func(p bridge.Packet, at time.Time) { tap.rx.Packet(p.Seq, p.TS, at) },
 	}
+	for _, c := range codecs {
+		if c.Name == media.CodecTelephoneEvent8000.Name {
+			pt := c.PayloadType
+			ph.EventPT = pt
+			// DTMF from the agent, on the same writer from the same (player)
+			// goroutine as the audio, so sequence numbers stay one series.
+			ph.Event = func(p []byte, adv uint32, marker bool) error {
+				_, err := w.WriteSamples(p, adv, marker, pt)
+				return err
+			}
+		}
+	}
+	return ph
 }
 
 // bridge connects the agent while the call rings, then answers and
@@ -184,7 +198,7 @@ func (c *inboundCall) bridge(agent *trunk.Agent) {
 		return
 	}
 	tap := c.answerTap(codecs[0])
-	end := c.p.runBridge(c.d.Context(), c.lv, ag, phone(c.d.RTPPacketReader, c.d.RTPPacketWriter, codecs[0], tap), tgt)
+	end := c.p.runBridge(c.d.Context(), c.lv, ag, phone(c.d.RTPPacketReader, c.d.RTPPacketWriter, codecs, tap), tgt)
 	if !end.ByCaller {
 		c.p.log.Info("agent ended the call", "trunk_id", t.TrunkID, "reason", end.Reason)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -419,13 +419,14 @@ func (c *outboundCall) run(r trunk.DialRequest) {
 // bridge runs the answered call's bridge to its agent until either side
 // ends; run then hangs up.
 func (c *outboundCall) bridge() {
-	codec := c.d.MediaSession().CommonCodecs()[0]
+	codecs := c.d.MediaSession().CommonCodecs()
+	codec := codecs[0]
 	if len(bridgeCodecs([]media.Codec{codec})) == 0 {
 		_ = c.agent.Close(false, "the call has no G.711 codec")
 		c.p.log.Warn("answered without PCMU or PCMA; cannot bridge", "trunk_id", c.lv.t.TrunkID, "codec", codec.Name)
 		return
 	}
-	ph := phone(c.d.RTPPacketReader, c.d.RTPPacketWriter, codec, c.rtp)
+	ph := phone(c.d.RTPPacketReader, c.d.RTPPacketWriter, codecs, c.rtp)
 	end := c.p.runBridge(c.d.Context(), c.lv, c.agent, ph, c.target)
 	if !end.ByCaller {
 		c.p.log.Info("agent ended the call", "trunk_id", c.lv.t.TrunkID, "call_id", c.info.CallID, "reason", end.Reason)

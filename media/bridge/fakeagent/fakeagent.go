@@ -34,6 +34,7 @@ type Script struct {
 	HangupAfter time.Duration // end the call this long after start: hangup (v1) or close 1000
 	DropAfter   time.Duration // drop the TCP connection this long after start
 	NoRead      bool          // stop reading after start (a slow, stuck agent)
+	DTMF        string        // keys to send after start, 300 ms apart (trunkd.ai.v1 and QUIC)
 	Garbage     string        // send this text message after start
 	Binary      []byte        // send this binary message after start
 	Profile     string        // subprotocol to select if trunkd offers it; "" = Twilio
@@ -185,6 +186,11 @@ func (s *Server) script(ctx context.Context, o out) {
 	after(sc.ClearAfter, func() { o.event(ctx, ws.Message{Event: "clear", StreamSID: o.streamSID()}) })
 	after(sc.HangupAfter, func() { o.hangup(ctx) })
 	after(sc.DropAfter, o.drop)
+	for i, k := range sc.DTMF {
+		after(time.Duration(i+1)*300*time.Millisecond, func() {
+			o.event(ctx, ws.Message{Event: "dtmf", StreamSID: o.streamSID(), DTMF: &ws.DTMFBody{Digit: string(k)}})
+		})
+	}
 	if len(sc.Play) > 0 {
 		s.play(ctx, o)
 	}
