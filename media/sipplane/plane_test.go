@@ -367,6 +367,9 @@ func TestChannelLimit(t *testing.T) {
 		t.Errorf("third concurrent call got %d; want 503", got)
 	}
 	wg.Wait()
+	// The caller sees the BYE before trunkd has its 200 OK and frees the
+	// slot: wait for trunkd's side of the calls to end.
+	waitFor(t, "the calls to end", func() bool { return p.status("small").ActiveCalls == 0 })
 	if got := u.code(t, port); got != 200 {
 		t.Errorf("call after the others ended got %d; want 200", got)
 	}
