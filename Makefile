@@ -5,11 +5,13 @@ BIN   := bin
 DATA  ?= ./trunkd-data
 
 # Opus needs diago's cgo binding (libopus); nolibopusfile avoids libopusfile.
-export GOFLAGS := -tags=with_opus_c,nolibopusfile
+# Noise cancellation needs libspeexdsp (cgo, build tag with_speexdsp).
+export GOFLAGS := -tags=with_opus_c,nolibopusfile,with_speexdsp
 # What the tests and the Opus build need from Debian (etcd-server: the
-# cluster tests start a 3-member etcd on loopback); `make deps` installs
-# what is missing (with sudo when not root).
-DEB_PKGS := sip-tester libopus-dev pkg-config baresip-core etcd-server
+# cluster tests start a 3-member etcd on loopback; baresip-core: the non-Go
+# TLS + SRTP peer); `make deps` installs what is missing (with sudo when
+# not root).
+DEB_PKGS := sip-tester libopus-dev libspeexdsp-dev pkg-config baresip-core etcd-server
 # Tools taken out of a Debian package into bin/tools without installing the
 # package (Debian's prometheus would also start a Prometheus server):
 # promtool checks the alert rules in docs/monitoring.
@@ -31,6 +33,7 @@ deps: ## install the Debian packages the build and tests need, if missing
 	  command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	  command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	  pkg-config --exists opus 2>/dev/null || missing="$$missing libopus-dev"; \
+	  pkg-config --exists speexdsp 2>/dev/null || missing="$$missing libspeexdsp-dev"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
 	    export DEBIAN_FRONTEND=noninteractive; \
@@ -107,6 +110,12 @@ lint: ## gofmt, go vet, staticcheck, dependency direction
 	    done < <($(GO) list -f '{{.ImportPath}} {{join .Imports " "}}' ./$$pkgs); \
 	  done; exit $$fail
 
+.PHONY: bench-ai
+bench-ai: deps ## the AI bridge's benchmarks alone: latency, 1/50/300 bridged calls beside PLAY, barge-in, connect while ringing, denoise (a few minutes)
+	TRUNKD_BENCH_AI_CALLS=$${TRUNKD_BENCH_AI_CALLS:-1,50,300} $(GO) test -run '^$$' -bench 'BridgedCalls|AgentConnectWhileRinging' -benchtime 1x -timeout 30m ./media/sipplane
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./media/bridge
+	$(GO) test -run '^$$' -bench . ./media/bridge/denoise
+
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@for t in FuzzDecodeEnvelope FuzzDecodeTrunkDTO; do \
@@ -118,6 +127,8 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@for t in FuzzRTCP FuzzPacket; do \
 	  $(GO) test ./media/rtpstats -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./media/audio -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./media/bridge/ws -run '^$$' -fuzz '^FuzzAgentMessage$$' -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./media/bridge/quic -run '^$$' -fuzz '^FuzzAgentFrame$$' -fuzztime $${FUZZTIME:-30s}
 
 CRASH_ROUNDS ?= 20
 .PHONY: crash
@@ -138,6 +149,7 @@ soak: deps ## mixed RPC and SIP load for SOAK_DURATION (default 10m); goroutines
 	  grep -E '^(=== RUN|--- |\s+soak_test|VERDICT|PASS|FAIL|ok)'; exit $${PIPESTATUS[0]}
 
 .PHONY: bench
+bench: export TRUNKD_BENCH_AI_CALLS ?= 1,50,300
 bench: deps bench-deps ## every benchmark, medians and side-by-side ratios; writes docs/benchmarks.md (about 30 min)
 	$(GO) build -o $(BIN)/ ./cmd/trunkd ./cmd/trunkctl
 	$(GO) build -o $(BIN)/bareuas ./bench/sip/bareuas

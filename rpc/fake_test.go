@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 	"strings"
@@ -37,7 +38,11 @@ func newTestHandlerWith(log *slog.Logger, withPlane bool) *testHandler {
 	if withPlane {
 		plane = newFakePlane(calls)
 	}
-	h := &handler{api: api.NewHandler(control.New(store, plane), scopeAuth{}, log), log: log}
+	svc := control.New(store, plane)
+	if err := svc.UseAgents(context.Background(), controltest.NewMemAgents(), &controltest.AgentPlane{Host: "sip.example.com"}); err != nil {
+		panic(err)
+	}
+	h := &handler{api: api.NewHandler(svc, scopeAuth{}, log), log: log}
 	return &testHandler{handler: h, store: store, calls: calls}
 }
 

@@ -56,6 +56,14 @@ func goldenCases() []goldenCase {
 		{"remove_trunk_missing", "RemoveTrunk", TrunkIDRequest{AdminToken: tok, TrunkID: "carrier-1"}},
 		{"get_trunk_unauthenticated", "GetTrunk", TrunkIDRequest{AdminToken: "bad", TrunkID: "carrier-1"}},
 		{"explain_match", "ExplainMatch", ExplainMatchRequest{AdminToken: tok, SourceIP: "192.0.2.10", Listener: ":5060", RequestURI: "sip:100@sip.example.com"}},
+		{"dial_ai", "Dial", DialRequest{AdminToken: ScopeCalls, TrunkID: "carrier-1", To: "+15551234567", AIURL: "wss://agents.example.com/sales", AgentID: "sales"}},
+		{"put_agent", "PutAgent", AgentRequest{AdminToken: ScopeAgentsManage, Agent: trunk.Agent{AgentID: "sales", WebsocketURL: "wss://agents.example.com/sales", Published: true}}},
+		{"deploy_agent", "DeployAgentAsSip", AgentIDRequest{AdminToken: ScopeAgentsManage, AgentID: "sales"}},
+		{"get_agent", "GetAgent", AgentIDRequest{AdminToken: ScopeAgentsRead, AgentID: "sales"}},
+		{"list_agents", "ListAgents", ListAgentsRequest{AdminToken: ScopeAgentsRead}},
+		{"undeploy_agent", "UndeployAgentAsSip", AgentIDRequest{AdminToken: ScopeAgentsManage, AgentID: "sales"}},
+		{"remove_agent", "RemoveAgent", AgentIDRequest{AdminToken: ScopeAgentsManage, AgentID: "sales"}},
+		{"get_agent_missing", "GetAgent", AgentIDRequest{AdminToken: ScopeAgentsRead, AgentID: "sales"}},
 	}
 }
 

@@ -138,6 +138,7 @@ func goldenTrunk() *trunk.Trunk {
 	t.SIPTLSPort = 5071
 	t.InboundMediaEncryption = trunk.EncryptAllow
 	t.OutboundMediaEncryption = trunk.EncryptRequire
+	t.EnableNoiseCancellation = true
 	return t
 }
 

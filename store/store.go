@@ -24,6 +24,7 @@ const KeySize = record.KeySize
 var (
 	bucketMeta   = []byte("meta")
 	bucketTrunks = []byte("trunks")
+	bucketAgents = []byte("agents")
 	keyMarker    = []byte("marker")
 	keyVersion   = []byte("schema_version")
 	keyCheck     = []byte("key_check")
@@ -139,9 +140,15 @@ func (db *DB) init() error {
 		return err
 	}
 	if !fresh {
-		return db.migrate()
+		if err := db.migrate(); err != nil {
+			return err
+		}
+		return db.ensureAgents()
 	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucket(bucketAgents); err != nil {
+			return err
+		}
 		meta, err := tx.CreateBucket(bucketMeta)
 		if err != nil {
 			return err

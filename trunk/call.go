@@ -22,6 +22,8 @@ type DialRequest struct {
 	Timeout     time.Duration
 	AudioURL    string        // played once answered, then hang up; empty: stay up
 	MaxDuration time.Duration // 0: no limit
+	AIURL       string        // bridge the answered call to this agent (ws:// or wss://); exclusive with AudioURL
+	AgentID     string        // the agent_id told to the agent; the trunk's when empty
 }
 
 // DialResult is the final outcome of an outbound INVITE.

@@ -22,6 +22,8 @@ const (
 	ECHANNELLIMIT Code = "channel_limit" // the trunk has channel_limit calls in flight
 	ECIRCUITOPEN  Code = "circuit_open"  // the trunk's circuit breaker is open
 	ENOCALL       Code = "no_call"       // no call in flight has that call_id
+	ENOAGENT      Code = "no_agent"      // no such agent
+	EPRECONDITION Code = "precondition"  // the operation needs a state the resource is not in
 )
 
 // Error is a domain error: a code, the field it concerns (if any), a

@@ -116,6 +116,9 @@ type Trunk struct {
 	InboundMediaEncryption  MediaEncryption `json:"inbound_media_encryption,omitempty"`
 	OutboundMediaEncryption MediaEncryption `json:"outbound_media_encryption,omitempty"`
 
+	// AI bridge (added in 1.1), omitted when false.
+	EnableNoiseCancellation bool `json:"enable_noise_cancellation,omitempty"` // denoise caller audio sent to the agent
+
 	// Meta is what the store keeps about the record. It is not a request
 	// field: the store sets it on every write.
 	Meta Meta `json:"-"`

@@ -19,6 +19,7 @@ func (r *results) report(o options, etcdVersion, sip string, figs figures, took 
 	r.storeTable(&b)
 	r.sipGoFigures(&b)
 	r.secureTable(&b)
+	r.aiFigures(&b)
 	r.scale(&b)
 	r.clusterTable(&b)
 	if sip != "" {
@@ -145,6 +146,53 @@ func (r *results) secureTable(b *strings.Builder) {
 	fmt.Fprintf(b, "- One 20 ms PCMU packet sent and received over loopback: %s ns plain, %s ns with SRTP (AES_CM_128_HMAC_SHA1_80; ratio %s).\n",
 		r.cell("BenchmarkSRTPPerPacket/plain", "ns/op", "%.0f"), r.cell("BenchmarkSRTPPerPacket/srtp", "ns/op", "%.0f"),
 		r.ratio("BenchmarkSRTPPerPacket/srtp", "ns/op", "BenchmarkSRTPPerPacket/plain", "ns/op"))
+}
+
+// aiFigures is the AI bridge section: trunkd's share of the latency per
+// direction, concurrency beside the PLAY path, barge-in reaction, agent
+// connect while ringing, noise cancellation.
+func (r *results) aiFigures(b *strings.Builder) {
+	b.WriteString("\n## AI bridge\n\n")
+	b.WriteString("Diago callers and the fake agent (WebSocket, echoing) run in the benchmark's process, so CPU, memory and goroutines per call include them on both paths (and the agent on the bridged one). Latency is trunkd's own share: uplink from RTP read to handed to the agent's socket, downlink from agent audio at an idle queue to its first RTP frame (targets: uplink p99 ≤ 5 ms, downlink p99 ≤ 20 ms).\n\n")
+	b.WriteString("| Calls | Path | uplink p50 / p99 ms | downlink p50 / p99 ms | frames dropped | CPU % per call | heap KiB per call | goroutines per call |\n|---|---|---|---|---|---|---|---|\n")
+	for _, n := range []string{"1", "50", "300"} {
+		br, pl := "BenchmarkBridgedCalls/bridge/"+n, "BenchmarkBridgedCalls/play/"+n
+		if _, ok := r.get(br, "CPU-%/call"); !ok {
+			continue
+		}
+		fmt.Fprintf(b, "| %s | bridged | %s / %s | %s / %s | %s | %s | %s | %s |\n", n,
+			r.cell(br, "up-p50-ms", "%.3f"), r.cell(br, "up-p99-ms", "%.3f"), r.cell(br, "down-p50-ms", "%.1f"), r.cell(br, "down-p99-ms", "%.1f"),
+			r.cell(br, "frames-dropped", "%.0f"), r.cell(br, "CPU-%/call", "%.2f"), r.cell(br, "heap-KiB/call", "%.0f"), r.cell(br, "goroutines/call", "%.1f"))
+		fmt.Fprintf(b, "| %s | PLAY | — | — | — | %s | %s | %s |\n", n,
+			r.cell(pl, "CPU-%/call", "%.2f"), r.cell(pl, "heap-KiB/call", "%.0f"), r.cell(pl, "goroutines/call", "%.1f"))
+	}
+	b.WriteString("\nBarge-in reaction, caller speech onset to the agent's playback stopped on the wire (ms):\n\n| Mode | 0 | 1 | 2 | 3 |\n|---|---|---|---|---|\n")
+	for _, m := range []string{"energy", "vad"} {
+		fmt.Fprintf(b, "| %s |", m)
+		for a := range 4 {
+			fmt.Fprintf(b, " %s |", r.cell(fmt.Sprintf("BenchmarkBargeinReaction/%s/%d", m, a), "reaction-ms", "%.0f"))
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(b, "\n- `semantic`: the agent's clear to the next frame on the wire (silence): %s ms mean, %s ms worst.\n",
+		r.cell("BenchmarkClearToSilence", "clear-to-silence-ms", "%.1f"), r.cell("BenchmarkClearToSilence", "worst-ms", "%.1f"))
+	fmt.Fprintf(b, "- An answer reaching an idle queue to its first frame sent: %s ms mean, %s ms worst.\n",
+		r.cell("BenchmarkAnswerStart", "answer-start-ms", "%.2f"), r.cell("BenchmarkAnswerStart", "worst-ms", "%.2f"))
+	fmt.Fprintf(b, "- INVITE to 200 OK with a local agent connected while ringing: p50 %s ms, p99 %s ms (PLAY trunk: %s / %s ms).\n",
+		r.cell("BenchmarkAgentConnectWhileRinging/handle_ai", "invite-to-200-p50-ms", "%.2f"), r.cell("BenchmarkAgentConnectWhileRinging/handle_ai", "invite-to-200-p99-ms", "%.2f"),
+		r.cell("BenchmarkAgentConnectWhileRinging/play", "invite-to-200-p50-ms", "%.2f"), r.cell("BenchmarkAgentConnectWhileRinging/play", "invite-to-200-p99-ms", "%.2f"))
+	fmt.Fprintf(b, "- Noise cancellation (speexdsp), espeak-ng speech with white noise: steady noise %s dB quieter; speech frames %s dB quieter at 10 dB SNR, %s dB at 0 dB SNR; %s µs per 20 ms frame.\n",
+		r.cell("BenchmarkDenoise", "dB-noise-cut@SNR10", "%.1f"), r.cell("BenchmarkDenoise", "dB-speech-cut@SNR10", "%.1f"),
+		r.cell("BenchmarkDenoise", "dB-speech-cut@SNR0", "%.1f"), r.micro("BenchmarkDenoise", "ns/op"))
+}
+
+// micro is a ns figure in µs.
+func (r *results) micro(name, unit string) string {
+	v, ok := r.get(name, unit)
+	if !ok {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", v/1000)
 }
 
 func (r *results) scale(b *strings.Builder) {

@@ -318,7 +318,7 @@ func cmdRemove(ctx context.Context, c *cli, args []string) error {
 func cmdToken(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("token", "--secret-file F [--scope S] [--ttl D]")
 	secretFile := fs.String("secret-file", "", "HMAC secret `file` (trunkd's DATA/jwt.secret)")
-	scope := fs.String("scope", "trunks:manage", "space-separated `scopes`: trunks:read, trunks:manage, calls:manage, trunks:admin (operator: every organization, managed trunks)")
+	scope := fs.String("scope", "trunks:manage", "space-separated `scopes`: trunks:read, trunks:manage, calls:manage, agents:read, agents:manage, trunks:admin (operator: every organization, managed trunks)")
 	tokOrg := fs.String("token-org", "", "org claim: an organization key acting for this `organization` only")
 	tokOrgs := fs.String("token-orgs", "", "orgs claim: a personal token for these comma-separated `organizations` (each request names one with --org)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
@@ -381,12 +381,14 @@ func cmdExplain(ctx context.Context, c *cli, args []string) error {
 }
 
 func cmdDial(ctx context.Context, c *cli, args []string) error {
-	fs := c.flags("dial", "--trunk ID --to NUMBER [--from N] [--audio-url URL] [--timeout S] [--max-duration S]", "timeout")
+	fs := c.flags("dial", "--trunk ID --to NUMBER [--from N] [--audio-url URL | --ai-url URL [--agent-id ID]] [--timeout S] [--max-duration S]", "timeout")
 	var req rpc.DialRequest
 	fs.StringVar(&req.TrunkID, "trunk", "", "the trunk to call through (`ID`)")
 	fs.StringVar(&req.To, "to", "", "the callee: a `number`, SIP user or sip: URI")
 	fs.StringVar(&req.From, "from", "", "the caller user part (`N`; default: the trunk's sip_username)")
 	fs.StringVar(&req.AudioURL, "audio-url", "", "play this WAV once answered, then hang up (`URL`: absolute path, file://, http(s)://)")
+	fs.StringVar(&req.AIURL, "ai-url", "", "bridge the answered call to this AI agent (`URL`: ws:// or wss://; default: the trunk's ai_websocket_url)")
+	fs.StringVar(&req.AgentID, "agent-id", "", "the agent_id told to the agent (`ID`; default: the trunk's)")
 	ring := fs.Uint("timeout", rpc.DefaultDialTimeoutSec, fmt.Sprintf("ring for at most this many `seconds` (1-%d)", rpc.MaxDialTimeoutSec))
 	maxDur := fs.Uint("max-duration", 0, "hang up after this many `seconds` answered (0: no limit)")
 	if _, err := c.parse(fs, args, 0); err != nil {

@@ -92,6 +92,7 @@ var commands = []command{
 	{"dial", "--trunk ID --to NUMBER [flags]", "place a call; exit 0 only when it is answered", cmdDial},
 	{"hangup", "CALL_ID", "end a call in flight", cmdHangup},
 	{"calls", "[--trunk ID]", "list the calls in flight", cmdCalls},
+	{"agent", agentUsage, "manage AI agents and deploy them as SIP endpoints", cmdAgent},
 	{"token", "--secret-file F [--scope S] [--ttl D]", "mint an HS256 admin token", cmdToken},
 	{"completion", "bash|zsh|fish", "print a shell completion script (trunk ids complete from the server)", cmdCompletion},
 	{"version", "", "print the version trunkctl was built from", cmdVersion},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -198,6 +199,7 @@ func TestTrunkctlCalls(t *testing.T) {
 		{"hangup", calls, []string{"hangup", "call-1"}, 0, "call call-1 hung up", ""},
 		{"hangup again", calls, []string{"hangup", "call-1"}, 1, "", "ERR_UNKNOWN_CALL"},
 		{"hangup without id", calls, []string{"hangup"}, 2, "", "argument"},
+		{"dial an agent", calls, []string{"dial", "--trunk", "c1", "--to", "203", "--ai-url", "ws://127.0.0.1:8765/agent", "--agent-id", "sales"}, 0, "answered", ""},
 	}
 	for _, s := range steps {
 		code, out, errOut := ctl(t, s.vars, "", s.args...)
@@ -210,6 +212,15 @@ func TestTrunkctlCalls(t *testing.T) {
 	want := trunk.DialRequest{TrunkID: "c1", To: "202", From: "100", AudioURL: "https://media.example.com/a.wav", Timeout: 45 * time.Second, MaxDuration: 90 * time.Second}
 	if fake.Dialled("call-6") != want {
 		t.Errorf("dial with every flag sent %+v; want %+v", fake.Dialled("call-6"), want)
+	}
+	var toAgent bool
+	for i := range 20 {
+		if d := fake.Dialled(fmt.Sprintf("call-%d", i)); d.AIURL != "" {
+			toAgent = d.AIURL == "ws://127.0.0.1:8765/agent" && d.AgentID == "sales" && d.To == "203"
+		}
+	}
+	if !toAgent {
+		t.Errorf("dial --ai-url --agent-id did not reach the service as ai_url and agent_id")
 	}
 	if got := fake.Dialled("call-1").Timeout; got != 30*time.Second {
 		t.Errorf("dial without --timeout rang for %v; want 30s", got)
@@ -228,7 +239,7 @@ func TestTrunkctlCalls(t *testing.T) {
 		}
 	}
 	slices.Sort(ids)
-	if want := []string{"call-2", "call-4", "call-6", "call-7", "in-1"}; !slices.Equal(ids, want) {
+	if want := []string{"call-2", "call-4", "call-6", "call-7", "call-8", "in-1"}; !slices.Equal(ids, want) {
 		t.Errorf("calls after hanging up call-1 = %v; want %v", ids, want)
 	}
 	code, out, _ = ctl(t, read, "", "calls")

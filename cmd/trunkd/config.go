@@ -42,6 +42,10 @@ type Config struct {
 
 	Store   string // bolt://path or etcd://host:port[,host:port...]
 	Cluster ClusterConfig
+
+	AICA             string        // PEM roots for wss:// agents; system roots when empty
+	AIConnectTimeout time.Duration // agent connect while the call rings
+	AgentSIPHost     string        // host of deployed agents' SIP URIs
 }
 
 // sipTLSFlags configure SIP over TLS.
@@ -117,6 +121,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&cfg.SIPTLS.IdleTimeout, "sip-tls-idle-timeout", 10*time.Minute, "close an inbound SIP TLS connection idle this long")
 	fs.DurationVar(&cfg.SIPTLS.ReloadCheck, "tls-reload-check", 10*time.Second, "how often both planes' certificate files are checked for changes (SIGHUP reloads at once)")
 	clusterFlags(fs, cfg)
+	fs.StringVar(&cfg.AICA, "ai-ca", "", "PEM `file` of the CAs that sign wss:// AI agents' certificates (default: the system roots)")
+	fs.DurationVar(&cfg.AIConnectTimeout, "ai-connect-timeout", 3*time.Second, "how long a HANDLE_AI call rings while its agent connects before the caller gets 503")
+	fs.StringVar(&cfg.AgentSIPHost, "agent-sip-host", "", "`host` in deployed agents' SIP URIs, sip:AGENT_ID@HOST (default: the first interface address)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

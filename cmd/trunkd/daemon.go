@@ -37,6 +37,7 @@ type Daemon struct {
 	srv    *rpc.Server
 	http   *rest.Listener // nil without --http-listen
 	met    *metrics
+	ai     *aiMetrics
 	served chan error
 
 	adminCert, sipCert *certs.Reloader
@@ -84,14 +85,23 @@ func (d *Daemon) start() error {
 	if clustered {
 		sipConfigForCluster(&sc, d.membersP.Load)
 	}
+	agents, err := d.agentDialer()
+	if err != nil {
+		return err
+	}
+	d.ai = newAIMetrics()
+	sc.Bridger, sc.AIConnectTimeout, sc.AIStats, sc.AgentHost = agents, d.cfg.AIConnectTimeout, d.ai.st, d.cfg.AgentSIPHost
 	d.sip = sipplane.New(sc)
 	d.met = newMetrics(d.sip)
+	d.met.reg.MustRegister(d.ai)
 	if d.cfg.MetricsListen != "" {
 		if err := d.met.listen(d.cfg.MetricsListen); err != nil {
 			return fmt.Errorf("-metrics-listen: %w", err)
 		}
 	}
 	if clustered {
+		// Agents live in the bbolt store; on etcd their operations
+		// answer ERR_UNAVAILABLE (docs/operations.md, known limits).
 		if err := d.startCluster(key); err != nil {
 			return err
 		}
@@ -102,6 +112,9 @@ func (d *Daemon) start() error {
 			return err
 		}
 		d.svc = control.New(d.db, sipPlane{d.sip})
+		if err := d.svc.UseAgents(context.Background(), d.db, d.sip); err != nil {
+			return err
+		}
 		if err := d.svc.Load(context.Background()); err != nil {
 			return err
 		}

@@ -14,10 +14,10 @@ import (
 // refusing what the plane cannot do yet.
 func (p *Plane) build(ctx context.Context, t *trunk.Trunk) (*live, error) {
 	t = t.Clone()
-	if !t.RejectIncomingCalls && t.InboundRule == trunk.RuleHandleAI {
-		return nil, trunk.FieldErrorf("inbound_rule", "HANDLE_AI is not built yet: this trunkd cannot bridge calls to an AI; use REJECT, PLAY_AND_HANGUP or NOTIFY_AND_HANGUP")
-	}
 	lv := &live{t: t, bind: bindKey(t.InternalSIPIP, t.SourcePBXPort)}
+	if err := p.buildAI(t, lv); err != nil {
+		return nil, err
+	}
 	lv.regKey = regKey(t, lv.bind)
 	lv.codecs = codecsFor(t.CodecPreferences)
 	if len(lv.codecs) == 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/trunkd/trunkd/media/audio"
+	"github.com/trunkd/trunkd/media/bridge"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -50,6 +52,8 @@ type outboundCall struct {
 	hangupOnce sync.Once
 	bye        chan struct{} // closed when a hangup is asked for
 	rtp        *rtpWatch
+	agent      bridge.Agent  // set before the INVITE when the call goes to an AI agent
+	target     bridge.Target // the agent's target
 }
 
 // Dial places a call through trunk r.TrunkID and returns once the INVITE
@@ -63,6 +67,10 @@ func (p *Plane) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult
 		return trunk.DialResult{}, err
 	}
 	ruri, err := dialURI(lv.t, r.To)
+	if err != nil {
+		return trunk.DialResult{}, err
+	}
+	aiURL, err := dialAIURL(lv.t, r)
 	if err != nil {
 		return trunk.DialResult{}, err
 	}
@@ -84,20 +92,79 @@ func (p *Plane) Dial(ctx context.Context, r trunk.DialRequest) (trunk.DialResult
 		// The breaker's text is ours and says until when: keep it.
 		return trunk.DialResult{}, trunk.Wrap(trunk.ECIRCUITOPEN, err, "trunk %q: %s", lv.t.TrunkID, err)
 	}
-	c, err := p.newOutboundCall(lv, h, ruri, r)
+	codecs := lv.codecs
+	if aiURL != "" {
+		codecs = bridgeCodecs(lv.codecs) // the bridge speaks G.711 only
+	}
+	c, err := p.newOutboundCall(lv, h, ruri, r, codecs)
 	if err != nil {
 		lv.slots.release()
 		h.breaker.Release() // never sent: no verdict on the carrier
 		return trunk.DialResult{}, err
 	}
+	if aiURL != "" {
+		if err := c.connectAgent(ctx, aiURL, r); err != nil {
+			h.breaker.Release()
+			c.end()
+			return trunk.DialResult{}, err
+		}
+	}
 	res := c.invite(ctx, r.Timeout)
 	c.record(res)
 	if !res.Answered {
+		if c.agent != nil {
+			_ = c.agent.Close(true, "call not answered: "+res.Reason)
+		}
 		c.end()
 		return res, nil
 	}
 	go c.run(r)
 	return res, nil
+}
+
+// dialAIURL is the agent a Dial bridges to: the request's ai_url, else the
+// trunk's ai_websocket_url unless the request plays audio_url.
+func dialAIURL(t *trunk.Trunk, r trunk.DialRequest) (string, error) {
+	switch {
+	case r.AIURL != "" && r.AudioURL != "":
+		return "", trunk.FieldErrorf("ai_url", "audio_url and ai_url are exclusive: a call plays a file or talks to an agent")
+	case r.AIURL != "":
+		u, err := url.Parse(r.AIURL)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss" && u.Scheme != "quic") || u.Host == "" {
+			return "", trunk.FieldErrorf("ai_url", "%q is not a ws://, wss:// or quic:// URL", r.AIURL)
+		}
+		return r.AIURL, nil
+	case r.AudioURL == "" && t.AIWebsocketURL != "":
+		return t.AIWebsocketURL, nil
+	case r.AudioURL == "":
+		return t.AIQUICURL, nil
+	}
+	return "", nil
+}
+
+// connectAgent connects the call's agent before the INVITE goes out, so
+// that an answered call never waits for it and an unreachable agent
+// places no call (EUNAVAILABLE).
+func (c *outboundCall) connectAgent(ctx context.Context, aiURL string, r trunk.DialRequest) error {
+	if c.p.cfg.Bridger == nil {
+		return trunk.FieldErrorf("ai_url", "this trunkd has no AI bridge configured")
+	}
+	if !c.p.supports(aiURL) {
+		return trunk.FieldErrorf("ai_url", "this trunkd has no agent transport for %q", aiURL)
+	}
+	t := c.lv.t
+	agentID := r.AgentID
+	if agentID == "" {
+		agentID = t.AgentID
+	}
+	c.target = bridge.Target{URL: aiURL, Token: t.APIBearerToken, TrunkID: t.TrunkID, AgentID: agentID,
+		CallID: c.info.CallID, From: c.info.From, To: c.info.To, Direction: trunk.Outbound}
+	ag, err := c.p.connectAgent(ctx, c.target)
+	if err != nil {
+		return trunk.Wrap(trunk.EUNAVAILABLE, err, "AI agent unreachable: %v", err)
+	}
+	c.agent = ag
+	return nil
 }
 
 // dialTrunk finds the live trunk.
@@ -152,12 +219,15 @@ func formatFor(c media.Codec) audio.Format {
 // newOutboundCall prepares the dialog: our own RTP sockets from the trunk's
 // range, From, Call-ID, Route through the proxy; it counts the call as in
 // flight.
-func (p *Plane) newOutboundCall(lv *live, h *health, ruri sip.Uri, r trunk.DialRequest) (*outboundCall, error) {
+func (p *Plane) newOutboundCall(lv *live, h *health, ruri sip.Uri, r trunk.DialRequest, codecs []media.Codec) (*outboundCall, error) {
+	if len(codecs) == 0 {
+		return nil, trunk.FieldErrorf("codec_preferences", "the AI bridge needs PCMU or PCMA in the trunk's codec_preferences")
+	}
 	d, err := lv.l.dg.NewDialog(ruri, diago.NewDialogOptions{Transport: lv.t.Transport.Network()})
 	if err != nil {
 		return nil, trunk.Wrap(trunk.EUNAVAILABLE, err, "cannot create the dialog")
 	}
-	ms, port, socks, err := lv.newSession(lv.codecs)
+	ms, port, socks, err := lv.newSession(codecs)
 	if err != nil {
 		d.Close()
 		return nil, trunk.Wrap(trunk.ECHANNELLIMIT, err, "trunk %q: no free RTP port in %d-%d", lv.t.TrunkID, lv.t.RTPStartPort, lv.t.RTPEndPort)
@@ -347,18 +417,25 @@ func (c *outboundCall) accept(ctx context.Context) (bool, int, string) {
 // for a hangup, max_duration or the far end's BYE.
 func (c *outboundCall) run(r trunk.DialRequest) {
 	defer c.end()
-	w := watchRTP(c.d.RTPPacketReader, c.d.RTPSession(), c.clockRate())
-	c.mu.Lock()
-	c.rtp = w
-	c.mu.Unlock()
 	var limit <-chan time.Time
 	if r.MaxDuration > 0 {
 		t := time.NewTimer(r.MaxDuration)
 		defer t.Stop()
 		limit = t.C
 	}
+	reader := c.d.RTPPacketReader
+	if c.agent != nil {
+		reader = nil // the bridge reads the call's RTP, feeding the tracker as a tap
+	}
+	w := watchRTP(reader, c.d.RTPSession(), c.clockRate())
+	c.mu.Lock()
+	c.rtp = w
+	c.mu.Unlock()
 	played := make(chan struct{})
-	if r.AudioURL != "" {
+	switch {
+	case c.agent != nil:
+		go func() { c.bridge(); close(played) }()
+	case r.AudioURL != "":
 		go func() { c.play(r.AudioURL); close(played) }()
 	}
 	select {
@@ -372,6 +449,23 @@ func (c *outboundCall) run(r trunk.DialRequest) {
 	defer cancel()
 	if err := c.d.Bye(ctx); err != nil {
 		c.p.log.Debug("BYE", "call_id", c.info.CallID, "err", err)
+	}
+}
+
+// bridge runs the answered call's bridge to its agent until either side
+// ends; run then hangs up.
+func (c *outboundCall) bridge() {
+	codecs := c.d.MediaSession().CommonCodecs()
+	codec := codecs[0]
+	if len(bridgeCodecs([]media.Codec{codec})) == 0 {
+		_ = c.agent.Close(false, "the call has no G.711 codec")
+		c.p.log.Warn("answered without PCMU or PCMA; cannot bridge", "trunk_id", c.lv.t.TrunkID, "codec", codec.Name)
+		return
+	}
+	ph := phone(c.d.RTPPacketReader, c.d.RTPPacketWriter, codecs, c.rtp)
+	end := c.p.runBridge(c.d.Context(), c.lv, c.agent, ph, c.target)
+	if !end.ByCaller {
+		c.p.log.Info("agent ended the call", "trunk_id", c.lv.t.TrunkID, "call_id", c.info.CallID, "reason", end.Reason)
 	}
 }
 

@@ -43,10 +43,12 @@
 //
 // # Where the next capabilities plug in
 //
-//   - The AI bridge (media/bridge): a Bridger in Config, as AudioSource
-//     is, and actBridge in verdict.go, run by inboundCall.run; build stops
-//     refusing HANDLE_AI. The bridge then becomes the reader of a call's
-//     RTP in place of rtpWatch, feeding rtpstats.
+//   - The AI bridge (media/bridge) is wired in bridged.go: Config.Bridger
+//     connects agents, actBridge (HANDLE_AI, or a Request-URI naming a
+//     deployed agent, agents.go) connects while ringing and answers once
+//     connected; outbound Dial connects before the INVITE. The bridge is
+//     the reader of a bridged call's RTP, feeding rtpWatch's tracker as a
+//     tap.
 //
 // # Where it can hurt you
 //

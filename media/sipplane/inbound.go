@@ -99,6 +99,8 @@ func policy(t *trunk.Trunk) (action, string) {
 		return actPlay, t.InboundAudioURL
 	case trunk.RuleNotifyAndHangup:
 		return actNotify, ""
+	case trunk.RuleHandleAI:
+		return actBridge, ""
 	}
 	return actReply, ""
 }
@@ -111,6 +113,8 @@ func (c *inboundCall) run(v verdict) {
 	case actNotify:
 		c.p.notify(c.d.Context(), c.lv.t, c.d.InviteRequest)
 		c.reject()
+	case actBridge:
+		c.bridge(v.agent)
 	default:
 		c.reject()
 	}
@@ -331,6 +335,16 @@ func sourceIP(src string) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap()
+}
+
+// ruriUser extracts the user of a SIP URI ("" when it has none or does
+// not parse).
+func ruriUser(s string) string {
+	var u sip.Uri
+	if s == "" || sip.ParseUri(s, &u) != nil {
+		return ""
+	}
+	return u.User
 }
 
 // ruriHost extracts the host of a SIP URI.

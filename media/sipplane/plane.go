@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/diago/media"
 	"github.com/emiago/sipgo/sip"
 	"github.com/trunkd/trunkd/media/audio"
+	"github.com/trunkd/trunkd/media/bridge"
 	"github.com/trunkd/trunkd/media/sipplane/register"
 	"github.com/trunkd/trunkd/trunk"
 )
@@ -44,6 +45,14 @@ type Config struct {
 	// channel_limit (in a cluster each node holds a share); nil: all of
 	// it. It is asked at every call setup, so a new share applies at once.
 	ChannelShare func(trunkID string, limit uint32) uint32
+
+	// Bridger connects calls to AI agents (HANDLE_AI, Dial to an agent);
+	// nil refuses them. AIConnectTimeout bounds connecting while the call
+	// rings; 3s. AIStats, if set, gathers every bridge's counters.
+	Bridger          bridge.Connector
+	AIConnectTimeout time.Duration
+	AIStats          *bridge.Stats
+	AgentHost        string // host of deployed agents' SIP URIs; the first interface address
 }
 
 // AudioSource fetches audio converted to a call's format.
@@ -70,6 +79,7 @@ type Plane struct {
 	listeners listeners
 	table     atomic.Pointer[table]
 	calls     calls
+	agents    sync.Map // agent_id -> *trunk.Agent, the deployed ones
 	active    atomic.Int64
 	closing   atomic.Bool
 	bulk      atomic.Bool // LoadAll in progress: the table is built once at its end
@@ -107,6 +117,12 @@ func New(cfg Config) *Plane {
 		cfg.Breaker = trunk.DefaultBreakerConfig()
 	}
 	cfg.TLS.defaults()
+	if cfg.AIConnectTimeout <= 0 {
+		cfg.AIConnectTimeout = 3 * time.Second
+	}
+	if cfg.AIStats == nil {
+		cfg.AIStats = &bridge.Stats{}
+	}
 	if cfg.QualityWindow <= 0 {
 		cfg.QualityWindow = trunk.DefaultQualityWindow
 	}
@@ -197,6 +213,7 @@ type live struct {
 	rtpIP   net.IP         // bind address for RTP sockets
 	extRTP  net.IP         // advertised in SDP; nil means rtpIP
 	addrs   atomic.Pointer[addrSet]
+	bargein bridge.Params          // for bridged calls
 	regKey  string                 // "" without require_registration
 	reg     *register.Registration // set by Commit; nil when not registering
 }
@@ -444,8 +461,8 @@ func (p *Plane) Explain(source, listener, ruri string) (trunk.Match, error) {
 	if err != nil {
 		return trunk.Match{}, trunk.FieldErrorf("request_uri", "%v", err)
 	}
-	_, m := p.table.Load().match(key, src.Unmap(), host)
-	return m, nil
+	lv, m := p.table.Load().match(key, src.Unmap(), host)
+	return p.explainAgent(m, lv, ruriUser(ruri)), nil
 }
 
 // Shutdown stops taking calls (new INVITEs get 503), waits for calls in

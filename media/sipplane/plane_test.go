@@ -142,14 +142,20 @@ func newUAC(t testing.TB, ip string, opts ...diago.DiagoOption) *uac {
 // answered, or the final code.
 func (u *uac) call(t testing.TB, port uint16, opts diago.InviteOptions) (*diago.DialogClientSession, int) {
 	t.Helper()
+	return u.callUser(t, "100", port, opts)
+}
+
+// callUser is call with a Request-URI user.
+func (u *uac) callUser(t testing.TB, user string, port uint16, opts diago.InviteOptions) (*diago.DialogClientSession, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d, err := u.dg.Invite(ctx, sip.Uri{User: "100", Host: "127.0.0.1", Port: int(port)}, opts)
+	d, err := u.dg.Invite(ctx, sip.Uri{User: user, Host: "127.0.0.1", Port: int(port)}, opts)
 	if err != nil && strings.Contains(err.Error(), "address already in use") {
 		// sipgo registers a just-started listener's socket for reuse
 		// asynchronously; the first request can race it.
 		time.Sleep(50 * time.Millisecond)
-		d, err = u.dg.Invite(ctx, sip.Uri{User: "100", Host: "127.0.0.1", Port: int(port)}, opts)
+		d, err = u.dg.Invite(ctx, sip.Uri{User: user, Host: "127.0.0.1", Port: int(port)}, opts)
 	}
 	if err == nil {
 		return d, 200
@@ -284,15 +290,16 @@ func TestBindFailureChangesNothing(t *testing.T) {
 	}
 }
 
-func TestHandleAIRefused(t *testing.T) {
+func TestHandleAIRefusedWithoutBridge(t *testing.T) {
 	p := newPlane(t, Config{})
 	tr := testTrunk("ai", siptest.FreePort(t, "127.0.0.1"))
 	tr.RejectIncomingCalls = false
 	tr.InboundRule = trunk.RuleHandleAI
+	tr.InboundAIWebsocketURL = "ws://127.0.0.1:1/agent"
 	_, err := p.Prepare(context.Background(), tr)
 	var te *trunk.Error
-	if !errors.As(err, &te) || te.Field != "inbound_rule" || !strings.Contains(te.Message, "not built") {
-		t.Fatalf("Prepare(HANDLE_AI) = %v; want a clear not-built error on inbound_rule", err)
+	if !errors.As(err, &te) || te.Field != "inbound_rule" || !strings.Contains(te.Message, "no AI bridge") {
+		t.Fatalf("Prepare(HANDLE_AI) without a Bridger = %v; want a clear error on inbound_rule", err)
 	}
 }
 
@@ -394,6 +401,9 @@ func TestChannelLimit(t *testing.T) {
 		t.Errorf("third concurrent call got %d; want 503", got)
 	}
 	wg.Wait()
+	// The caller sees the BYE before trunkd has its 200 OK and frees the
+	// slot: wait for trunkd's side of the calls to end.
+	waitFor(t, "the calls to end", func() bool { return p.status("small").ActiveCalls == 0 })
 	if got := u.code(t, port); got != 200 {
 		t.Errorf("call after the others ended got %d; want 200", got)
 	}

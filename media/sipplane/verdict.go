@@ -11,12 +11,13 @@ import (
 type outcome string
 
 const (
-	outNone         outcome = ""              // not counted: no trunk, or shutting down
-	outAnswered     outcome = "answered"      // answered (inbound: played to; outbound: the carrier answered)
-	outRejected     outcome = "rejected"      // refused by the trunk's policy, reject_sip_code
-	outRefused      outcome = "refused"       // inbound, over channel_limit or for its media
-	outNotAnswered  outcome = "not_answered"  // outbound, the carrier did not answer (busy, declined, ...)
-	outCarrierFault outcome = "carrier_fault" // outbound, a carrier failure the breaker counts
+	outNone          outcome = ""               // not counted: no trunk, or shutting down
+	outAnswered      outcome = "answered"       // answered (inbound: played to; outbound: the carrier answered)
+	outRejected      outcome = "rejected"       // refused by the trunk's policy, reject_sip_code
+	outRefused       outcome = "refused"        // inbound, over channel_limit or for its media
+	outNotAnswered   outcome = "not_answered"   // outbound, the carrier did not answer (busy, declined, ...)
+	outCarrierFault  outcome = "carrier_fault"  // outbound, a carrier failure the breaker counts
+	outAIUnavailable outcome = "ai_unavailable" // HANDLE_AI: the agent could not be reached; 503 before answer
 )
 
 // action is what the plane does with an inbound call.
@@ -26,8 +27,7 @@ const (
 	actReply  action = iota // send the verdict's final response; no dialog is needed
 	actPlay                 // answer, play the audio, hang up
 	actNotify               // POST the webhook, then reply reject_sip_code
-	// actBridge will go here: answer and hand the call's audio to the AI
-	// bridge (HANDLE_AI, media/bridge). Until then build refuses HANDLE_AI.
+	actBridge               // connect the AI agent while ringing, answer, bridge (HANDLE_AI)
 )
 
 // cause says why a verdict is a final reply, for its log line.
@@ -48,8 +48,9 @@ const (
 type verdict struct {
 	lv      *live
 	act     action
-	url     string // audio to play, for actPlay
-	offer   *offer // the checked SDP offer; nil without a body
+	agent   *trunk.Agent // for actBridge: the deployed agent the Request-URI names; nil for the trunk's
+	url     string       // audio to play, for actPlay
+	offer   *offer       // the checked SDP offer; nil without a body
 	code    int
 	reason  string
 	hdrs    []sip.Header
@@ -83,7 +84,11 @@ func (l *listener) decide(req *sip.Request) verdict {
 	}
 	act, url := policy(lv.t)
 	v := verdict{lv: lv, act: act, url: url}
-	if body := req.Body(); len(body) > 0 || act == actPlay {
+	if a := p.agentFor(req.Recipient.User); a != nil && a.Org() == lv.t.Org() && !lv.t.RejectIncomingCalls {
+		v.act, v.url, v.agent = actBridge, "", a
+		act = actBridge
+	}
+	if body := req.Body(); len(body) > 0 || act == actPlay || act == actBridge {
 		o, code, why := checkOffer(lv, body)
 		if code != 0 {
 			return verdict{lv: lv, code: code, reason: why, outcome: outRefused, cause: causeMedia, detail: why}

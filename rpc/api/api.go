@@ -89,6 +89,12 @@ func init() {
 		def("Dial", auth.ScopeCalls, "", func() *DialRequest { return &DialRequest{} }, (*Handler).dial),
 		def("Hangup", auth.ScopeCalls, "", func() *CallIDRequest { return &CallIDRequest{} }, (*Handler).hangup),
 		def("ListCalls", auth.ScopeRead, "", func() *ListCallsRequest { return &ListCallsRequest{} }, (*Handler).listCalls),
+		def("PutAgent", auth.ScopeAgentsManage, "", func() *AgentRequest { return &AgentRequest{} }, (*Handler).putAgent),
+		def("GetAgent", auth.ScopeAgentsRead, "", func() *AgentIDRequest { return &AgentIDRequest{} }, (*Handler).getAgent),
+		def("ListAgents", auth.ScopeAgentsRead, "", func() *ListAgentsRequest { return &ListAgentsRequest{} }, (*Handler).listAgents),
+		def("RemoveAgent", auth.ScopeAgentsManage, "", func() *AgentIDRequest { return &AgentIDRequest{} }, (*Handler).removeAgent),
+		def("DeployAgentAsSip", auth.ScopeAgentsManage, "", func() *AgentIDRequest { return &AgentIDRequest{} }, (*Handler).deployAgent),
+		def("UndeployAgentAsSip", auth.ScopeAgentsManage, "", func() *AgentIDRequest { return &AgentIDRequest{} }, (*Handler).undeployAgent),
 	} {
 		methods[m.Name] = m
 	}
@@ -249,6 +255,8 @@ func (h *Handler) dial(ctx context.Context, req *DialRequest) (DialResponse, err
 		From:        req.From,
 		Timeout:     timeout,
 		AudioURL:    req.AudioURL,
+		AIURL:       req.AIURL,
+		AgentID:     req.AgentID,
 		MaxDuration: time.Duration(req.MaxDurationSec) * time.Second,
 	}, access(ctx))
 	if err != nil {
@@ -286,8 +294,13 @@ func (r *DialRequest) validate() (time.Duration, error) {
 	case sec > MaxDialTimeoutSec:
 		return 0, trunk.FieldErrorf("timeout_sec", "%d is above the maximum of %d", sec, MaxDialTimeoutSec)
 	}
-	if err := trunk.CheckText("audio_url", r.AudioURL); err != nil {
-		return 0, err
+	for _, f := range []struct{ name, value string }{{"audio_url", r.AudioURL}, {"ai_url", r.AIURL}, {"agent_id", r.AgentID}} {
+		if err := trunk.CheckText(f.name, f.value); err != nil {
+			return 0, err
+		}
+	}
+	if r.AIURL != "" && r.AudioURL != "" {
+		return 0, trunk.FieldErrorf("ai_url", "audio_url and ai_url are exclusive: a call plays a file or talks to an agent")
 	}
 	return time.Duration(sec) * time.Second, nil
 }

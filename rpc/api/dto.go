@@ -256,6 +256,11 @@ type DialRequest struct {
 	TimeoutSec     uint32 `json:"timeout_sec"`      // ring time; 0 for DefaultDialTimeoutSec
 	AudioURL       string `json:"audio_url"`        // played once answered, then hang up; "" to stay up
 	MaxDurationSec uint32 `json:"max_duration_sec"` // hang up after this long answered; 0 for no limit
+	// AIURL bridges the answered call to this agent (ws:// or wss://)
+	// instead of the trunk's ai_websocket_url; exclusive with AudioURL.
+	// Left out when empty, so older clients and servers are unaffected.
+	AIURL   string `json:"ai_url,omitempty"`
+	AgentID string `json:"agent_id,omitempty"` // told to the agent in start; "" for the trunk's agent_id
 }
 
 // DialResponse is the final outcome of a Dial's INVITE. A call the carrier

@@ -25,6 +25,8 @@ const (
 	CodeChannelLimit     = "ERR_CHANNEL_LIMIT"
 	CodeCircuitOpen      = "ERR_CIRCUIT_OPEN"
 	CodeUnknownCall      = "ERR_UNKNOWN_CALL"
+	CodeUnknownAgent     = "ERR_UNKNOWN_AGENT"
+	CodePrecondition     = "ERR_FAILED_PRECONDITION"
 	CodeInternal         = "ERR_INTERNAL"
 )
 
@@ -101,6 +103,10 @@ func WireError(err error) (e *Error, internal bool) {
 		return &Error{Code: CodeCircuitOpen, Message: te.Message}, false
 	case trunk.ENOCALL:
 		return &Error{Code: CodeUnknownCall, Message: te.Message}, false
+	case trunk.ENOAGENT:
+		return &Error{Code: CodeUnknownAgent, Message: te.Message}, false
+	case trunk.EPRECONDITION:
+		return &Error{Code: CodePrecondition, Message: te.Message}, false
 	}
 	return &Error{Code: CodeInternal, Message: "internal error"}, true
 }

@@ -26,6 +26,9 @@ const (
 	ScopeManage = "trunks:manage" // everything
 	ScopeCalls  = "calls:manage"  // Dial, Hangup
 	ScopeAdmin  = "trunks:admin"  // the operator: everything, in every organization, managed trunks too
+
+	ScopeAgentsRead   = "agents:read"   // GetAgent, ListAgents
+	ScopeAgentsManage = "agents:manage" // the agent reads plus PutAgent, RemoveAgent, DeployAgentAsSip, UndeployAgentAsSip
 )
 
 // Token limits.
@@ -86,6 +89,8 @@ const (
 	grantManage
 	grantCalls
 	grantAdmin
+	grantAgentsRead
+	grantAgentsManage
 )
 
 // NewAuthenticator checks cfg and returns an Authenticator for it.
@@ -220,6 +225,10 @@ func (s scopeSet) allows(scope string) bool {
 		return s&grantManage != 0
 	case ScopeCalls:
 		return s&(grantCalls|grantManage) != 0
+	case ScopeAgentsRead:
+		return s&(grantAgentsRead|grantAgentsManage|grantManage) != 0
+	case ScopeAgentsManage:
+		return s&(grantAgentsManage|grantManage) != 0
 	}
 	return false
 }
@@ -236,6 +245,10 @@ func parseScopes(claim string) scopeSet {
 			s |= grantCalls
 		case ScopeAdmin:
 			s |= grantAdmin
+		case ScopeAgentsRead:
+			s |= grantAgentsRead
+		case ScopeAgentsManage:
+			s |= grantAgentsManage
 		}
 	}
 	return s

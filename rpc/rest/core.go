@@ -27,9 +27,7 @@ import (
 //	inbound_config.media_encryption       -> inbound_media_encryption
 //	outbound_config.media_encryption      -> outbound_media_encryption
 //
-// enable_noise_cancellation has no trunk field yet (the AI bridge adds
-// it): until then only false is accepted, and true is refused naming the
-// field.
+//	inbound_config.enable_noise_cancellation -> enable_noise_cancellation
 
 // CoreTrunk is a trunk as the BYOC face shows it.
 type CoreTrunk struct {
@@ -80,7 +78,8 @@ var (
 
 func newCoreTrunk(rec *api.TrunkRecord, createdAt, updatedAt string) CoreTrunk {
 	c := CoreTrunk{ID: rec.TrunkID, Name: rec.Name, OrganizationID: rec.Org(), CreatedAt: createdAt, UpdatedAt: updatedAt,
-		InboundConfig: CoreInbound{MediaEncryption: rec.InboundMediaEncryption.String(), AllowedAddresses: rec.AllowedAddresses}}
+		InboundConfig: CoreInbound{EnableNoiseCancellation: rec.EnableNoiseCancellation,
+			MediaEncryption: rec.InboundMediaEncryption.String(), AllowedAddresses: rec.AllowedAddresses}}
 	if rec.ManagedAccountID != "" {
 		c.ManagedAccountID = &rec.ManagedAccountID
 	}
@@ -105,9 +104,7 @@ func (b *coreBody) apply(t *trunk.Trunk) error {
 	if in == nil {
 		in = &CoreInbound{}
 	}
-	if in.EnableNoiseCancellation {
-		return trunk.FieldErrorf("inbound_config.enable_noise_cancellation", "noise cancellation is not built yet in this trunkd (it arrives with the AI bridge); send false or leave it out")
-	}
+	t.EnableNoiseCancellation = in.EnableNoiseCancellation
 	enc, err := enumValue("inbound_config.media_encryption", in.MediaEncryption, encryptions)
 	if err != nil {
 		return err
@@ -183,6 +180,7 @@ var coreFields = map[string]string{
 	"transport":                 "outbound_config.transport",
 	"inbound_media_encryption":  "inbound_config.media_encryption",
 	"outbound_media_encryption": "outbound_config.media_encryption",
+	"enable_noise_cancellation": "inbound_config.enable_noise_cancellation",
 }
 
 // coreField renames the field of a validation error to its BYOC name.

@@ -16,6 +16,7 @@ import (
 	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/rpc/rest"
 	"github.com/trunkd/trunkd/trunk"
+	"github.com/trunkd/trunkd/trunk/control"
 )
 
 // raw sends body as it is, with the extra headers hdr.
@@ -118,7 +119,7 @@ func TestCoreRefusals(t *testing.T) {
 		{"transport unknown", `{"name": "x", ` + out + `, "transport": "SCTP"}}`, 400, api.CodeInvalidArgument, "outbound_config.transport"},
 		{"media encryption unknown", `{"name": "x", "inbound_config": {"media_encryption": "DTLS"}}`, 400, api.CodeInvalidArgument, "inbound_config.media_encryption"},
 		{"media encryption lower case", `{"name": "x", ` + out + `, "media_encryption": "disable"}}`, 400, api.CodeInvalidArgument, "outbound_config.media_encryption"},
-		{"noise cancellation", `{"name": "x", "inbound_config": {"enable_noise_cancellation": true}}`, 400, api.CodeInvalidArgument, "inbound_config.enable_noise_cancellation"},
+		{"noise cancellation not a bool", `{"name": "x", "inbound_config": {"enable_noise_cancellation": "yes"}}`, 400, api.CodeInvalidArgument, "inbound_config.enable_noise_cancellation"},
 		{"no password", `{"name": "x", "outbound_config": {"address": "192.0.2.1", "auth_username": "u"}}`, 400, api.CodeInvalidArgument, "outbound_config.auth_password"},
 		{"address as URI", `{"name": "x", "outbound_config": {"address": "sip:192.0.2.1", "auth_username": "u", "auth_password": "p"}}`, 400, api.CodeInvalidArgument, "outbound_config.address"},
 		{"bad CIDR", `{"name": "x", "inbound_config": {"allowed_addresses": ["10.0.0.0/40"]}}`, 400, api.CodeInvalidArgument, "inbound_config.allowed_addresses"},
@@ -134,7 +135,7 @@ func TestCoreRefusals(t *testing.T) {
 	status, _, body := f.raw(t, "POST", "/core/trunks", orgToken(t, auth.ScopeManage, "acme"), map[string]string{rest.OrgHeader: "globex"}, []byte(`{"name": "x"}`))
 	wantError(t, "wrong org header", status, body, http.StatusForbidden, api.CodePermissionDenied, "")
 	status, _, body = f.raw(t, "POST", "/core/agents/a1/deploy-as-sip", tok, nil, nil)
-	wantError(t, "deploy-as-sip", status, body, http.StatusNotImplemented, api.CodeNotImplemented, "")
+	wantError(t, "deploy-as-sip of an unknown agent", status, body, http.StatusNotFound, api.CodeUnknownAgent, "")
 	status, _, body = f.raw(t, "GET", "/nowhere", tok, nil, nil)
 	wantError(t, "unknown route", status, body, http.StatusNotFound, api.CodeUnknownMethod, "")
 }
@@ -267,5 +268,33 @@ func TestCoreSecureSIP(t *testing.T) {
 		stored.InboundMediaEncryption != trunk.EncryptAllow || stored.OutboundMediaEncryption != trunk.EncryptRequire {
 		t.Errorf("stored transport %v tls port %d, in %v, out %v; want TLS 5061 ALLOW REQUIRE",
 			stored.Transport, stored.SIPTLSPort, stored.InboundMediaEncryption, stored.OutboundMediaEncryption)
+	}
+}
+
+// TestCoreDeployAsSIP: the BYOC deploy-as-sip routes: 409 for an agent
+// without a published version, {uri, deployed} and idempotent otherwise;
+// another organization's agent is 404.
+func TestCoreDeployAsSIP(t *testing.T) {
+	f := newFixture(t)
+	tok := token(t, auth.ScopeManage)
+	for _, a := range []trunk.Agent{{AgentID: "draft", WebsocketURL: "wss://a.example.com/"},
+		{AgentID: "sales", WebsocketURL: "wss://a.example.com/", Published: true}} {
+		if err := f.svc.PutAgent(context.Background(), &a, control.Access{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, _, body := f.raw(t, "POST", "/core/agents/draft/deploy-as-sip", tok, nil, nil)
+	wantError(t, "deploy unpublished", status, body, http.StatusConflict, api.CodePrecondition, "")
+	for i := range 2 {
+		status, _, body = f.raw(t, "POST", "/core/agents/sales/deploy-as-sip", tok, nil, nil)
+		if status != http.StatusOK || !strings.Contains(string(body), `"uri":"sip:sales@sip.example.com"`) || !strings.Contains(string(body), `"deployed":true`) {
+			t.Errorf("deploy #%d = %d %s; want 200 {uri, deployed: true}", i+1, status, body)
+		}
+	}
+	status, _, body = f.raw(t, "POST", "/core/agents/sales/deploy-as-sip", orgToken(t, auth.ScopeManage, "globex"), nil, nil)
+	wantError(t, "another organization's agent", status, body, http.StatusNotFound, api.CodeUnknownAgent, "")
+	status, _, body = f.raw(t, "DELETE", "/core/agents/sales/deploy-as-sip", tok, nil, nil)
+	if status != http.StatusOK || !strings.Contains(string(body), `"deployed":false`) {
+		t.Errorf("undeploy = %d %s; want 200 deployed false", status, body)
 	}
 }

@@ -19,7 +19,7 @@
 //	GET    /core/trunks/{id}              BYOC read                          200 CoreTrunk; 404
 //	PUT    /core/trunks/{id}              BYOC replace (other fields kept)   200 CoreTrunk; 400 when managed
 //	DELETE /core/trunks/{id}              BYOC delete                        204; 400 when managed
-//	POST, DELETE /core/agents/{id}/deploy-as-sip                             501 until agents exist
+//	POST, DELETE /core/agents/{id}/deploy-as-sip   {uri, deployed}; 404 unknown agent, 409 no published version
 //
 // An error is its status with the JSON body {"code", "message", "field"}
 // of api.Error. Listen serves a Server over HTTP/1.1 and HTTP/2 on TCP and

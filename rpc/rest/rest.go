@@ -68,8 +68,8 @@ func NewServer(cfg Config) *Server {
 	s.route("GET /core/trunks/{id}", "GetTrunk", s.trunkID, coreFound)
 	s.routeFunc("PUT /core/trunks/{id}", "UpdateTrunk", s.updateCore)
 	s.route("DELETE /core/trunks/{id}", "RemoveTrunk", s.trunkID, noContent)
-	s.routeFunc("POST /core/agents/{id}/deploy-as-sip", "DeployAgentAsSIP", notBuilt)
-	s.routeFunc("DELETE /core/agents/{id}/deploy-as-sip", "UndeployAgentAsSIP", notBuilt)
+	s.route("POST /core/agents/{id}/deploy-as-sip", "DeployAgentAsSip", agentID, ok)
+	s.route("DELETE /core/agents/{id}/deploy-as-sip", "UndeployAgentAsSip", agentID, ok)
 	s.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	s.routes = append(s.routes, "GET /openapi.json")
 	s.mux.HandleFunc("/", s.notFound)
@@ -140,9 +140,9 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.fail(w, "", api.Errorf(api.CodeUnknownMethod, "no route %s %s (see /openapi.json)", r.Method, r.URL.Path))
 }
 
-// notBuilt answers the agent routes until agents exist.
-func notBuilt(w http.ResponseWriter, r *http.Request, c caller) error {
-	return api.Errorf(api.CodeNotImplemented, "agents are not built yet in this trunkd: deploy-as-sip arrives with the AI bridge")
+// agentID is the request of the agent routes: the agent named in the path.
+func agentID(_ http.ResponseWriter, r *http.Request, c caller) (any, error) {
+	return &api.AgentIDRequest{AdminToken: c.token, Org: c.org, AgentID: r.PathValue("id")}, nil
 }
 
 // bearer returns the token of an "Authorization: Bearer" header, or "".
@@ -283,9 +283,9 @@ func Status(code string) int {
 		return http.StatusUnauthorized
 	case api.CodePermissionDenied:
 		return http.StatusForbidden
-	case api.CodeInvalidTrunk, api.CodeUnknownCall, api.CodeUnknownMethod:
+	case api.CodeInvalidTrunk, api.CodeUnknownCall, api.CodeUnknownMethod, api.CodeUnknownAgent:
 		return http.StatusNotFound
-	case api.CodeTrunkExists:
+	case api.CodeTrunkExists, api.CodePrecondition:
 		return http.StatusConflict
 	case api.CodeConflict:
 		return http.StatusPreconditionFailed

@@ -2,6 +2,7 @@ package rest_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,6 +27,7 @@ var secret = []byte("0123456789abcdef0123456789abcdef")
 // fixture is a REST server over HTTP/2 and TLS in front of a real
 // control.Service with an in-memory store and a fake SIP plane.
 type fixture struct {
+	svc   *control.Service
 	url   string
 	hc    *http.Client
 	store *controltest.MemStore
@@ -58,7 +60,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{store: controltest.NewMemStore(), plane: &controltest.Plane{}, logs: &logBuf{}}
-	srv := rest.NewServer(rest.Config{Service: control.New(f.store, f.plane), Auth: authn,
+	svc := control.New(f.store, f.plane)
+	f.svc = svc
+	if err := svc.UseAgents(context.Background(), controltest.NewMemAgents(), &controltest.AgentPlane{Host: "sip.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	srv := rest.NewServer(rest.Config{Service: svc, Auth: authn,
 		Logger: slog.New(slog.NewTextHandler(f.logs, nil))})
 	ts := httptest.NewUnstartedServer(srv)
 	ts.EnableHTTP2 = true

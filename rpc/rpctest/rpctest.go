@@ -25,6 +25,9 @@ type Options struct {
 	Store  control.Store // nil for a new controltest.MemStore
 	Plane  control.Plane // nil for none: the call methods answer ERR_UNAVAILABLE
 	Config rpc.Config    // limits, Logger, Observe; Service and Auth are NewServer's
+
+	Agents     control.AgentStore // nil for a new controltest.MemAgents
+	AgentPlane control.AgentPlane // nil for a controltest.AgentPlane on host sip.example.com
 }
 
 // Server is a running admin RPC server.
@@ -60,6 +63,15 @@ func NewServer(t testing.TB, o Options) *Server {
 		store = controltest.NewMemStore()
 	}
 	s.Service = control.New(store, o.Plane)
+	if o.Agents == nil {
+		o.Agents = controltest.NewMemAgents()
+	}
+	if o.AgentPlane == nil {
+		o.AgentPlane = &controltest.AgentPlane{Host: "sip.example.com"}
+	}
+	if err := s.Service.UseAgents(context.Background(), o.Agents, o.AgentPlane); err != nil {
+		t.Fatal(err)
+	}
 	cfg := o.Config
 	cfg.Service, cfg.Auth = s.Service, authn
 	s.Server = rpc.NewServer(cfg)

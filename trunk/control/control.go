@@ -95,7 +95,10 @@ type Service struct {
 	plane Plane // nil for a service without a SIP plane
 	locks keyLocks
 
-	applied appliedRevs // what the plane runs, for Reconcile
+	applied    appliedRevs // what the plane runs, for Reconcile
+	agents     AgentStore  // nil: the agent operations answer EUNAVAILABLE
+	agentPlane AgentPlane  // nil: deployed agents are stored only
+	agentLocks keyLocks
 }
 
 // New returns a Service over store and plane. plane may be nil, for a
