@@ -255,7 +255,7 @@ func sipReport(flags string) (string, string, error) {
 
 // figures are the charts of one report, as markdown to place beside the
 // tables they draw.
-type figures struct{ rpc, sip string }
+type figures struct{ rpc, sip, ai string }
 
 // figures draws the report's charts into the directory "benchmarks" next
 // to the report file out.
@@ -264,6 +264,9 @@ func (r *results) figures(out, sipJSON string) (figures, error) {
 	var f figures
 	var err error
 	if f.rpc, err = drawCharts(r.rpcCharts(), dir, filepath.Dir(out)); err != nil {
+		return f, err
+	}
+	if f.ai, err = drawCharts(r.aiCharts(), dir, filepath.Dir(out)); err != nil {
 		return f, err
 	}
 	if sipJSON == "" {

@@ -101,6 +101,23 @@ func (r *results) rpcCharts() []chart {
 	}
 }
 
+// aiCharts are trunkd's share of the AI bridge's latency, each direction's
+// p50 and p99, by concurrent bridged calls.
+func (r *results) aiCharts() []chart {
+	line := func(name, unit string) series {
+		s := series{name: name}
+		for _, n := range []int{1, 50, 300} {
+			if v, ok := r.get(fmt.Sprintf("BenchmarkBridgedCalls/bridge/%d", n), unit); ok {
+				s.xy = append(s.xy, plotter.XY{X: float64(n), Y: v})
+			}
+		}
+		return s
+	}
+	return []chart{{file: "ai-latency.svg", title: "AI bridge: trunkd's added latency by concurrent calls", x: "concurrent bridged calls", y: "ms", logX: true,
+		series: []series{line("uplink p50", "up-p50-ms"), line("uplink p99", "up-p99-ms"),
+			line("downlink p50 (20 ms frame included)", "down-p50-ms"), line("downlink p99", "down-p99-ms")}}}
+}
+
 // sipCharts are server CPU per 1000 calls against the offered rate, for
 // the REJECT and PLAY paths, from bench/sip's -json (clean steps only:
 // a failing step's CPU is not comparable).

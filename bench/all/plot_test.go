@@ -15,6 +15,9 @@ func TestFigures(t *testing.T) {
 		r.med["BenchmarkRPC/GetTrunk/inflight="+n] = map[string]float64{"req/s": float64(10000 * (i + 1))}
 		r.med["etcd/get-serializable/"+n] = map[string]float64{"req/s": float64(3000 * (i + 1))}
 	}
+	for i, n := range []string{"1", "50", "300"} {
+		r.med["BenchmarkBridgedCalls/bridge/"+n] = map[string]float64{"up-p50-ms": 0.02, "up-p99-ms": 0.3 * float64(i+1), "down-p50-ms": 5, "down-p99-ms": 15 + float64(i)}
+	}
 	dir := t.TempDir()
 	sip := filepath.Join(dir, "sip.json")
 	os.WriteFile(sip, []byte(`[
@@ -26,8 +29,8 @@ func TestFigures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"](benchmarks/rpc-gettrunk.svg)", "](benchmarks/sip-reject-cpu.svg)"} {
-		if !strings.Contains(f.rpc+f.sip, want) {
+	for _, want := range []string{"](benchmarks/rpc-gettrunk.svg)", "](benchmarks/sip-reject-cpu.svg)", "](benchmarks/ai-latency.svg)"} {
+		if !strings.Contains(f.rpc+f.sip+f.ai, want) {
 			t.Errorf("figures markdown %q lacks %q", f.rpc+f.sip, want)
 		}
 	}

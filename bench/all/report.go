@@ -20,6 +20,7 @@ func (r *results) report(o options, etcdVersion, sip string, figs figures, took 
 	r.sipGoFigures(&b)
 	r.secureTable(&b)
 	r.aiFigures(&b)
+	b.WriteString(figs.ai)
 	r.scale(&b)
 	r.clusterTable(&b)
 	if sip != "" {
