@@ -89,6 +89,8 @@ func init() {
 		def("Dial", auth.ScopeCalls, "", func() *DialRequest { return &DialRequest{} }, (*Handler).dial),
 		def("Hangup", auth.ScopeCalls, "", func() *CallIDRequest { return &CallIDRequest{} }, (*Handler).hangup),
 		def("ListCalls", auth.ScopeRead, "", func() *ListCallsRequest { return &ListCallsRequest{} }, (*Handler).listCalls),
+		def("Backup", auth.ScopeAdmin, "", func() *BackupRequest { return &BackupRequest{} }, (*Handler).backup),
+		def("Reload", auth.ScopeAdmin, "", func() *ReloadRequest { return &ReloadRequest{} }, (*Handler).reload),
 	} {
 		methods[m.Name] = m
 	}

@@ -94,6 +94,8 @@ type Service struct {
 	store Store
 	plane Plane // nil for a service without a SIP plane
 	locks keyLocks
+
+	reloader Reloader // nil: Reload answers EUNAVAILABLE
 }
 
 // New returns a Service over store and plane. plane may be nil, for a
