@@ -23,10 +23,12 @@ type Config struct {
 	TLSKey          string
 	JWTSecretFile   string
 	JWTPublicKeys   []string
+	JWTPublicKeyDir string
 	JWTIssuer       string
 	JWTAudience     string
 	SecretKeyFile   string
 	LogLevel        slog.Level
+	levelVar        *slog.LevelVar // set by logger; Reload changes it
 	LogFormat       string
 	ShutdownTimeout time.Duration
 	DrainTimeout    time.Duration
@@ -73,6 +75,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key `file` (default: DATA/tls.key)")
 	fs.StringVar(&cfg.JWTSecretFile, "jwt-secret-file", "", "HMAC `file` for HS256/384/512 tokens (default with no JWT key flags: DATA/jwt.secret, generated when absent)")
 	fs.Var(&keys, "jwt-public-key", "`[KID=]FILE` PEM public key (RSA, ECDSA, Ed25519) for tokens; repeatable")
+	fs.StringVar(&cfg.JWTPublicKeyDir, "jwt-public-key-dir", "", "`dir` of PEM public keys, one per *.pem file, its kid the file name without .pem; re-read on SIGHUP and Reload (rotate by adding the new key, reloading, later removing the old)")
 	fs.StringVar(&cfg.JWTIssuer, "jwt-issuer", "", "required token `iss` (unchecked when empty)")
 	fs.StringVar(&cfg.JWTAudience, "jwt-audience", "", "required token `aud` (unchecked when empty)")
 	fs.StringVar(&cfg.SecretKeyFile, "secret-key-file", "", "AES-256 key `file` for secrets at rest (default: DATA/secret.key, generated when absent)")
@@ -174,7 +177,7 @@ func (c *Config) fillDefaults() {
 	inData(&c.SIPTLS.Cert, "sip-tls.crt")
 	inData(&c.SIPTLS.Key, "sip-tls.key")
 	inData(&c.SecretKeyFile, "secret.key")
-	if len(c.JWTPublicKeys) == 0 {
+	if len(c.JWTPublicKeys) == 0 && c.JWTPublicKeyDir == "" {
 		inData(&c.JWTSecretFile, "jwt.secret")
 	}
 }
@@ -185,8 +188,12 @@ func (c *Config) defaultJWTSecret() bool {
 	return c.JWTSecretFile == filepath.Join(c.DataDir, "jwt.secret")
 }
 
+// logger builds the daemon's logger; its level is a LevelVar that Reload
+// can change.
 func (c *Config) logger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	c.levelVar = new(slog.LevelVar)
+	c.levelVar.Set(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: c.levelVar}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -39,6 +39,7 @@ type Daemon struct {
 
 	adminCert, sipCert *certs.Reloader
 	stopWatch          context.CancelFunc
+	rl                 reloader
 }
 
 // Start opens the data dir, the store and the listener, and starts serving.
@@ -55,10 +56,12 @@ func Start(cfg *Config, log *slog.Logger) (*Daemon, error) {
 }
 
 func (d *Daemon) start() error {
-	authn, err := d.authenticator()
+	authn, _, err := d.authenticator()
 	if err != nil {
 		return err
 	}
+	d.rl.auth.cur.Store(authn)
+	d.rl.level = d.cfg.levelVar
 	key, err := store.LoadOrCreateKey(d.cfg.SecretKeyFile)
 	if err != nil {
 		return fmt.Errorf("secret key: %w", err)
@@ -83,17 +86,18 @@ func (d *Daemon) start() error {
 		}
 	}
 	d.svc = control.New(d.db, sipPlane{d.sip})
+	d.svc.SetReloader(d)
 	if err := d.svc.Load(context.Background()); err != nil {
 		return err
 	}
-	d.srv = rpc.NewServer(rpc.Config{Service: d.svc, Auth: authn, Logger: d.log, Observe: d.met.observe,
+	d.srv = rpc.NewServer(rpc.Config{Service: d.svc, Auth: &d.rl.auth, Logger: d.log, Observe: d.met.observe,
 		RetryAbove: d.cfg.RPCRetryAbove})
 	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{GetCertificate: d.adminCert.GetCertificate}); err != nil {
 		return err
 	}
 	go func() { d.served <- d.srv.Serve() }()
 	if d.cfg.HTTPListen != "" {
-		if err := d.serveHTTP(authn); err != nil {
+		if err := d.serveHTTP(&d.rl.auth); err != nil {
 			return err
 		}
 	}
@@ -105,7 +109,7 @@ func (d *Daemon) start() error {
 
 // serveHTTP starts the REST face on --http-listen, with the admin
 // certificate (reloaded with it).
-func (d *Daemon) serveHTTP(authn *auth.Authenticator) error {
+func (d *Daemon) serveHTTP(authn *swapAuth) error {
 	h := rest.NewServer(rest.Config{Service: d.svc, Auth: authn, Logger: d.log.With("face", "rest"), Observe: d.met.observe})
 	l, err := rest.Listen(d.cfg.HTTPListen, &tls.Config{GetCertificate: d.adminCert.GetCertificate, MinVersion: tls.VersionTLS12}, h, d.log)
 	if err != nil {
@@ -196,28 +200,38 @@ func (d *Daemon) close() error {
 	return errors.Join(errs...)
 }
 
-func (d *Daemon) authenticator() (*auth.Authenticator, error) {
+// authenticator reads every configured verification key and returns an
+// authenticator for them and how many there are.
+func (d *Daemon) authenticator() (*auth.Authenticator, int, error) {
 	ac := auth.Config{Issuer: d.cfg.JWTIssuer, Audience: d.cfg.JWTAudience}
 	if d.cfg.JWTSecretFile != "" {
 		if d.cfg.defaultJWTSecret() {
 			if err := createSecret(d.cfg.JWTSecretFile, d.log); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 		secret, err := auth.LoadSecretFile(d.cfg.JWTSecretFile)
 		if err != nil {
-			return nil, fmt.Errorf("jwt secret: %w", err)
+			return nil, 0, fmt.Errorf("jwt secret: %w", err)
 		}
 		ac.Secret = secret
 	}
-	for _, arg := range d.cfg.JWTPublicKeys {
+	args, err := d.cfg.publicKeyArgs()
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, arg := range args {
 		pk, err := auth.LoadPublicKeyFlag(arg)
 		if err != nil {
-			return nil, fmt.Errorf("-jwt-public-key %s: %w", arg, err)
+			return nil, 0, fmt.Errorf("-jwt-public-key %s: %w", arg, err)
 		}
 		ac.PublicKeys = append(ac.PublicKeys, pk)
 	}
-	return auth.NewAuthenticator(ac)
+	a, err := auth.NewAuthenticator(ac)
+	if err != nil {
+		return nil, 0, err
+	}
+	return a, len(ac.PublicKeys) + min(len(ac.Secret), 1), nil
 }
 
 // createSecret writes a new random HMAC secret to path (0600) unless the
@@ -264,8 +278,9 @@ func (d *Daemon) certificates() error {
 	return nil
 }
 
-// ReloadCertificates reloads both planes' certificates (SIGHUP); a pair
-// that fails to load leaves the old one serving.
+// ReloadCertificates reloads both planes' certificates only (Reload does
+// it along with the keys); a pair that fails to load leaves the old one
+// serving.
 func (d *Daemon) ReloadCertificates() {
 	d.logReload("admin", d.adminCert.Reload())
 	d.logReload("sip", d.sipCert.Reload())

@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		case <-ctx.Done():
 		case <-hup:
 			sd.notify("RELOADING=1")
-			d.ReloadCertificates()
+			d.reloadOnSignal()
 			sd.notify("READY=1")
 		}
 	}
