@@ -69,3 +69,18 @@ func (s *Service) Reload(ctx context.Context, r ReloadRequest) (ReloadReport, er
 	}
 	return s.reloader.Reload(ctx, r)
 }
+
+// QualityHistory is a Plane that keeps each trunk's quality window bucket
+// by bucket (for the status page's sparklines). It is optional.
+type QualityHistory interface {
+	QualitySeries(id string) []trunk.Quality
+}
+
+// QualitySeries returns the per-bucket figures of trunk id's quality
+// window, oldest first; nil when the plane keeps none for it.
+func (s *Service) QualitySeries(id string) []trunk.Quality {
+	if h, ok := s.plane.(QualityHistory); ok {
+		return h.QualitySeries(id)
+	}
+	return nil
+}
