@@ -7,7 +7,8 @@ DATA  ?= ./trunkd-data
 # Opus needs diago's cgo binding (libopus); nolibopusfile avoids libopusfile.
 export GOFLAGS := -tags=with_opus_c,nolibopusfile
 # What the tests and the Opus build need from Debian; `make deps` installs
-# what is missing (with sudo when not root).
+# what is missing (with sudo when not root). chromium too, for the status
+# page's browser test, which skips where it cannot be installed.
 DEB_PKGS := sip-tester libopus-dev pkg-config baresip-core
 # Tools taken out of a Debian package into bin/tools without installing the
 # package (Debian's prometheus would also start a Prometheus server):
@@ -35,6 +36,11 @@ deps: ## install the Debian packages the build and tests need, if missing
 	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
 	      { echo "could not install:$$missing (apt-get install $(DEB_PKGS))"; exit 1; }; \
 	  fi
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (the status page's browser test)"; export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } || \
+	  echo "could not install chromium: the status page's browser test will skip"; }
 	@command -v promtool >/dev/null || { \
 	  echo "fetching promtool from Debian's prometheus package into bin/tools"; \
 	  tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" && \
@@ -70,6 +76,7 @@ IMPORT_RULES := \
   rpc/auth/...:-:trunk \
   rpc/api/...:-:trunk,trunk/control,rpc/auth \
   rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth,rpc/rest/... \
+  rpc/status/...:-:trunk,trunk/control,trunk/control/...,rpc/auth \
   store/record/...:std:trunk \
   store/...:-:trunk,trunk/secretfile,store/... \
   media/...:-:trunk,trunk/secretfile,trunk/certs,media/...

@@ -10,6 +10,7 @@ import (
 
 	"github.com/trunkd/trunkd/trunk"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Snapshot calls fn inside a read transaction, with the database's size
@@ -101,7 +102,7 @@ func checkTarget(to string, force bool) error {
 // locked reports whether another process holds bbolt's lock on path.
 func locked(path string) bool {
 	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 50e6})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return true
 	}
 	if err == nil {

@@ -36,6 +36,7 @@ type Config struct {
 
 	MetricsListen string
 	HTTPListen    string
+	StatusPage    bool
 	Breaker       trunk.BreakerConfig
 	QualityWindow time.Duration
 	ProbeInterval time.Duration
@@ -85,6 +86,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM lets calls in flight run before hanging them up")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "TCP `address` for Prometheus /metrics, /healthz and /readyz (off when empty), e.g. 127.0.0.1:9464")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "", "`address` of the REST face (off when empty), e.g. 127.0.0.1:8443: HTTPS with the admin certificate, HTTP/1.1 and HTTP/2 on TCP, HTTP/3 on UDP, same port")
+	fs.BoolVar(&cfg.StatusPage, "status-page", false, "serve the live status page at / on --http-listen (it asks for a token with scope trunks:read)")
 	breakerFlags(fs, &cfg.Breaker)
 	fs.DurationVar(&cfg.QualityWindow, "quality-window", 30*time.Minute, "sliding window of the ASR, ACD, MOS and PDD figures")
 	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", 0, "send OPTIONS to every trunk's carrier this often, feeding its breaker (0: only to test an open breaker)")
@@ -114,6 +116,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	if err := cfg.Breaker.Validate(); err != nil {
 		return nil, fmt.Errorf("breaker flags: %w", err)
+	}
+	if cfg.StatusPage && cfg.HTTPListen == "" {
+		return nil, errors.New("-status-page: needs -http-listen (the page is served on the REST face's listener)")
 	}
 	if cfg.QualityWindow < time.Minute {
 		return nil, errors.New("-quality-window: must be at least 1m")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/rpc/rest"
+	"github.com/trunkd/trunkd/rpc/status"
 	"github.com/trunkd/trunkd/store"
 	"github.com/trunkd/trunkd/trunk/certs"
 	"github.com/trunkd/trunkd/trunk/control"
@@ -110,7 +112,16 @@ func (d *Daemon) start() error {
 // serveHTTP starts the REST face on --http-listen, with the admin
 // certificate (reloaded with it).
 func (d *Daemon) serveHTTP(authn *swapAuth) error {
-	h := rest.NewServer(rest.Config{Service: d.svc, Auth: authn, Logger: d.log.With("face", "rest"), Observe: d.met.observe})
+	var h http.Handler = rest.NewServer(rest.Config{Service: d.svc, Auth: authn, Logger: d.log.With("face", "rest"), Observe: d.met.observe})
+	if d.cfg.StatusPage {
+		mux := http.NewServeMux()
+		page := status.New(d.svc, authn, d.log.With("face", "status"))
+		for _, p := range status.Routes {
+			mux.Handle(p, page)
+		}
+		mux.Handle("/", h)
+		h = mux
+	}
 	l, err := rest.Listen(d.cfg.HTTPListen, &tls.Config{GetCertificate: d.adminCert.GetCertificate, MinVersion: tls.VersionTLS12}, h, d.log)
 	if err != nil {
 		return err
@@ -332,6 +343,9 @@ func (d *Daemon) howToConnect() {
 	if d.http != nil {
 		d.log.Info("or with curl (REST face)",
 			"cmd", fmt.Sprintf(`curl --cacert %s -H "Authorization: Bearer $TRUNKD_TOKEN" https://%s/core/trunks`, d.cfg.TLSCert, d.http.Addr()))
+		if d.cfg.StatusPage {
+			d.log.Info("status page (give it a trunks:read token)", "url", fmt.Sprintf("https://%s/", d.http.Addr()))
+		}
 	} else {
 		d.log.Info("the REST face (curl) is off; turn it on with --http-listen 127.0.0.1:8443 (or TRUNKD_HTTP_LISTEN)")
 	}
