@@ -133,3 +133,17 @@ func TestBackupRefusedKeepsNoFile(t *testing.T) {
 		t.Errorf("backup without -o: exit %d, %q; want usage error", code, stderr)
 	}
 }
+
+func TestReloadCommand(t *testing.T) {
+	srv := rpctest.NewServer(t, rpctest.Options{}) // no reloader behind it
+	vars := map[string]string{"TRUNKD_ADDR": srv.Addr, "TRUNKD_CA": srv.CAFile}
+	for _, c := range []struct{ scope, want string }{
+		{"trunks:manage", "trunks:admin"},
+		{"trunks:admin", "cannot reload"},
+	} {
+		vars["TRUNKD_TOKEN"] = srv.Token(t, c.scope)
+		if code, _, stderr := ctl(t, vars, "", "reload", "--log-level", "debug"); code != exitError || !strings.Contains(stderr, c.want) {
+			t.Errorf("reload with %s: exit %d, %q; want exit 1 saying %q", c.scope, code, stderr, c.want)
+		}
+	}
+}

@@ -100,6 +100,28 @@ func checkRESTBackup(t *testing.T, d *Daemon, dir string) {
 	if resp, _ := get(token(t, dir, "trunks:manage")); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("GET /v1/backup with trunks:manage = %d; want 403", resp.StatusCode)
 	}
+
+	for _, c := range []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`{"log_level": "warn"}`, 200, `"log_level":"WARN"`},
+		{`{"log_level": "loud"}`, 400, `"field":"log_level"`},
+		{`{"colour": "red"}`, 400, `"field":"colour"`},
+	} {
+		req, _ := http.NewRequest("POST", "https://"+d.HTTPAddr().String()+"/v1/reload", strings.NewReader(c.body))
+		req.Header.Set("Authorization", "Bearer "+token(t, dir, "trunks:admin"))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || !strings.Contains(string(b), c.want) {
+			t.Errorf("POST /v1/reload %s = %d %s; want %d with %s", c.body, resp.StatusCode, b, c.status, c.want)
+		}
+	}
 }
 
 // restClient speaks HTTPS to the REST face, pinning the daemon's
