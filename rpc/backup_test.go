@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/trunkd/trunkd/rpc/api"
@@ -22,13 +23,13 @@ import (
 type snapStore struct {
 	*controltest.MemStore
 	data  []byte
-	short bool
+	short atomic.Bool // the network gives the race detector no order between the test and the server
 }
 
 func (s *snapStore) Snapshot(ctx context.Context, fn func(int64, func(io.Writer) error) error) error {
 	return fn(int64(len(s.data)), func(w io.Writer) error {
 		b := s.data
-		if s.short {
+		if s.short.Load() {
 			b = b[:len(b)/2]
 		}
 		_, err := w.Write(b)
@@ -126,7 +127,7 @@ func TestBackupOverQUIC(t *testing.T) {
 		t.Errorf("Ping after Backup = %v; want the connection usable", err)
 	}
 
-	store.short = true
+	store.short.Store(true)
 	_, _, err = c.Backup(ctxT(t), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "cut off") {
 		t.Errorf("Backup() of a snapshot cut short = %v; want the stream reset (cut off)", err)

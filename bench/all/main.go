@@ -76,7 +76,7 @@ type goBench struct {
 func goBenchmarks(count int) []goBench {
 	return []goBench{
 		{"./cmd/trunkd", "^(BenchmarkRPC|BenchmarkHTTPJSON|BenchmarkGetTrunkFaces|BenchmarkDialAndCall)$", "1s", count},
-		{"./store", "^(BenchmarkUpdateTrunk|BenchmarkDiskFsync|BenchmarkGetTrunk|BenchmarkListFiltered100k)$", "1s", count},
+		{"./store", "^(BenchmarkUpdateTrunk|BenchmarkDiskFsync|BenchmarkGetTrunk|BenchmarkListFiltered100k|BenchmarkSnapshot)$", "1s", count},
 		{"./rpc/auth", "^BenchmarkAuthorize$", "1s", count},
 		{"./media/sipplane", "^(BenchmarkQualityTracking|BenchmarkInboundReject)$", "1s", count},
 		{"./media/sipplane", "^(BenchmarkLiveCalls|BenchmarkBreakerReaction)$", "1x", max(count/2, 1)},

@@ -3,7 +3,8 @@
 //
 // With no flags it runs on embedded defaults in ./trunkd-data: a generated
 // self-signed certificate, JWT signing secret and at-rest encryption key.
-// See docs/operations.md.
+// `trunkd restore --from FILE --data DIR` installs a backup taken with
+// trunkctl backup into a stopped trunkd's data dir. See docs/operations.md.
 package main
 
 import (
