@@ -85,8 +85,9 @@ func (h *handler) sendStream(ctx context.Context, out *outcome, w io.Writer) err
 		return werr
 	}
 	if err != nil {
-		out.code = CodeInternal
-		h.log.Error("backup cut off", "err", err)
+		// Most often the client went away or stopped reading.
+		out.code = CodeUnavailable
+		h.log.Warn("backup cut off", "err", err)
 	}
 	return err
 }

@@ -38,7 +38,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, c caller) error 
 	})
 	if err != nil && started {
 		// Headers are gone: cut the connection so the client sees a short body.
-		s.log.Error("backup cut off", "err", err)
+		s.log.Warn("backup cut off", "err", err)
 		panic(http.ErrAbortHandler)
 	}
 	return err
