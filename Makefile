@@ -105,7 +105,7 @@ lint: ## gofmt, go vet, staticcheck, dependency direction
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
-	@for t in FuzzDecodeEnvelope FuzzDecodeTrunkDTO; do \
+	@for t in FuzzDecodeEnvelope FuzzDecodeTrunkDTO FuzzReadBackup; do \
 	  $(GO) test ./rpc -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./rpc/auth -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./store -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $${FUZZTIME:-30s}
