@@ -134,6 +134,10 @@ type row struct {
 	Status        trunk.Status
 	Limit         uint32
 	Spark         template.HTML
+
+	Transport       trunk.Transport // outbound signalling
+	TLSPort         uint16          // inbound SIP over TLS listener; 0 for none
+	SRTPIn, SRTPOut trunk.MediaEncryption
 }
 
 func (h *Handler) collect(ctx context.Context, a control.Access) (snapshot, error) {
@@ -173,7 +177,8 @@ func (h *Handler) row(t *trunk.Trunk) row {
 		limit = t.ChannelLimit
 	}
 	return row{ID: t.TrunkID, Name: cmp(t.Name, t.DisplayName), Org: t.Org(), Status: st, Limit: limit,
-		Spark: sparkline(h.svc.QualitySeries(t.TrunkID))}
+		Spark:     sparkline(h.svc.QualitySeries(t.TrunkID)),
+		Transport: t.Transport, TLSPort: t.SIPTLSPort, SRTPIn: t.InboundMediaEncryption, SRTPOut: t.OutboundMediaEncryption}
 }
 
 func cmp(a, b string) string {

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +24,9 @@ func newPage(t *testing.T) (*httptest.Server, func(scope, org string) string) {
 		tr := trunk.Defaults()
 		tr.TrunkID, tr.OrganizationID, tr.Name, tr.ChannelLimit = c.id, c.org, "Trunk <"+c.id+">", 10
 		tr.SIPUsername, tr.SIPPassword, tr.APIBearerToken = "user", "pw-never-shown", "bearer-never-shown"
+		if c.id == "acme-1" {
+			tr.Transport, tr.SIPTLSPort, tr.InboundMediaEncryption, tr.OutboundMediaEncryption = trunk.TransportTLS, 5061, trunk.EncryptAllow, trunk.EncryptRequire
+		}
 		trunks = append(trunks, &tr)
 	}
 	calls := controltest.NewFakeCalls(map[string]string{"acme-1": controltest.TrunkOK},
@@ -94,7 +98,8 @@ func TestView(t *testing.T) {
 		{"calls:manage only", mint("calls:manage", ""), 403, nil, []string{"acme-1"}},
 		{"admin sees every org", mint("trunks:admin", ""), 200,
 			[]string{`data-trunk="acme-1"`, `data-trunk="other-1"`, "half-open", "403 &lt;Forbidden&gt;", "Trunk &lt;acme-1&gt;",
-				`data-field="calls">1 / 10`, `data-field="asr">75%`, `data-field="mos" class="bad">3.20`, `data-field="pdd">850 ms`, `data-call="in-1"`, "15550001111"},
+				`data-field="calls">1 / 10`, `data-field="asr">75%`, `data-field="mos" class="bad">3.20`, `data-field="pdd">850 ms`, `data-call="in-1"`,
+				`data-field="security">out TLS, in TLS :5061<br><span class="muted">SRTP in ALLOW, out REQUIRE`, `data-field="security">out UDP</td>`, "15550001111"},
 			[]string{"pw-never-shown", "bearer-never-shown"}},
 		{"org token sees its org", mint("trunks:read", "acme"), 200, []string{`data-trunk="acme-1"`, "organization <b>acme</b>"}, []string{"other-1", "pw-never-shown"}},
 	} {
@@ -132,5 +137,35 @@ func TestSparkline(t *testing.T) {
 	}
 	if sparkline(nil) != "" {
 		t.Error("sparkline(nil) not empty")
+	}
+}
+
+// BenchmarkView renders the live view of n trunks, as every open page
+// asks for every 2 s.
+func BenchmarkView(b *testing.B) {
+	for _, n := range []int{40, 1000} {
+		b.Run(fmt.Sprintf("trunks=%d", n), func(b *testing.B) {
+			var ts []*trunk.Trunk
+			status := controltest.FakeStatus{}
+			for i := range n {
+				tr := trunk.Defaults()
+				tr.TrunkID = fmt.Sprintf("t%04d", i)
+				ts = append(ts, &tr)
+				status[tr.TrunkID] = trunk.Status{Quality: trunk.Quality{Attempted: 10, Answered: 7, ASR: 70, ACD: 61, MOS: 4.1, PDDms: 900},
+					Breaker: trunk.BreakerClosed, SIP: trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegRegistered, ActiveCalls: 3, ChannelLimit: 30}}
+			}
+			authn, _ := auth.NewAuthenticator(auth.Config{Secret: secret})
+			tok, _ := auth.MintToken(secret, auth.ScopeRead, time.Hour, "", "")
+			h := New(control.New(controltest.NewMemStore(ts...), &controltest.Plane{Status: status}), authn, nil)
+			req := httptest.NewRequest("GET", "/status/view", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("view = %d", w.Code)
+				}
+			}
+		})
 	}
 }
