@@ -7,10 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/trunkd/trunkd/trunk"
-	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Snapshot calls fn inside a read transaction, with the database's size
@@ -99,16 +98,21 @@ func checkTarget(to string, force bool) error {
 	return nil
 }
 
-// locked reports whether another process holds bbolt's lock on path.
+// locked reports whether another process holds bbolt's lock on path (an
+// flock, exclusive while a trunkd has the store open). It takes the lock
+// itself, without bbolt, so a corrupt file (the reason to restore) is
+// never parsed.
 func locked(path string) bool {
-	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 50e6})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return true
+	f, err := os.Open(path)
+	if err != nil {
+		return false
 	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
 	if err == nil {
-		b.Close()
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	}
-	return false
+	return errors.Is(err, syscall.EWOULDBLOCK)
 }
 
 func copyFile(from, to string) error {

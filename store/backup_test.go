@@ -178,3 +178,21 @@ func BenchmarkSnapshot(b *testing.B) {
 	b.SetBytes(size)
 	b.ReportMetric(float64(size)/1e6, "MB/store")
 }
+
+// TestRestoreOverCorruptStore: the store a restore replaces is usually
+// damaged; with --force it is replaced without being parsed.
+func TestRestoreOverCorruptStore(t *testing.T) {
+	db := open(t, "")
+	db.AddTrunk(ctx, sample("t1"))
+	good := snapshotTo(t, db, t.TempDir())
+	full, _ := os.ReadFile(good)
+	target := filepath.Join(t.TempDir(), "trunkd.db")
+	os.WriteFile(target, full[:len(full)/3], 0o600) // cut short: bbolt would read past its end
+	if err := Restore(good, target, testKey, true); err != nil {
+		t.Fatalf("Restore --force over a truncated store = %v", err)
+	}
+	rdb := open(t, target)
+	if _, err := rdb.GetTrunk(ctx, "t1"); err != nil {
+		t.Errorf("GetTrunk after restore = %v", err)
+	}
+}
