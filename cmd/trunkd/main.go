@@ -49,6 +49,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 	log := cfg.logger(stderr)
+	// Before READY=1, and before starting: a SIGHUP from then on reloads
+	// instead of killing the process (its default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d, err := Start(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -61,9 +66,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	wctx, stopWatch := context.WithCancel(ctx)
 	go sd.watch(wctx, log, d.alive)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():

@@ -9,10 +9,14 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,4 +149,64 @@ func mustPair(t *testing.T, crt, key []byte) []byte {
 		t.Fatal(err)
 	}
 	return p.Certificate[0]
+}
+
+// TestSIGHUPReloads sends the process a real SIGHUP while run serves, as
+// systemctl reload does: systemd hears RELOADING=1 then READY=1, and a
+// key added to -jwt-public-key-dir is valid afterwards, without a restart.
+func TestSIGHUPReloads(t *testing.T) {
+	sock, got := notifySocket(t)
+	dir, keys := t.TempDir(), t.TempDir()
+	edKey(t, keys, "old")
+	addr := fmt.Sprintf("127.0.0.1:%d", freeSIPPort(t))
+	env := map[string]string{"NOTIFY_SOCKET": sock}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", addr, "--data", dir, "--jwt-public-key-dir", keys, "--log-level", "warn"},
+			func(k string) string { return env[k] }, &stderrSync{w: &stderr})
+	}()
+	waitState(t, got, "READY=1")
+	newTok := edKey(t, keys, "new")
+	listCalls := func() error {
+		tc, err := rpc.PinnedTLSConfig(filepath.Join(dir, "tls.crt"), "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := rpc.Dial(context.Background(), addr, tc, newTok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, err = c.ListCalls(context.Background(), "")
+		return err
+	}
+	if err := listCalls(); rpc.ErrorCode(err) != rpc.CodeUnauthenticated {
+		t.Fatalf("new key before SIGHUP = %v; want ERR_UNAUTHENTICATED", err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, got, "RELOADING=1")
+	waitState(t, got, "READY=1")
+	if err := listCalls(); err != nil {
+		t.Errorf("new key after SIGHUP = %v; want it valid", err)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("run exited %d; stderr:\n%s", code, stderr.String())
+	}
+}
+
+// stderrSync serialises writes to a buffer the test reads at the end.
+type stderrSync struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *stderrSync) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
