@@ -11,6 +11,7 @@
 // logs). The view is HTML rendered here with html/template, which the
 // page's few lines of JavaScript put in place: no build step, no
 // client-side templating. It needs scope trunks:read and shows the
-// organization the token acts for (trunks:admin: all of them). No
+// organization the token acts for (trunks:admin: all of them; a token
+// of several organizations names one with the page's ?org=). No
 // credential of a trunk is ever rendered.
 package status

@@ -21,6 +21,11 @@ type Authorizer interface {
 	Authenticate(token, scope string) (auth.Principal, error)
 }
 
+// OrgHeader names the organization a view is for, as on the REST face;
+// the page sends it from its URL's ?org= (a personal token that may act
+// for several organizations must name one).
+const OrgHeader = "X-Trunkd-Org"
+
 // MaxTrunks bounds the trunks one view shows; the view says when there
 // are more.
 const MaxTrunks = 2000
@@ -84,6 +89,9 @@ func (h *Handler) view(w http.ResponseWriter, r *http.Request) {
 		if e, ok := err.(*auth.Error); ok && e.Kind == auth.ErrPermissionDenied {
 			status = http.StatusForbidden
 		}
+		if trunk.ErrorCode(err) == trunk.EINVALID { // several organizations, none named
+			status = http.StatusBadRequest
+		}
 		http.Error(w, err.Error(), status)
 		return
 	}
@@ -109,7 +117,7 @@ func (h *Handler) access(r *http.Request) (control.Access, error) {
 	if err != nil {
 		return control.Access{}, err
 	}
-	org, err := p.ActFor("")
+	org, err := p.ActFor(r.Header.Get(OrgHeader))
 	if err != nil {
 		return control.Access{}, err
 	}

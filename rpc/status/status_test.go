@@ -58,6 +58,11 @@ func get(t *testing.T, url, token string) (*http.Response, string) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if u, org, ok := strings.Cut(url, "#org="); ok { // the test's way to name an organization
+		req, _ = http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set(OrgHeader, org)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -88,22 +93,34 @@ func TestPageShellHasNoData(t *testing.T) {
 
 func TestView(t *testing.T) {
 	srv, mint := newPage(t)
+	personal, err := auth.MintOrgToken(secret, "trunks:read", time.Hour, "", "", "", []string{"acme", "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name, token string
 		status      int
 		want, not   []string
+		org         string
 	}{
-		{"no token", "", 401, []string{"no token"}, []string{"acme-1"}},
-		{"bad token", "garbage", 401, nil, []string{"acme-1"}},
-		{"calls:manage only", mint("calls:manage", ""), 403, nil, []string{"acme-1"}},
+		{"no token", "", 401, []string{"no token"}, []string{"acme-1"}, ""},
+		{"bad token", "garbage", 401, nil, []string{"acme-1"}, ""},
+		{"calls:manage only", mint("calls:manage", ""), 403, nil, []string{"acme-1"}, ""},
 		{"admin sees every org", mint("trunks:admin", ""), 200,
 			[]string{`data-trunk="acme-1"`, `data-trunk="other-1"`, "half-open", "403 &lt;Forbidden&gt;", "Trunk &lt;acme-1&gt;",
 				`data-field="calls">1 / 10`, `data-field="asr">75%`, `data-field="mos" class="bad">3.20`, `data-field="pdd">850 ms`, `data-call="in-1"`,
 				`data-field="security">out TLS, in TLS :5061<br><span class="muted">SRTP in ALLOW, out REQUIRE`, `data-field="security">out UDP</td>`, "15550001111"},
-			[]string{"pw-never-shown", "bearer-never-shown"}},
-		{"org token sees its org", mint("trunks:read", "acme"), 200, []string{`data-trunk="acme-1"`, "organization <b>acme</b>"}, []string{"other-1", "pw-never-shown"}},
+			[]string{"pw-never-shown", "bearer-never-shown"}, ""},
+		{"org token sees its org", mint("trunks:read", "acme"), 200, []string{`data-trunk="acme-1"`, "organization <b>acme</b>"}, []string{"other-1", "pw-never-shown"}, ""},
+		{"personal token, no org named", personal, 400, []string{"name one"}, nil, ""},
+		{"personal token naming other", personal, 200, []string{`data-trunk="other-1"`}, []string{"acme-1"}, "other"},
+		{"org token naming another org", mint("trunks:read", "acme"), 403, nil, []string{"other-1"}, "other"},
 	} {
-		resp, body := get(t, srv.URL+"/status/view", c.token)
+		url := srv.URL + "/status/view"
+		if c.org != "" {
+			url += "#org=" + c.org
+		}
+		resp, body := get(t, url, c.token)
 		if resp.StatusCode != c.status {
 			t.Errorf("%s: GET /status/view = %d %q; want %d", c.name, resp.StatusCode, body, c.status)
 			continue

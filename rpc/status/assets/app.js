@@ -22,12 +22,12 @@
       return;
     }
     try {
-      const resp = await fetch("/status/view", {
-        headers: { Authorization: "Bearer " + token },
-        cache: "no-store",
-      });
+      const headers = { Authorization: "Bearer " + token };
+      const org = new URLSearchParams(location.search).get("org");
+      if (org) headers["X-Trunkd-Org"] = org; // /?org=acme: a token of several organizations names one
+      const resp = await fetch("/status/view", { headers: headers, cache: "no-store" });
       const body = await resp.text();
-      if (resp.status === 401 || resp.status === 403) {
+      if (resp.status === 401 || resp.status === 403 || resp.status === 400) {
         sessionStorage.removeItem(KEY);
         showLogin("token refused: " + body.trim());
         return;
