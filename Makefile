@@ -10,7 +10,8 @@ export GOFLAGS := -tags=with_opus_c,nolibopusfile,with_speexdsp
 # What the tests and the Opus build need from Debian (etcd-server: the
 # cluster tests start a 3-member etcd on loopback; baresip-core: the non-Go
 # TLS + SRTP peer); `make deps` installs what is missing (with sudo when
-# not root).
+# not root). chromium too, for the status page's browser test, which skips
+# where it cannot be installed.
 DEB_PKGS := sip-tester libopus-dev libspeexdsp-dev pkg-config baresip-core etcd-server
 # Tools taken out of a Debian package into bin/tools without installing the
 # package (Debian's prometheus would also start a Prometheus server):
@@ -40,6 +41,11 @@ deps: ## install the Debian packages the build and tests need, if missing
 	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
 	      { echo "could not install:$$missing (apt-get install $(DEB_PKGS))"; exit 1; }; \
 	  fi
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (the status page's browser test)"; export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } || \
+	  echo "could not install chromium: the status page's browser test will skip"; }
 	@command -v promtool >/dev/null || { \
 	  echo "fetching promtool from Debian's prometheus package into bin/tools"; \
 	  tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" && \
@@ -84,6 +90,7 @@ IMPORT_RULES := \
   rpc/auth/...:-:trunk \
   rpc/api/...:-:trunk,trunk/control,rpc/auth \
   rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth,rpc/rest/... \
+  rpc/status/...:-:trunk,trunk/control,trunk/control/...,rpc/auth \
   store/record/...:std:trunk \
   store/...:-:trunk,trunk/control,trunk/secretfile,store/... \
   media/...:-:trunk,trunk/secretfile,trunk/certs,media/...
@@ -118,7 +125,7 @@ bench-ai: deps ## the AI bridge's benchmarks alone: latency, 1/50/300 bridged ca
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
-	@for t in FuzzDecodeEnvelope FuzzDecodeTrunkDTO; do \
+	@for t in FuzzDecodeEnvelope FuzzDecodeTrunkDTO FuzzReadBackup; do \
 	  $(GO) test ./rpc -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./rpc/auth -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./store -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $${FUZZTIME:-30s}

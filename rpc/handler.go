@@ -3,6 +3,9 @@ package rpc
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -25,6 +28,10 @@ type outcome struct {
 	code    string // "" for success
 	change  string // "added", "updated", "removed" for a write
 	trunkID string // the trunk a write changed
+
+	// stream, for a method answered with raw bytes after its response
+	// (Backup), is sent by sendStream; serve then returns no frame.
+	stream *api.Stream
 }
 
 // serve decodes frame, runs the method and returns the encoded response.
@@ -35,12 +42,66 @@ func (h *handler) serve(ctx context.Context, frame []byte) ([]byte, outcome) {
 	if err == nil {
 		resp, err = h.run(ctx, name, r, &out)
 	}
+	if st, ok := resp.(*api.Stream); ok && err == nil {
+		out.stream = st
+		return nil, out
+	}
 	if err != nil {
 		e := h.api.Failed(name, err)
 		out.code = e.Code
 		return encodeResponse("Err", e), out
 	}
 	return encodeResponse("Ok", resp), out
+}
+
+// sendStream writes a streamed answer to w: the Ok envelope holding a
+// BackupResponse, then its Size bytes, then their SHA-256 (32 bytes). A
+// failure before the head is written is answered as an Err envelope and
+// returns its code; a failure after it returns the error, and the caller
+// resets the stream so the client sees no digest.
+func (h *handler) sendStream(ctx context.Context, out *outcome, w io.Writer) error {
+	started := false
+	err := out.stream.Send(ctx, func(size int64, write func(io.Writer) error) error {
+		head := encodeResponse("Ok", api.BackupResponse{Size: uint64(size), Format: api.BackupFormat})
+		started = true
+		if _, err := w.Write(head); err != nil {
+			return err
+		}
+		sum := sha256.New()
+		cw := &countWriter{w: io.MultiWriter(w, sum)}
+		if err := write(cw); err != nil {
+			return err
+		}
+		if cw.n != size {
+			return fmt.Errorf("rpc: snapshot wrote %d bytes, announced %d", cw.n, size)
+		}
+		_, err := w.Write(sum.Sum(nil))
+		return err
+	})
+	if err != nil && !started {
+		e := h.api.Failed(out.method, err)
+		out.code = e.Code
+		_, werr := w.Write(encodeResponse("Err", e))
+		return werr
+	}
+	if err != nil {
+		// Most often the client went away or stopped reading.
+		out.code = CodeUnavailable
+		h.log.Warn("backup cut off", "err", err)
+	}
+	return err
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // logRequest logs every request at debug, and successful writes at info.

@@ -277,9 +277,15 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
 		start := time.Now()
 		var out outcome
 		resp, out = s.h.serve(ctx, frame)
+		if out.stream != nil {
+			s.sendStream(ctx, str, &out)
+		}
 		d := time.Since(start)
 		s.h.logRequest(ctx, out, d)
 		s.observe(metricName(out.method), out.code, d)
+		if out.stream != nil {
+			return
+		}
 	}
 	str.SetWriteDeadline(time.Now().Add(s.timeout))
 	if _, err := str.Write(resp); err != nil {
@@ -287,6 +293,30 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
 		return
 	}
 	str.Close()
+}
+
+// sendStream writes a streamed answer (Backup), moving the write deadline
+// on as the client reads, and closes the stream; on a failure after the
+// head it resets the stream, so the client never sees a digest.
+func (s *Server) sendStream(ctx context.Context, str *quic.Stream, out *outcome) {
+	w := &deadlineWriter{str: str, timeout: s.timeout}
+	if err := s.h.sendStream(ctx, out, w); err != nil {
+		str.CancelWrite(streamCodeTimeout)
+		return
+	}
+	str.Close()
+}
+
+// deadlineWriter gives every write to a stream its own deadline, so a
+// long answer is bounded by the client's progress, not its total size.
+type deadlineWriter struct {
+	str     *quic.Stream
+	timeout time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.str.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.str.Write(p)
 }
 
 // Shutdown stops accepting connections and streams, waits for requests in

@@ -39,6 +39,10 @@
 //     not shrink when trunks are removed. Compact offline (bbolt compact).
 //   - The file is locked while open; a second process gets an error after
 //     a second instead of waiting.
+//   - Snapshot (the online backup) holds a read transaction for as long
+//     as the copy takes: a writer that must grow the file's memory map
+//     meanwhile waits for it. Restore installs a checked copy of a backup
+//     and refuses a store a running process holds.
 //   - Losing the secret key loses the secrets (the records stay readable
 //     otherwise, but Open refuses a different key).
 package store

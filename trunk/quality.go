@@ -102,13 +102,38 @@ func (q *QualityWindow) Snapshot() Quality {
 	q.mu.Lock()
 	q.w.each(time.Now(), sum.add)
 	q.mu.Unlock()
+	return sum.quality()
+}
+
+// Series returns the figures of each bucket of the window as it is now,
+// oldest first: one Quality per 60th of the window, the zero Quality for
+// a stretch without calls. The last is the bucket now filling. It draws
+// the window's history (a sparkline); Snapshot is the window's figure.
+func (q *QualityWindow) Series() []Quality {
+	out := make([]Quality, len(q.w.buckets))
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := time.Now()
+	s := q.w.slot(now)
+	n := int64(len(q.w.buckets))
+	for i := range q.w.buckets {
+		// A bucket never used holds slot 0 without being slot 0's.
+		if slot := q.w.slots[i]; slot > s-n && slot <= s && slot%n == int64(i) {
+			out[n-1-(s-slot)] = q.w.buckets[i].quality()
+		}
+	}
+	return out
+}
+
+// quality turns summed figures into rates and means.
+func (f *figures) quality() Quality {
 	return Quality{
-		Attempted: sum.attempted,
-		Answered:  sum.answered,
-		ASR:       mean(float64(sum.answered)*100, sum.attempted),
-		ACD:       mean(sum.endedSum.Seconds(), sum.endedCount),
-		MOS:       mean(sum.mosSum, sum.mosCount),
-		PDDms:     mean(float64(sum.pddSum)/float64(time.Millisecond), sum.pddCount),
+		Attempted: f.attempted,
+		Answered:  f.answered,
+		ASR:       mean(float64(f.answered)*100, f.attempted),
+		ACD:       mean(f.endedSum.Seconds(), f.endedCount),
+		MOS:       mean(f.mosSum, f.mosCount),
+		PDDms:     mean(float64(f.pddSum)/float64(time.Millisecond), f.pddCount),
 	}
 }
 

@@ -166,3 +166,29 @@ func TestQualitySumsAdd(t *testing.T) {
 		t.Errorf("summed quality = %+v; want %+v", got, want)
 	}
 }
+
+// TestQualitySeries: each bucket's own figures, oldest first, the newest
+// last; buckets that left the window are zero.
+func TestQualitySeries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := NewQualityWindow(60 * time.Minute) // 1-minute buckets
+		q.Attempt(false, 0)                     // minute 0: leaves the window by minute 60
+		time.Sleep(30 * time.Minute)
+		q.Attempt(true, time.Second) // minute 30
+		q.Attempt(false, 0)
+		time.Sleep(29 * time.Minute)
+		q.AddMOS(4.2) // minute 59
+		s := q.Series()
+		if len(s) != 60 {
+			t.Fatalf("len(Series()) = %d; want 60", len(s))
+		}
+		if s[0].Attempted != 1 || s[30] != (Quality{Attempted: 2, Answered: 1, ASR: 50, PDDms: 1000}) || s[59].MOS != 4.2 {
+			t.Errorf("Series()[0, 30, 59] = %+v, %+v, %+v; want 1 attempt, ASR 50 with PDD 1000, MOS 4.2", s[0], s[30], s[59])
+		}
+		time.Sleep(time.Minute)
+		s = q.Series()
+		if s[0] != (Quality{}) || s[29].ASR != 50 || s[58].MOS != 4.2 || s[59] != (Quality{}) {
+			t.Errorf("Series() a minute later = %+v … %+v, %+v, %+v; want the first gone and the rest one step older", s[0], s[29], s[58], s[59])
+		}
+	})
+}

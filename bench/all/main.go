@@ -76,8 +76,10 @@ type goBench struct {
 func goBenchmarks(count int) []goBench {
 	return []goBench{
 		{"./cmd/trunkd", "^(BenchmarkRPC|BenchmarkHTTPJSON|BenchmarkGetTrunkFaces|BenchmarkDialAndCall)$", "1s", count},
-		{"./store", "^(BenchmarkUpdateTrunk|BenchmarkDiskFsync|BenchmarkGetTrunk|BenchmarkListFiltered100k)$", "1s", count},
+		{"./store", "^(BenchmarkUpdateTrunk|BenchmarkDiskFsync|BenchmarkGetTrunk|BenchmarkListFiltered100k|BenchmarkSnapshot)$", "1s", count},
 		{"./rpc/auth", "^BenchmarkAuthorize$", "1s", count},
+		{"./rpc/status", "^BenchmarkView$", "1s", count},
+		{"./rpc", "^BenchmarkBackupOverQUIC$", "1s", count},
 		{"./media/sipplane", "^(BenchmarkQualityTracking|BenchmarkInboundReject)$", "1s", count},
 		{"./media/sipplane", "^(BenchmarkLiveCalls|BenchmarkBreakerReaction)$", "1x", max(count/2, 1)},
 		{"./media/sipplane", "^(BenchmarkRejectTLSvsUDP|BenchmarkTLSHandshake|BenchmarkSRTPPerPacket)$", "1s", count},

@@ -3,7 +3,7 @@
 //	trunkctl [--addr A] [--token T] [--ca FILE | --insecure] COMMAND [flags]
 //
 // Commands: add, update, get, list, rm, explain, dial, hangup, calls, token,
-// completion, version.
+// backup, reload, completion, version.
 // Run trunkctl help for more.
 package main
 
@@ -72,7 +72,9 @@ func (g *globals) register(fs *flag.FlagSet, def globals, except ...string) {
 	if !slices.Contains(except, "timeout") {
 		fs.DurationVar(&g.timeout, "timeout", def.timeout, "give up on the command after this long (dial waits its ring time on top; give it before dial, whose own --timeout is the ring time)")
 	}
-	fs.StringVar(&g.output, "o", def.output, "output `format`: table, json or yaml")
+	if !slices.Contains(except, "o") {
+		fs.StringVar(&g.output, "o", def.output, "output `format`: table, json or yaml")
+	}
 	fs.StringVar(&g.org, "org", def.org, "act for this `organization` (personal tokens; trunks:admin) (env TRUNKD_ORG)")
 }
 
@@ -94,6 +96,8 @@ var commands = []command{
 	{"calls", "[--trunk ID]", "list the calls in flight", cmdCalls},
 	{"agent", agentUsage, "manage AI agents and deploy them as SIP endpoints", cmdAgent},
 	{"token", "--secret-file F [--scope S] [--ttl D]", "mint an HS256 admin token", cmdToken},
+	{"backup", "-o FILE", "save a consistent copy of trunkd's store while it runs (trunks:admin); checks its SHA-256", cmdBackup},
+	{"reload", "[--log-level LEVEL]", "re-read JWT keys and certificates, optionally set the log level (trunks:admin)", cmdReload},
 	{"completion", "bash|zsh|fish", "print a shell completion script (trunk ids complete from the server)", cmdCompletion},
 	{"version", "", "print the version trunkctl was built from", cmdVersion},
 }
@@ -129,7 +133,8 @@ func run(ctx context.Context, args []string, e env) int {
 
 // ownDeadline names the commands that set their own deadline: dial waits
 // for the ring time on top of --timeout.
-var ownDeadline = map[string]bool{"dial": true}
+// A backup is bounded by the server's progress, not by --timeout.
+var ownDeadline = map[string]bool{"dial": true, "backup": true}
 
 func (c *cli) exec(ctx context.Context, cmd command, args []string) int {
 	if !ownDeadline[cmd.name] {

@@ -74,7 +74,7 @@ func BenchmarkHTTPJSON(b *testing.B) {
 // same metrics observation, and returns its base URL.
 func serveJSONAPI(b *testing.B, d *Daemon, dir string) string {
 	b.Helper()
-	authn, err := d.authenticator()
+	authn, _, err := d.authenticator()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,10 +23,12 @@ type Config struct {
 	TLSKey          string
 	JWTSecretFile   string
 	JWTPublicKeys   []string
+	JWTPublicKeyDir string
 	JWTIssuer       string
 	JWTAudience     string
 	SecretKeyFile   string
 	LogLevel        slog.Level
+	levelVar        *slog.LevelVar // set by logger; Reload changes it
 	LogFormat       string
 	ShutdownTimeout time.Duration
 	DrainTimeout    time.Duration
@@ -34,6 +36,7 @@ type Config struct {
 
 	MetricsListen string
 	HTTPListen    string
+	StatusPage    bool
 	Breaker       trunk.BreakerConfig
 	QualityWindow time.Duration
 	ProbeInterval time.Duration
@@ -100,6 +103,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key `file` (default: DATA/tls.key)")
 	fs.StringVar(&cfg.JWTSecretFile, "jwt-secret-file", "", "HMAC `file` for HS256/384/512 tokens (default with no JWT key flags: DATA/jwt.secret, generated when absent)")
 	fs.Var(&keys, "jwt-public-key", "`[KID=]FILE` PEM public key (RSA, ECDSA, Ed25519) for tokens; repeatable")
+	fs.StringVar(&cfg.JWTPublicKeyDir, "jwt-public-key-dir", "", "`dir` of PEM public keys, one per *.pem file, its kid the file name without .pem; re-read on SIGHUP and Reload (rotate by adding the new key, reloading, later removing the old)")
 	fs.StringVar(&cfg.JWTIssuer, "jwt-issuer", "", "required token `iss` (unchecked when empty)")
 	fs.StringVar(&cfg.JWTAudience, "jwt-audience", "", "required token `aud` (unchecked when empty)")
 	fs.StringVar(&cfg.SecretKeyFile, "secret-key-file", "", "AES-256 key `file` for secrets at rest (default: DATA/secret.key, generated when absent)")
@@ -109,6 +113,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long SIGTERM lets calls in flight run before hanging them up")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "TCP `address` for Prometheus /metrics, /healthz and /readyz (off when empty), e.g. 127.0.0.1:9464")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "", "`address` of the REST face (off when empty), e.g. 127.0.0.1:8443: HTTPS with the admin certificate, HTTP/1.1 and HTTP/2 on TCP, HTTP/3 on UDP, same port")
+	fs.BoolVar(&cfg.StatusPage, "status-page", false, "serve the live status page at / on --http-listen (it asks for a token with scope trunks:read)")
 	breakerFlags(fs, &cfg.Breaker)
 	fs.DurationVar(&cfg.QualityWindow, "quality-window", 30*time.Minute, "sliding window of the ASR, ACD, MOS and PDD figures")
 	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", 0, "send OPTIONS to every trunk's carrier this often, feeding its breaker (0: only to test an open breaker)")
@@ -142,6 +147,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	if err := cfg.Breaker.Validate(); err != nil {
 		return nil, fmt.Errorf("breaker flags: %w", err)
+	}
+	if cfg.StatusPage && cfg.HTTPListen == "" {
+		return nil, errors.New("-status-page: needs -http-listen (the page is served on the REST face's listener)")
 	}
 	if cfg.QualityWindow < time.Minute {
 		return nil, errors.New("-quality-window: must be at least 1m")
@@ -208,7 +216,7 @@ func (c *Config) fillDefaults() {
 	inData(&c.SIPTLS.Cert, "sip-tls.crt")
 	inData(&c.SIPTLS.Key, "sip-tls.key")
 	inData(&c.SecretKeyFile, "secret.key")
-	if len(c.JWTPublicKeys) == 0 {
+	if len(c.JWTPublicKeys) == 0 && c.JWTPublicKeyDir == "" {
 		inData(&c.JWTSecretFile, "jwt.secret")
 	}
 }
@@ -219,8 +227,12 @@ func (c *Config) defaultJWTSecret() bool {
 	return c.JWTSecretFile == filepath.Join(c.DataDir, "jwt.secret")
 }
 
+// logger builds the daemon's logger; its level is a LevelVar that Reload
+// can change.
 func (c *Config) logger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	c.levelVar = new(slog.LevelVar)
+	c.levelVar.Set(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: c.levelVar}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

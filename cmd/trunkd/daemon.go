@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/rpc/rest"
+	"github.com/trunkd/trunkd/rpc/status"
 	"github.com/trunkd/trunkd/store"
 	"github.com/trunkd/trunkd/store/etcd"
 	"github.com/trunkd/trunkd/trunk/certs"
@@ -48,6 +50,7 @@ type Daemon struct {
 	membersP      atomic.Pointer[etcd.Members]
 	stopReconcile context.CancelFunc
 	reconciled    chan struct{}
+	rl            reloader
 }
 
 // Start opens the data dir, the store and the listener, and starts serving.
@@ -64,10 +67,12 @@ func Start(cfg *Config, log *slog.Logger) (*Daemon, error) {
 }
 
 func (d *Daemon) start() error {
-	authn, err := d.authenticator()
+	authn, _, err := d.authenticator()
 	if err != nil {
 		return err
 	}
+	d.rl.auth.cur.Store(authn)
+	d.rl.level = d.cfg.levelVar
 	key, err := store.LoadOrCreateKey(d.cfg.SecretKeyFile)
 	if err != nil {
 		return fmt.Errorf("secret key: %w", err)
@@ -119,14 +124,15 @@ func (d *Daemon) start() error {
 			return err
 		}
 	}
-	d.srv = rpc.NewServer(rpc.Config{Service: d.svc, Auth: authn, Logger: d.log, Observe: d.met.observe,
+	d.svc.SetReloader(d)
+	d.srv = rpc.NewServer(rpc.Config{Service: d.svc, Auth: &d.rl.auth, Logger: d.log, Observe: d.met.observe,
 		RetryAbove: d.cfg.RPCRetryAbove})
 	if err := d.srv.Listen(d.cfg.Listen, &tls.Config{GetCertificate: d.adminCert.GetCertificate}); err != nil {
 		return err
 	}
 	go func() { d.served <- d.srv.Serve() }()
 	if d.cfg.HTTPListen != "" {
-		if err := d.serveHTTP(authn); err != nil {
+		if err := d.serveHTTP(&d.rl.auth); err != nil {
 			return err
 		}
 	}
@@ -137,8 +143,17 @@ func (d *Daemon) start() error {
 
 // serveHTTP starts the REST face on --http-listen, with the admin
 // certificate (reloaded with it).
-func (d *Daemon) serveHTTP(authn *auth.Authenticator) error {
-	h := rest.NewServer(rest.Config{Service: d.svc, Auth: authn, Logger: d.log.With("face", "rest"), Observe: d.met.observe})
+func (d *Daemon) serveHTTP(authn *swapAuth) error {
+	var h http.Handler = rest.NewServer(rest.Config{Service: d.svc, Auth: authn, Logger: d.log.With("face", "rest"), Observe: d.met.observe})
+	if d.cfg.StatusPage {
+		mux := http.NewServeMux()
+		page := status.New(d.svc, authn, d.log.With("face", "status"))
+		for _, p := range status.Routes {
+			mux.Handle(p, page)
+		}
+		mux.Handle("/", h)
+		h = mux
+	}
 	l, err := rest.Listen(d.cfg.HTTPListen, &tls.Config{GetCertificate: d.adminCert.GetCertificate, MinVersion: tls.VersionTLS12}, h, d.log)
 	if err != nil {
 		return err
@@ -260,28 +275,38 @@ func (d *Daemon) count() int {
 	return n
 }
 
-func (d *Daemon) authenticator() (*auth.Authenticator, error) {
+// authenticator reads every configured verification key and returns an
+// authenticator for them and how many there are.
+func (d *Daemon) authenticator() (*auth.Authenticator, int, error) {
 	ac := auth.Config{Issuer: d.cfg.JWTIssuer, Audience: d.cfg.JWTAudience}
 	if d.cfg.JWTSecretFile != "" {
 		if d.cfg.defaultJWTSecret() {
 			if err := createSecret(d.cfg.JWTSecretFile, d.log); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 		secret, err := auth.LoadSecretFile(d.cfg.JWTSecretFile)
 		if err != nil {
-			return nil, fmt.Errorf("jwt secret: %w", err)
+			return nil, 0, fmt.Errorf("jwt secret: %w", err)
 		}
 		ac.Secret = secret
 	}
-	for _, arg := range d.cfg.JWTPublicKeys {
+	args, err := d.cfg.publicKeyArgs()
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, arg := range args {
 		pk, err := auth.LoadPublicKeyFlag(arg)
 		if err != nil {
-			return nil, fmt.Errorf("-jwt-public-key %s: %w", arg, err)
+			return nil, 0, fmt.Errorf("-jwt-public-key %s: %w", arg, err)
 		}
 		ac.PublicKeys = append(ac.PublicKeys, pk)
 	}
-	return auth.NewAuthenticator(ac)
+	a, err := auth.NewAuthenticator(ac)
+	if err != nil {
+		return nil, 0, err
+	}
+	return a, len(ac.PublicKeys) + min(len(ac.Secret), 1), nil
 }
 
 // createSecret writes a new random HMAC secret to path (0600) unless the
@@ -328,8 +353,9 @@ func (d *Daemon) certificates() error {
 	return nil
 }
 
-// ReloadCertificates reloads both planes' certificates (SIGHUP); a pair
-// that fails to load leaves the old one serving.
+// ReloadCertificates reloads both planes' certificates only (Reload does
+// it along with the keys); a pair that fails to load leaves the old one
+// serving.
 func (d *Daemon) ReloadCertificates() {
 	d.logReload("admin", d.adminCert.Reload())
 	d.logReload("sip", d.sipCert.Reload())
@@ -381,6 +407,9 @@ func (d *Daemon) howToConnect() {
 	if d.http != nil {
 		d.log.Info("or with curl (REST face)",
 			"cmd", fmt.Sprintf(`curl --cacert %s -H "Authorization: Bearer $TRUNKD_TOKEN" https://%s/core/trunks`, d.cfg.TLSCert, d.http.Addr()))
+		if d.cfg.StatusPage {
+			d.log.Info("status page (give it a trunks:read token)", "url", fmt.Sprintf("https://%s/", d.http.Addr()))
+		}
 	} else {
 		d.log.Info("the REST face (curl) is off; turn it on with --http-listen 127.0.0.1:8443 (or TRUNKD_HTTP_LISTEN)")
 	}

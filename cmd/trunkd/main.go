@@ -3,7 +3,8 @@
 //
 // With no flags it runs on embedded defaults in ./trunkd-data: a generated
 // self-signed certificate, JWT signing secret and at-rest encryption key.
-// See docs/operations.md.
+// `trunkd restore --from FILE --data DIR` installs a backup taken with
+// trunkctl backup into a stopped trunkd's data dir. See docs/operations.md.
 package main
 
 import (
@@ -31,6 +32,9 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	if len(os.Args) > 1 && os.Args[1] == "restore" {
+		os.Exit(restore(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
 }
 
@@ -48,6 +52,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 	log := cfg.logger(stderr)
+	// Before READY=1, and before starting: a SIGHUP from then on reloads
+	// instead of killing the process (its default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d, err := Start(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -60,15 +69,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	wctx, stopWatch := context.WithCancel(ctx)
 	go sd.watch(wctx, log, d.alive)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-hup:
 			sd.notify("RELOADING=1")
-			d.ReloadCertificates()
+			d.reloadOnSignal()
 			sd.notify("READY=1")
 		}
 	}

@@ -88,6 +88,17 @@ func (p *Plane) TrunkStatus(id string) trunk.Status {
 	return st
 }
 
+// QualitySeries returns the per-bucket figures of a trunk's quality
+// window, oldest first (trunk.QualityWindow.Series); nil for a trunk the
+// SIP plane does not run.
+func (p *Plane) QualitySeries(id string) []trunk.Quality {
+	h := p.healthOf(id)
+	if h == nil {
+		return nil
+	}
+	return h.quality.Series()
+}
+
 // Counters reports a trunk's cumulative call and breaker counts; ok is
 // false for a trunk the SIP plane does not run.
 func (p *Plane) Counters(id string) (Counters, bool) {

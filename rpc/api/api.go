@@ -95,6 +95,8 @@ func init() {
 		def("RemoveAgent", auth.ScopeAgentsManage, "", func() *AgentIDRequest { return &AgentIDRequest{} }, (*Handler).removeAgent),
 		def("DeployAgentAsSip", auth.ScopeAgentsManage, "", func() *AgentIDRequest { return &AgentIDRequest{} }, (*Handler).deployAgent),
 		def("UndeployAgentAsSip", auth.ScopeAgentsManage, "", func() *AgentIDRequest { return &AgentIDRequest{} }, (*Handler).undeployAgent),
+		def("Backup", auth.ScopeAdmin, "", func() *BackupRequest { return &BackupRequest{} }, (*Handler).backup),
+		def("Reload", auth.ScopeAdmin, "", func() *ReloadRequest { return &ReloadRequest{} }, (*Handler).reload),
 	} {
 		methods[m.Name] = m
 	}

@@ -70,6 +70,8 @@ func NewServer(cfg Config) *Server {
 	s.route("DELETE /core/trunks/{id}", "RemoveTrunk", s.trunkID, noContent)
 	s.route("POST /core/agents/{id}/deploy-as-sip", "DeployAgentAsSip", agentID, ok)
 	s.route("DELETE /core/agents/{id}/deploy-as-sip", "UndeployAgentAsSip", agentID, ok)
+	s.routeFunc("GET /v1/backup", "Backup", s.backup)
+	s.route("POST /v1/reload", "Reload", s.reload, ok)
 	s.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	s.routes = append(s.routes, "GET /openapi.json")
 	s.mux.HandleFunc("/", s.notFound)

@@ -99,6 +99,7 @@ type Service struct {
 	agents     AgentStore  // nil: the agent operations answer EUNAVAILABLE
 	agentPlane AgentPlane  // nil: deployed agents are stored only
 	agentLocks keyLocks
+	reloader   Reloader // nil: Reload answers EUNAVAILABLE
 }
 
 // New returns a Service over store and plane. plane may be nil, for a

@@ -13,7 +13,11 @@
 // control declares what it needs, Store and Plane, and imports only the
 // standard library and package trunk: the bbolt store and the diago SIP
 // plane satisfy them in cmd/trunkd, and package controltest has in-memory
-// fakes of both for tests.
+// fakes of both for tests. Three more are optional and type-asserted:
+// a Store that is a Snapshotter can be backed up online (Snapshot), a
+// Plane that is a QualityHistory gives per-bucket quality figures, and a
+// Reloader set with SetReloader answers Reload; without them those
+// operations answer EUNAVAILABLE (or nothing, for the figures).
 //
 // Where it can hurt: Prepare may take seconds (a listener bind, DNS
 // lookups) and runs under the trunk's lock, so a slow carrier domain
