@@ -201,6 +201,10 @@ func (t *Trunk) LogValue() slog.Value {
 type Status struct {
 	Quality              // ASR, ACD, MOS, PDD over the quality window
 	Breaker BreakerState // "" when the SIP plane has no breaker for the trunk
+	// AIUnavailable counts inbound callers answered 503 because the
+	// trunk's AI agent could not be reached, since the trunk was added
+	// on this node.
+	AIUnavailable uint64
 	SIP     SIPStatus
 }
 

@@ -208,6 +208,9 @@ func TestBridgeAgentUnreachable(t *testing.T) {
 	if c, _ := p.Counters("ai-down"); c.Calls[[2]string{trunk.Inbound, string(outAIUnavailable)}] != 1 {
 		t.Errorf("ai_unavailable count = %v; want 1", c.Calls)
 	}
+	if n := p.TrunkStatus("ai-down").AIUnavailable; n != 1 {
+		t.Errorf("TrunkStatus(ai-down).AIUnavailable = %d; want 1", n)
+	}
 	_, url2 := agentFor(t, fakeagent.Script{Token: "another-token"})
 	tr2 := aiTrunk(t, "ai-refused", url2)
 	apply(t, p, tr2)

@@ -85,6 +85,9 @@ func (p *Plane) TrunkStatus(id string) trunk.Status {
 	}
 	st.Quality = h.quality.Snapshot()
 	st.Breaker = h.breaker.State()
+	h.mu.Lock()
+	st.AIUnavailable = h.calls[[2]string{trunk.Inbound, string(outAIUnavailable)}]
+	h.mu.Unlock()
 	return st
 }
 

@@ -146,6 +146,28 @@ type row struct {
 	Transport       trunk.Transport // outbound signalling
 	TLSPort         uint16          // inbound SIP over TLS listener; 0 for none
 	SRTPIn, SRTPOut trunk.MediaEncryption
+
+	AI string // how the trunk reaches an AI agent ("" for none): transport and agent_id, never a token
+}
+
+// aiOf says how t reaches an AI agent: the transport of its endpoint and
+// its agent_id; "" when it has none. URLs are not shown (they may carry
+// credentials in their query).
+func aiOf(t *trunk.Trunk) string {
+	var via []string
+	if t.InboundRule == trunk.RuleHandleAI {
+		via = append(via, "HANDLE_AI")
+	}
+	switch {
+	case t.InboundAIWebsocketURL != "" || t.AIWebsocketURL != "":
+		via = append(via, "WebSocket")
+	case t.InboundAIQUICURL != "" || t.AIQUICURL != "":
+		via = append(via, "QUIC")
+	}
+	if t.AgentID != "" {
+		via = append(via, "agent "+t.AgentID)
+	}
+	return strings.Join(via, " · ")
 }
 
 func (h *Handler) collect(ctx context.Context, a control.Access) (snapshot, error) {
@@ -186,7 +208,8 @@ func (h *Handler) row(t *trunk.Trunk) row {
 	}
 	return row{ID: t.TrunkID, Name: cmp(t.Name, t.DisplayName), Org: t.Org(), Status: st, Limit: limit,
 		Spark:     sparkline(h.svc.QualitySeries(t.TrunkID)),
-		Transport: t.Transport, TLSPort: t.SIPTLSPort, SRTPIn: t.InboundMediaEncryption, SRTPOut: t.OutboundMediaEncryption}
+		Transport: t.Transport, TLSPort: t.SIPTLSPort, SRTPIn: t.InboundMediaEncryption, SRTPOut: t.OutboundMediaEncryption,
+		AI: aiOf(t)}
 }
 
 func cmp(a, b string) string {

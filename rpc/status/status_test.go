@@ -26,15 +26,17 @@ func newPage(t *testing.T) (*httptest.Server, func(scope, org string) string) {
 		tr.SIPUsername, tr.SIPPassword, tr.APIBearerToken = "user", "pw-never-shown", "bearer-never-shown"
 		if c.id == "acme-1" {
 			tr.Transport, tr.SIPTLSPort, tr.InboundMediaEncryption, tr.OutboundMediaEncryption = trunk.TransportTLS, 5061, trunk.EncryptAllow, trunk.EncryptRequire
+			tr.InboundRule, tr.InboundAIWebsocketURL, tr.AgentID = trunk.RuleHandleAI, "wss://agent.example.com/in?key=url-never-shown", "sales"
 		}
 		trunks = append(trunks, &tr)
 	}
 	calls := controltest.NewFakeCalls(map[string]string{"acme-1": controltest.TrunkOK},
 		trunk.Call{CallID: "in-1", TrunkID: "acme-1", Direction: trunk.Inbound, From: "+15550001111", To: "+15552223333", State: trunk.CallAnswered, Start: time.Now()})
 	plane := &controltest.Plane{Calls: calls, Status: controltest.FakeStatus{"acme-1": {
-		Quality: trunk.Quality{Attempted: 4, Answered: 3, ASR: 75, ACD: 42, MOS: 3.2, PDDms: 850},
-		Breaker: trunk.BreakerHalfOpen,
-		SIP:     trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegFailed, RegistrationError: "403 <Forbidden>", ActiveCalls: 1, ChannelLimit: 10},
+		Quality:       trunk.Quality{Attempted: 4, Answered: 3, ASR: 75, ACD: 42, MOS: 3.2, PDDms: 850},
+		Breaker:       trunk.BreakerHalfOpen,
+		AIUnavailable: 3,
+		SIP:           trunk.SIPStatus{State: trunk.SIPActive, RegistrationState: trunk.RegFailed, RegistrationError: "403 <Forbidden>", ActiveCalls: 1, ChannelLimit: 10},
 	}}}
 	authn, err := auth.NewAuthenticator(auth.Config{Secret: secret})
 	if err != nil {
@@ -109,8 +111,9 @@ func TestView(t *testing.T) {
 		{"admin sees every org", mint("trunks:admin", ""), 200,
 			[]string{`data-trunk="acme-1"`, `data-trunk="other-1"`, "half-open", "403 &lt;Forbidden&gt;", "Trunk &lt;acme-1&gt;",
 				`data-field="calls">1 / 10`, `data-field="asr">75%`, `data-field="mos" class="bad">3.20`, `data-field="pdd">850 ms`, `data-call="in-1"`,
-				`data-field="security">out TLS, in TLS :5061<br><span class="muted">SRTP in ALLOW, out REQUIRE`, `data-field="security">out UDP</td>`, "15550001111"},
-			[]string{"pw-never-shown", "bearer-never-shown"}, ""},
+				`data-field="security">out TLS, in TLS :5061<br><span class="muted">SRTP in ALLOW, out REQUIRE`, `data-field="security">out UDP</td>`, "15550001111",
+				`data-field="ai">HANDLE_AI · WebSocket · agent sales`, "3 unreachable", `data-field="ai">–</td>`},
+			[]string{"pw-never-shown", "bearer-never-shown", "url-never-shown"}, ""},
 		{"org token sees its org", mint("trunks:read", "acme"), 200, []string{`data-trunk="acme-1"`, "organization <b>acme</b>"}, []string{"other-1", "pw-never-shown"}, ""},
 		{"personal token, no org named", personal, 400, []string{"name one"}, nil, ""},
 		{"personal token naming other", personal, 200, []string{`data-trunk="other-1"`}, []string{"acme-1"}, "other"},
