@@ -205,7 +205,7 @@ type Status struct {
 	// trunk's AI agent could not be reached, since the trunk was added
 	// on this node.
 	AIUnavailable uint64
-	SIP     SIPStatus
+	SIP           SIPStatus
 }
 
 // CircuitOpen reports whether the trunk's circuit breaker is not closed
