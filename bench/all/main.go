@@ -78,7 +78,7 @@ func goBenchmarks(count int) []goBench {
 		{"./cmd/trunkd", "^(BenchmarkRPC|BenchmarkHTTPJSON|BenchmarkGetTrunkFaces|BenchmarkDialAndCall)$", "1s", count},
 		{"./store", "^(BenchmarkUpdateTrunk|BenchmarkDiskFsync|BenchmarkGetTrunk|BenchmarkListFiltered100k)$", "1s", count},
 		{"./rpc/auth", "^BenchmarkAuthorize$", "1s", count},
-		{"./media/sipplane", "^(BenchmarkQualityTracking|BenchmarkInboundReject)$", "1s", count},
+		{"./media/sipplane", "^(BenchmarkQualityTracking|BenchmarkInboundReject|BenchmarkRejectDecide)$", "1s", count},
 		{"./media/sipplane", "^(BenchmarkLiveCalls|BenchmarkBreakerReaction)$", "1x", max(count/2, 1)},
 		{"./media/sipplane", "^(BenchmarkRejectTLSvsUDP|BenchmarkTLSHandshake|BenchmarkSRTPPerPacket)$", "1s", count},
 		{"./media/bridge", "^BenchmarkBargeinReaction$", "1x", max(count/2, 1)},

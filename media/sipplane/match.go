@@ -2,6 +2,7 @@ package sipplane
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -11,44 +12,68 @@ import (
 	"github.com/trunkd/trunkd/trunk"
 )
 
-// table is an immutable snapshot of which trunks listen where; a change
-// builds a new one and swaps it in, so the INVITE path reads without locks.
+// table is an immutable snapshot of which trunks listen where, indexed
+// per listener by source address (index.go); a change builds a new one
+// and swaps it in, so the INVITE path reads without locks.
 type table struct {
 	byListener map[string][]*live // sorted by trunk id
+	index      map[string]*index  // the same trunks by source address
 }
 
 func buildTable(trunks []*live) *table {
-	t := &table{byListener: map[string][]*live{}}
+	t := &table{byListener: map[string][]*live{}, index: map[string]*index{}}
 	for _, lv := range trunks {
 		t.byListener[lv.bind] = append(t.byListener[lv.bind], lv)
 	}
-	for _, l := range t.byListener {
-		slices.SortFunc(l, func(a, b *live) int { return strings.Compare(a.t.TrunkID, b.t.TrunkID) })
+	for k, l := range t.byListener {
+		slices.SortFunc(l, byID)
+		t.index[k] = buildIndex(l)
 	}
 	return t
 }
 
 // replace returns a copy of t with prev (if any) taken out and next (if
-// any) put in. Only the listeners they are on are copied, so a write costs
-// O(trunks on that listener), not O(all trunks).
+// any) put in. Only the listeners they are on are copied, and of their
+// indexes only the shards their addresses fall in, so a write costs
+// O(trunks on that listener) pointer copies, not O(all trunks) work.
 func (t *table) replace(prev, next *live) *table {
-	n := &table{byListener: make(map[string][]*live, len(t.byListener)+1)}
-	for k, v := range t.byListener {
-		n.byListener[k] = v
+	n := &table{byListener: maps.Clone(t.byListener), index: maps.Clone(t.index)}
+	if n.byListener == nil {
+		n.byListener, n.index = map[string][]*live{}, map[string]*index{}
 	}
 	if prev != nil {
 		l := slices.DeleteFunc(slices.Clone(n.byListener[prev.bind]), func(x *live) bool { return x == prev })
 		if len(l) == 0 {
 			delete(n.byListener, prev.bind)
+			delete(n.index, prev.bind)
 		} else {
 			n.byListener[prev.bind] = l
+			n.index[prev.bind] = n.index[prev.bind].with(prev, nil)
 		}
 	}
 	if next != nil {
 		l := slices.Clone(n.byListener[next.bind])
-		i, _ := slices.BinarySearchFunc(l, next.t.TrunkID, func(x *live, id string) int { return strings.Compare(x.t.TrunkID, id) })
+		i, _ := slices.BinarySearchFunc(l, next, byID)
 		n.byListener[next.bind] = slices.Insert(l, i, next)
+		x := n.index[next.bind]
+		if x == nil {
+			x = &index{}
+		}
+		n.index[next.bind] = x.with(nil, next)
 	}
+	return n
+}
+
+// readdress returns a copy of t in which lv's resolved addresses are next
+// instead of prev (the DNS refresher resolved them anew), or t when lv
+// itself is not in t.
+func (t *table) readdress(lv *live, prev, next *addrSet) *table {
+	l := t.byListener[lv.bind]
+	if i, ok := slices.BinarySearchFunc(l, lv, byID); !ok || l[i] != lv {
+		return t
+	}
+	n := &table{byListener: t.byListener, index: maps.Clone(t.index)}
+	n.index[lv.bind] = t.index[lv.bind].readdress(lv, prev, next)
 	return n
 }
 
@@ -76,7 +101,7 @@ func (lv *live) claim(src netip.Addr) (int, string) {
 			rank, why = claimPrefix+p.Bits(), fmt.Sprintf("longest prefix: its allowed_addresses entry %s", p)
 		}
 	}
-	if rank == claimNone && lv.t.GatewayIP == "" && lv.t.SBCIP == "" && len(lv.allowed) == 0 {
+	if rank == claimNone && unrestricted(lv) {
 		return claimUnrestricted, "no restriction: it has no gateway_ip, sbc_ip or allowed_addresses"
 	}
 	return rank, why
@@ -91,21 +116,11 @@ func (lv *live) claim(src netip.Addr) (int, string) {
 // separate are refused: one organization's carrier never reaches another
 // organization's trunk by a tie-break.
 func (t *table) match(listener string, src netip.Addr, ruriHost string) (*live, trunk.Match) {
-	on := t.byListener[listener]
-	if len(on) == 0 {
+	on, x := t.byListener[listener], t.index[listener]
+	if len(on) == 0 || x == nil {
 		return nil, trunk.Match{Reason: fmt.Sprintf("no trunk listens on %s", listener)}
 	}
-	var cands []*live
-	best, why := claimNone, ""
-	for _, lv := range on {
-		switch r, w := lv.claim(src); {
-		case r == claimNone || r < best:
-		case r > best:
-			cands, best, why = []*live{lv}, r, w
-		default:
-			cands = append(cands, lv)
-		}
-	}
+	cands, _, why := x.candidates(src)
 	switch {
 	case len(cands) == 0:
 		return nil, trunk.Match{Reason: fmt.Sprintf("source %s is not the gateway_ip or sbc_ip of any trunk on %s, nor in any allowed_addresses (trunks there: %s)", src, listener, ids(on))}
