@@ -1,6 +1,7 @@
 package sipplane
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -181,5 +183,39 @@ func TestPlaneReaddress(t *testing.T) {
 	tb := p.table.Load().replace(lv, nil)
 	if n := len(tb.byListener) + len(tb.index); n != 0 {
 		t.Errorf("after removal the table holds %d listeners", n)
+	}
+}
+
+// TestLoadAllOrder: LoadAll builds trunks on several goroutines but
+// applies them in the order given, so of two trunks that conflict on a
+// listener the first stays live and the second is degraded, every run;
+// the others are all live and matched by their gateway_ip.
+func TestLoadAllOrder(t *testing.T) {
+	p := newPlane(t, Config{})
+	port := siptest.FreePort(t, "127.0.0.1")
+	var ts []*trunk.Trunk
+	for i := range 300 {
+		tr := testTrunk(fmt.Sprintf("t%03d", i), port)
+		tr.GatewayIP = netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String()
+		ts = append(ts, tr)
+	}
+	ts[7].ExternalSIPIP = "203.0.113.7" // differs from t000's, which opens the listener
+	ts[9].CodecPreferences = []string{"G729"}
+	p.LoadAll(context.Background(), ts)
+	for i, tr := range ts {
+		st := p.status(tr.TrunkID)
+		want := trunk.SIPActive
+		if i == 7 || i == 9 {
+			want = trunk.SIPDegraded
+		}
+		if st.State != want {
+			t.Errorf("%s: %s (%s); want %s", tr.TrunkID, st.State, st.Error, want)
+		}
+		if want != trunk.SIPActive {
+			continue
+		}
+		if lv, m := p.table.Load().match(bindKey("127.0.0.1", port), netip.MustParseAddr(tr.GatewayIP), ""); lv == nil || lv.t.TrunkID != tr.TrunkID {
+			t.Errorf("a call from %s = %+v; want %s", tr.GatewayIP, m, tr.TrunkID)
+		}
 	}
 }

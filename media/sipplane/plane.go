@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -280,13 +281,15 @@ type Change struct {
 // needs, binding a new listener when no trunk uses its address yet. A
 // failure is a *trunk.Error naming the field at fault; nothing is changed.
 func (p *Plane) Prepare(ctx context.Context, t *trunk.Trunk) (*Change, error) {
-	if p.closing.Load() {
-		return nil, trunk.Errorf(trunk.EUNAVAILABLE, "SIP plane is shutting down")
-	}
-	lv, err := p.build(ctx, t)
+	lv, err := p.buildChecked(ctx, t)
 	if err != nil {
 		return nil, err
 	}
+	return p.prepareBuilt(lv)
+}
+
+// prepareBuilt is Prepare after build: it acquires lv's listener.
+func (p *Plane) prepareBuilt(lv *live) (*Change, error) {
 	l, err := p.listeners.acquire(lv)
 	if err != nil {
 		return nil, err
@@ -332,11 +335,16 @@ func (c *Change) Commit() {
 
 // LoadAll applies the stored trunks at start-up, as Load does one by one,
 // building the match table once at the end: per-trunk updates would copy
-// a listener's list once per trunk on it.
+// a listener's list once per trunk on it. The per-trunk work that depends
+// on no other trunk (build: parsing, DNS) runs on several goroutines;
+// listeners are then acquired and the trunks committed one by one in the
+// order of ts, so which of two conflicting trunks is degraded does not
+// depend on timing.
 func (p *Plane) LoadAll(ctx context.Context, ts []*trunk.Trunk) {
 	p.bulk.Store(true)
-	for _, t := range ts {
-		p.load(ctx, t)
+	built, errs := p.buildAll(ctx, ts)
+	for i, t := range ts {
+		p.loadBuilt(t, built[i], errs[i])
 	}
 	p.mu.Lock()
 	p.table.Store(buildTable(p.liveTrunksLocked()))
@@ -404,10 +412,43 @@ func (p *Plane) sweepRemovedLocked() {
 	}
 }
 
-// load applies a stored trunk at start-up. A trunk that cannot be applied
-// is logged and kept as degraded; the others run.
-func (p *Plane) load(ctx context.Context, t *trunk.Trunk) {
-	c, err := p.Prepare(ctx, t)
+// buildChecked is Prepare's build, refused while shutting down.
+func (p *Plane) buildChecked(ctx context.Context, t *trunk.Trunk) (*live, error) {
+	if p.closing.Load() {
+		return nil, trunk.Errorf(trunk.EUNAVAILABLE, "SIP plane is shutting down")
+	}
+	return p.build(ctx, t)
+}
+
+// buildAll builds every trunk of ts, on up to loadWorkers goroutines.
+func (p *Plane) buildAll(ctx context.Context, ts []*trunk.Trunk) ([]*live, []error) {
+	built, errs := make([]*live, len(ts)), make([]error, len(ts))
+	workers := min(loadWorkers, max(len(ts)/64, 1))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(ts); i += workers {
+				built[i], errs[i] = p.buildChecked(ctx, ts[i])
+			}
+		})
+	}
+	wg.Wait()
+	return built, errs
+}
+
+// loadWorkers bounds the goroutines LoadAll builds trunks on: more than
+// the CPUs, since a build may wait on DNS.
+var loadWorkers = 4 * runtime.GOMAXPROCS(0)
+
+// loadBuilt applies a stored trunk t at start-up: it commits lv, built
+// from t, or, when t cannot be applied (err from the build or from
+// acquiring its listener), logs it and keeps it as degraded; the others
+// run.
+func (p *Plane) loadBuilt(t *trunk.Trunk, lv *live, err error) {
+	var c *Change
+	if err == nil {
+		c, err = p.prepareBuilt(lv)
+	}
 	if err != nil {
 		p.mu.Lock()
 		p.state(t.TrunkID).degraded = err.Error()
