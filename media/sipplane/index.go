@@ -116,8 +116,9 @@ func (x *index) with(prev, next *live) *index {
 // instead of prev.
 func (x *index) readdress(lv *live, prev, next *addrSet) *index {
 	e := x.edit()
-	prevAddrs, _ := keys(lv, prev)
-	nextAddrs, _ := keys(lv, next)
+	prevAddrs, _ := e.keys(lv, prev)
+	prevAddrs = slices.Clone(prevAddrs)
+	nextAddrs, _ := e.keys(lv, next)
 	for _, a := range prevAddrs {
 		e.unlink(a, lv)
 	}
@@ -135,6 +136,9 @@ type editor struct {
 	ownExact, ownPfx  [shards]bool
 	ownCount, ownOpen bool
 	countsChanged     bool
+	addrs             []netip.Addr   // keys' scratch
+	pfxs              []netip.Prefix // keys' scratch
+	slab              []*live        // a fresh editor's one-trunk lists are cut from it
 }
 
 func (x *index) edit() *editor {
@@ -143,7 +147,7 @@ func (x *index) edit() *editor {
 }
 
 func (e *editor) add(lv *live, s *addrSet) {
-	addrs, pfxs := keys(lv, s)
+	addrs, pfxs := e.keys(lv, s)
 	for _, a := range addrs {
 		e.link(a, lv)
 	}
@@ -161,7 +165,7 @@ func (e *editor) add(lv *live, s *addrSet) {
 }
 
 func (e *editor) remove(lv *live, s *addrSet) {
-	addrs, pfxs := keys(lv, s)
+	addrs, pfxs := e.keys(lv, s)
 	for _, a := range addrs {
 		e.unlink(a, lv)
 	}
@@ -181,10 +185,13 @@ func (e *editor) remove(lv *live, s *addrSet) {
 
 // keys are the distinct exact addresses (resolved, and single-address
 // allowed_addresses) and prefixes under which lv is indexed, s being its
-// resolved addresses; distinct, so that no list holds a trunk twice.
-func keys(lv *live, s *addrSet) ([]netip.Addr, []netip.Prefix) {
-	addrs := resolved(s)
-	var pfxs []netip.Prefix
+// resolved addresses; distinct, so that no list holds a trunk twice. The
+// slices are the editor's scratch, valid until its next call.
+func (e *editor) keys(lv *live, s *addrSet) ([]netip.Addr, []netip.Prefix) {
+	addrs, pfxs := e.addrs[:0], e.pfxs[:0]
+	if s != nil {
+		addrs = append(append(addrs, s.gateway...), s.sbc...)
+	}
 	for _, p := range lv.allowed {
 		if p.IsSingleIP() {
 			addrs = append(addrs, p.Addr())
@@ -195,8 +202,12 @@ func keys(lv *live, s *addrSet) ([]netip.Addr, []netip.Prefix) {
 	for i, a := range addrs {
 		addrs[i] = a.Unmap().WithZone("")
 	}
-	slices.SortFunc(addrs, netip.Addr.Compare)
-	return slices.Compact(addrs), pfxs
+	if len(addrs) > 1 {
+		slices.SortFunc(addrs, netip.Addr.Compare)
+		addrs = slices.Compact(addrs)
+	}
+	e.addrs, e.pfxs = addrs, pfxs
+	return addrs, pfxs
 }
 
 func (e *editor) link(a netip.Addr, lv *live) {
@@ -213,10 +224,19 @@ func (e *editor) unlink(a netip.Addr, lv *live) {
 	}
 }
 
-// appendTo appends lv to l, copying l unless the editor built it.
+// appendTo appends lv to l, copying l unless the editor built it. A fresh
+// editor cuts new one-trunk lists from a slab, not one allocation each.
 func (e *editor) appendTo(l []*live, lv *live) []*live {
-	if !e.fresh {
+	switch {
+	case !e.fresh:
 		l = slices.Clip(l)
+	case l == nil:
+		if len(e.slab) == 0 {
+			e.slab = make([]*live, 1024)
+		}
+		l, e.slab = e.slab[:1:1], e.slab[1:]
+		l[0] = lv
+		return l
 	}
 	return append(l, lv)
 }
@@ -277,14 +297,6 @@ func (e *editor) finish() *index {
 		}
 	}
 	return e.x
-}
-
-// resolved lists s's addresses, in a new slice.
-func resolved(s *addrSet) []netip.Addr {
-	if s == nil {
-		return nil
-	}
-	return slices.Concat(s.gateway, s.sbc)
 }
 
 // unrestricted reports whether lv has no address rule: it claims every

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,6 +189,24 @@ func (p *Plane) liveLocked(id string) *live {
 	return nil
 }
 
+// liveSortedLocked lists the running configurations, of which there are
+// n, sorted by id: from ts, which the store gives in id order (sorting
+// a sorted list is cheap, a map's order is not), unless other trunks are
+// live too. Callers hold p.mu.
+func (p *Plane) liveSortedLocked(ts []*trunk.Trunk, n int) []*live {
+	l := make([]*live, 0, n)
+	for _, t := range ts {
+		if lv := p.liveLocked(t.TrunkID); lv != nil {
+			l = append(l, lv)
+		}
+	}
+	slices.SortFunc(l, byID)
+	if l = slices.Compact(l); len(l) != n {
+		l = p.liveTrunksLocked()
+	}
+	return l
+}
+
 // liveTrunksLocked lists the running configurations. Callers hold p.mu.
 func (p *Plane) liveTrunksLocked() []*live {
 	l := make([]*live, 0, len(p.trunks))
@@ -272,9 +291,10 @@ func (p *Plane) limit(lv *live) uint32 {
 // Change is a trunk configuration prepared on the SIP plane: Commit makes
 // it live, Abort undoes it. Exactly one of them must be called.
 type Change struct {
-	p    *Plane
-	next *live
-	done bool
+	p      *Plane
+	next   *live
+	health *health // built ahead for a trunk new to the plane (LoadAll); nil: built in Commit
+	done   bool
 }
 
 // Prepare checks that t can run on the SIP plane and acquires what it
@@ -310,10 +330,10 @@ func (c *Change) Commit() {
 	ts := p.state(lv.t.TrunkID)
 	prev := ts.live
 	if ts.slots == nil {
-		ts.slots, ts.health = &slots{}, p.newHealth(lv.t.TrunkID)
+		ts.slots, ts.health = &slots{}, c.newHealth()
 	}
 	if ts.removed {
-		ts.health, ts.removed = p.newHealth(lv.t.TrunkID), false // the quality window went with the removal
+		ts.health, ts.removed = c.newHealth(), false // the quality window went with the removal
 	}
 	lv.slots, lv.h = ts.slots, ts.health
 	ts.live, ts.degraded = lv, ""
@@ -333,6 +353,16 @@ func (c *Change) Commit() {
 	p.log.Log(context.Background(), level, "trunk live on SIP", "trunk_id", lv.t.TrunkID, "listener", lv.bind)
 }
 
+// newHealth is the health of a trunk new to the plane: the one built
+// ahead, else a new one.
+func (c *Change) newHealth() *health {
+	if h := c.health; h != nil {
+		c.health = nil
+		return h
+	}
+	return c.p.newHealth(c.next.t.TrunkID)
+}
+
 // LoadAll applies the stored trunks at start-up, as Load does one by one,
 // building the match table once at the end: per-trunk updates would copy
 // a listener's list once per trunk on it. The per-trunk work that depends
@@ -342,12 +372,11 @@ func (c *Change) Commit() {
 // depend on timing.
 func (p *Plane) LoadAll(ctx context.Context, ts []*trunk.Trunk) {
 	p.bulk.Store(true)
-	built, errs := p.buildAll(ctx, ts)
+	built, hs, errs := p.buildAll(ctx, ts)
 	for i, t := range ts {
-		p.loadBuilt(t, built[i], errs[i])
+		p.loadBuilt(t, built[i], hs[i], errs[i])
 	}
 	p.mu.Lock()
-	p.table.Store(buildTable(p.liveTrunksLocked()))
 	live, degraded := 0, 0
 	for _, st := range p.trunks {
 		if st.live != nil {
@@ -357,6 +386,7 @@ func (p *Plane) LoadAll(ctx context.Context, ts []*trunk.Trunk) {
 			degraded++
 		}
 	}
+	p.table.Store(buildTable(p.liveSortedLocked(ts, live)))
 	p.bulk.Store(false)
 	p.mu.Unlock()
 	p.log.Info("stored trunks applied to SIP", "live", live, "degraded", degraded)
@@ -420,20 +450,23 @@ func (p *Plane) buildChecked(ctx context.Context, t *trunk.Trunk) (*live, error)
 	return p.build(ctx, t)
 }
 
-// buildAll builds every trunk of ts, on up to loadWorkers goroutines.
-func (p *Plane) buildAll(ctx context.Context, ts []*trunk.Trunk) ([]*live, []error) {
-	built, errs := make([]*live, len(ts)), make([]error, len(ts))
+// buildAll builds every trunk of ts, and a health for it should it be new
+// to the plane, on up to loadWorkers goroutines.
+func (p *Plane) buildAll(ctx context.Context, ts []*trunk.Trunk) ([]*live, []*health, []error) {
+	built, hs, errs := make([]*live, len(ts)), make([]*health, len(ts)), make([]error, len(ts))
 	workers := min(loadWorkers, max(len(ts)/64, 1))
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(ts); i += workers {
-				built[i], errs[i] = p.buildChecked(ctx, ts[i])
+				if built[i], errs[i] = p.buildChecked(ctx, ts[i]); errs[i] == nil {
+					hs[i] = p.newHealth(ts[i].TrunkID)
+				}
 			}
 		})
 	}
 	wg.Wait()
-	return built, errs
+	return built, hs, errs
 }
 
 // loadWorkers bounds the goroutines LoadAll builds trunks on: more than
@@ -441,13 +474,16 @@ func (p *Plane) buildAll(ctx context.Context, ts []*trunk.Trunk) ([]*live, []err
 var loadWorkers = 4 * runtime.GOMAXPROCS(0)
 
 // loadBuilt applies a stored trunk t at start-up: it commits lv, built
-// from t, or, when t cannot be applied (err from the build or from
+// from t (with h as its health if it is new to the plane), or, when t cannot be applied (err from the build or from
 // acquiring its listener), logs it and keeps it as degraded; the others
 // run.
-func (p *Plane) loadBuilt(t *trunk.Trunk, lv *live, err error) {
+func (p *Plane) loadBuilt(t *trunk.Trunk, lv *live, h *health, err error) {
 	var c *Change
 	if err == nil {
 		c, err = p.prepareBuilt(lv)
+	}
+	if c != nil {
+		c.health = h
 	}
 	if err != nil {
 		p.mu.Lock()
