@@ -69,7 +69,7 @@ type finder struct {
 
 func (f *finder) judge(l []*live, src netip.Addr) {
 	for _, lv := range l {
-		switch r, _ := lv.claim(src); {
+		switch r := lv.rank(src); {
 		case r == claimNone || r < f.best:
 		case r > f.best:
 			f.cands, f.best = append(f.cands[:0], lv), r

@@ -87,24 +87,42 @@ const (
 )
 
 // claim says how strongly lv's rules claim src, and which rule does.
-func (lv *live) claim(src netip.Addr) (int, string) {
+func (lv *live) claim(src netip.Addr) (int, string) { return lv.claimWhy(src, true) }
+
+// rank is claim without the reason, for the INVITE path.
+func (lv *live) rank(src netip.Addr) int {
+	r, _ := lv.claimWhy(src, false)
+	return r
+}
+
+// claimWhy is claim; the reason is written only when explain is set.
+func (lv *live) claimWhy(src netip.Addr, explain bool) (int, string) {
 	if f := lv.addrField(src); f != "" {
+		if !explain {
+			return claimExact, ""
+		}
 		return claimExact, "exact address: its " + f
 	}
-	rank, why := claimNone, ""
+	rank, longest := claimNone, netip.Prefix{}
 	for _, p := range lv.allowed {
 		switch {
 		case !p.Contains(src):
 		case p.IsSingleIP():
+			if !explain {
+				return claimExact, ""
+			}
 			return claimExact, "exact address: its allowed_addresses entry " + p.Addr().String()
 		case claimPrefix+p.Bits() > rank:
-			rank, why = claimPrefix+p.Bits(), fmt.Sprintf("longest prefix: its allowed_addresses entry %s", p)
+			rank, longest = claimPrefix+p.Bits(), p
 		}
 	}
-	if rank == claimNone && unrestricted(lv) {
+	switch {
+	case rank == claimNone && unrestricted(lv):
 		return claimUnrestricted, "no restriction: it has no gateway_ip, sbc_ip or allowed_addresses"
+	case rank == claimNone || !explain:
+		return rank, ""
 	}
-	return rank, why
+	return rank, fmt.Sprintf("longest prefix: its allowed_addresses entry %s", longest)
 }
 
 // match finds the trunk for a call arriving on listener from src with
