@@ -91,7 +91,7 @@ IMPORT_RULES := \
   rpc/api/...:-:trunk,trunk/control,rpc/auth \
   rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth,rpc/rest/... \
   rpc/status/...:-:trunk,trunk/control,trunk/control/...,rpc/auth \
-  store/record/...:std:trunk \
+  store/record/...:-:trunk \
   store/...:-:trunk,trunk/control,trunk/secretfile,store/... \
   media/...:-:trunk,trunk/secretfile,trunk/certs,media/...
 
@@ -129,6 +129,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	  $(GO) test ./rpc -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./rpc/auth -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./store -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./store/record -run '^$$' -fuzz '^FuzzParseMatchesStd$$' -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./media/sipplane -run '^$$' -fuzz '^FuzzParseOffer$$' -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./media/sipplane -run '^$$' -fuzz '^FuzzInboundSIP$$' -fuzztime $${FUZZTIME:-30s}
 	@for t in FuzzRTCP FuzzPacket; do \

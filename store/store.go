@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/trunkd/trunkd/store/record"
@@ -310,20 +313,72 @@ func (db *DB) ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk
 }
 
 // ForEachTrunk calls fn for every trunk in trunk_id order, stopping at the
-// first error fn returns.
+// first error fn returns, or at the first record that does not decode
+// (after fn saw every trunk before it). Records are decoded a chunk at a
+// time on every CPU (start-up reads them all), fn is called on the
+// caller's goroutine.
 func (db *DB) ForEachTrunk(ctx context.Context, fn func(*trunk.Trunk) error) error {
 	return db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTrunks).ForEach(func(k, v []byte) error {
-			if err := ctx.Err(); err != nil {
+		var ch chunk
+		c := tx.Bucket(bucketTrunks).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if ch.add(k, v) < chunkSize {
+				continue
+			}
+			if err := db.flush(ctx, &ch, fn); err != nil {
 				return err
 			}
-			t, err := db.codec.Decode(string(k), v)
-			if err != nil {
-				return err
-			}
-			return fn(t)
-		})
+		}
+		return db.flush(ctx, &ch, fn)
 	})
+}
+
+// chunkSize is how many records ForEachTrunk decodes at a time.
+const chunkSize = 1024
+
+// chunk is a run of raw records, valid in the transaction that read them,
+// and their decodings.
+type chunk struct {
+	keys, vals [][]byte
+	trunks     []*trunk.Trunk
+	errs       []error
+}
+
+// add appends a record and returns the chunk's length.
+func (ch *chunk) add(k, v []byte) int {
+	ch.keys, ch.vals = append(ch.keys, k), append(ch.vals, v)
+	return len(ch.keys)
+}
+
+// flush decodes ch's records on every CPU, calls fn with each in order,
+// and empties ch.
+func (db *DB) flush(ctx context.Context, ch *chunk, fn func(*trunk.Trunk) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := len(ch.keys)
+	ch.trunks, ch.errs = slices.Grow(ch.trunks[:0], n)[:n], slices.Grow(ch.errs[:0], n)[:n]
+	workers := min(runtime.GOMAXPROCS(0), max(n/64, 1))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				ch.trunks[i], ch.errs[i] = db.codec.Decode(string(ch.keys[i]), ch.vals[i])
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if ch.errs[i] != nil {
+			return ch.errs[i]
+		}
+		if err := fn(ch.trunks[i]); err != nil {
+			return err
+		}
+		ch.trunks[i] = nil
+	}
+	ch.keys, ch.vals = ch.keys[:0], ch.vals[:0]
+	return nil
 }
 
 // Count returns the number of trunks.

@@ -80,7 +80,7 @@ func goBenchmarks(count int) []goBench {
 		{"./rpc/auth", "^BenchmarkAuthorize$", "1s", count},
 		{"./rpc/status", "^BenchmarkView$", "1s", count},
 		{"./rpc", "^BenchmarkBackupOverQUIC$", "1s", count},
-		{"./media/sipplane", "^(BenchmarkQualityTracking|BenchmarkInboundReject)$", "1s", count},
+		{"./media/sipplane", "^(BenchmarkQualityTracking|BenchmarkInboundReject|BenchmarkRejectDecide)$", "1s", count},
 		{"./media/sipplane", "^(BenchmarkLiveCalls|BenchmarkBreakerReaction)$", "1x", max(count/2, 1)},
 		{"./media/sipplane", "^(BenchmarkRejectTLSvsUDP|BenchmarkTLSHandshake|BenchmarkSRTPPerPacket)$", "1s", count},
 		{"./media/bridge", "^BenchmarkBargeinReaction$", "1x", max(count/2, 1)},

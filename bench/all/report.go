@@ -202,6 +202,9 @@ func (r *results) scale(b *strings.Builder) {
 	fmt.Fprintf(b, "Start-up to serving %s ms; GetTrunk p50 %s µs, p99 %s µs; ListTrunks (100 a page) p50 %s µs, p99 %s µs; listing all %s ms; database %s MiB.\n",
 		r.cell(n, "startup-ms", "%.0f"), r.cell(n, "get-p50-µs", "%.0f"), r.cell(n, "get-p99-µs", "%.0f"),
 		r.cell(n, "list-p50-µs", "%.0f"), r.cell(n, "list-p99-µs", "%.0f"), r.cell(n, "list-all-ms", "%.0f"), r.cell(n, "db-MiB", "%.1f"))
+	fmt.Fprintf(b, "\nThe verdict on one INVITE to a REJECT trunk (match by source address, channel_limit, policy): %s ns with 1 trunk on the bind, %s ns with 100 000 (each its own gateway_ip; ratio %s, goal ≤ 1.1).\n",
+		r.cell("BenchmarkRejectDecide/trunks=1", "ns/op", "%.0f"), r.cell("BenchmarkRejectDecide/trunks=100000", "ns/op", "%.0f"),
+		r.ratio("BenchmarkRejectDecide/trunks=100000", "ns/op", "BenchmarkRejectDecide/trunks=1", "ns/op"))
 }
 
 // clusterTable reports the etcd backend against bbolt and raw clientv3

@@ -101,7 +101,8 @@ func (p *Plane) lookup(ctx context.Context, id, host string) []netip.Addr {
 	return addrs
 }
 
-// refreshDNS re-resolves every trunk's names periodically.
+// refreshDNS re-resolves every trunk's names periodically; the match
+// table is re-indexed for each trunk whose addresses changed.
 func (p *Plane) refreshDNS(ctx context.Context) {
 	tick := time.NewTicker(p.cfg.DNSRefresh)
 	defer tick.Stop()
@@ -113,9 +114,20 @@ func (p *Plane) refreshDNS(ctx context.Context) {
 		}
 		for _, lv := range p.liveTrunks() {
 			if !isIP(lv.t.GatewayIP) || !isIP(lv.t.SBCIP) {
-				lv.addrs.Store(p.resolve(ctx, lv.t))
+				p.readdress(lv, p.resolve(ctx, lv.t))
 			}
 		}
+	}
+}
+
+// readdress gives lv the addresses next. The swap and the table's index
+// change together under p.mu, so the index always holds the addresses of
+// every live it indexes (a trunk is taken out under the ones it has).
+func (p *Plane) readdress(lv *live, next *addrSet) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if prev := lv.addrs.Swap(next); !sameAddrs(prev, next) {
+		p.table.Store(p.table.Load().readdress(lv, prev, next))
 	}
 }
 

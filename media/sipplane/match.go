@@ -2,6 +2,7 @@ package sipplane
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -11,44 +12,68 @@ import (
 	"github.com/trunkd/trunkd/trunk"
 )
 
-// table is an immutable snapshot of which trunks listen where; a change
-// builds a new one and swaps it in, so the INVITE path reads without locks.
+// table is an immutable snapshot of which trunks listen where, indexed
+// per listener by source address (index.go); a change builds a new one
+// and swaps it in, so the INVITE path reads without locks.
 type table struct {
 	byListener map[string][]*live // sorted by trunk id
+	index      map[string]*index  // the same trunks by source address
 }
 
 func buildTable(trunks []*live) *table {
-	t := &table{byListener: map[string][]*live{}}
+	t := &table{byListener: map[string][]*live{}, index: map[string]*index{}}
 	for _, lv := range trunks {
 		t.byListener[lv.bind] = append(t.byListener[lv.bind], lv)
 	}
-	for _, l := range t.byListener {
-		slices.SortFunc(l, func(a, b *live) int { return strings.Compare(a.t.TrunkID, b.t.TrunkID) })
+	for k, l := range t.byListener {
+		slices.SortFunc(l, byID)
+		t.index[k] = buildIndex(l)
 	}
 	return t
 }
 
 // replace returns a copy of t with prev (if any) taken out and next (if
-// any) put in. Only the listeners they are on are copied, so a write costs
-// O(trunks on that listener), not O(all trunks).
+// any) put in. Only the listeners they are on are copied, and of their
+// indexes only the shards their addresses fall in, so a write costs
+// O(trunks on that listener) pointer copies, not O(all trunks) work.
 func (t *table) replace(prev, next *live) *table {
-	n := &table{byListener: make(map[string][]*live, len(t.byListener)+1)}
-	for k, v := range t.byListener {
-		n.byListener[k] = v
+	n := &table{byListener: maps.Clone(t.byListener), index: maps.Clone(t.index)}
+	if n.byListener == nil {
+		n.byListener, n.index = map[string][]*live{}, map[string]*index{}
 	}
 	if prev != nil {
 		l := slices.DeleteFunc(slices.Clone(n.byListener[prev.bind]), func(x *live) bool { return x == prev })
 		if len(l) == 0 {
 			delete(n.byListener, prev.bind)
+			delete(n.index, prev.bind)
 		} else {
 			n.byListener[prev.bind] = l
+			n.index[prev.bind] = n.index[prev.bind].with(prev, nil)
 		}
 	}
 	if next != nil {
 		l := slices.Clone(n.byListener[next.bind])
-		i, _ := slices.BinarySearchFunc(l, next.t.TrunkID, func(x *live, id string) int { return strings.Compare(x.t.TrunkID, id) })
+		i, _ := slices.BinarySearchFunc(l, next, byID)
 		n.byListener[next.bind] = slices.Insert(l, i, next)
+		x := n.index[next.bind]
+		if x == nil {
+			x = &index{}
+		}
+		n.index[next.bind] = x.with(nil, next)
 	}
+	return n
+}
+
+// readdress returns a copy of t in which lv's resolved addresses are next
+// instead of prev (the DNS refresher resolved them anew), or t when lv
+// itself is not in t.
+func (t *table) readdress(lv *live, prev, next *addrSet) *table {
+	l := t.byListener[lv.bind]
+	if i, ok := slices.BinarySearchFunc(l, lv, byID); !ok || l[i] != lv {
+		return t
+	}
+	n := &table{byListener: t.byListener, index: maps.Clone(t.index)}
+	n.index[lv.bind] = t.index[lv.bind].readdress(lv, prev, next)
 	return n
 }
 
@@ -62,24 +87,42 @@ const (
 )
 
 // claim says how strongly lv's rules claim src, and which rule does.
-func (lv *live) claim(src netip.Addr) (int, string) {
+func (lv *live) claim(src netip.Addr) (int, string) { return lv.claimWhy(src, true) }
+
+// rank is claim without the reason, for the INVITE path.
+func (lv *live) rank(src netip.Addr) int {
+	r, _ := lv.claimWhy(src, false)
+	return r
+}
+
+// claimWhy is claim; the reason is written only when explain is set.
+func (lv *live) claimWhy(src netip.Addr, explain bool) (int, string) {
 	if f := lv.addrField(src); f != "" {
+		if !explain {
+			return claimExact, ""
+		}
 		return claimExact, "exact address: its " + f
 	}
-	rank, why := claimNone, ""
+	rank, longest := claimNone, netip.Prefix{}
 	for _, p := range lv.allowed {
 		switch {
 		case !p.Contains(src):
 		case p.IsSingleIP():
+			if !explain {
+				return claimExact, ""
+			}
 			return claimExact, "exact address: its allowed_addresses entry " + p.Addr().String()
 		case claimPrefix+p.Bits() > rank:
-			rank, why = claimPrefix+p.Bits(), fmt.Sprintf("longest prefix: its allowed_addresses entry %s", p)
+			rank, longest = claimPrefix+p.Bits(), p
 		}
 	}
-	if rank == claimNone && lv.t.GatewayIP == "" && lv.t.SBCIP == "" && len(lv.allowed) == 0 {
+	switch {
+	case rank == claimNone && unrestricted(lv):
 		return claimUnrestricted, "no restriction: it has no gateway_ip, sbc_ip or allowed_addresses"
+	case rank == claimNone || !explain:
+		return rank, ""
 	}
-	return rank, why
+	return rank, fmt.Sprintf("longest prefix: its allowed_addresses entry %s", longest)
 }
 
 // match finds the trunk for a call arriving on listener from src with
@@ -91,24 +134,14 @@ func (lv *live) claim(src netip.Addr) (int, string) {
 // separate are refused: one organization's carrier never reaches another
 // organization's trunk by a tie-break.
 func (t *table) match(listener string, src netip.Addr, ruriHost string) (*live, trunk.Match) {
-	on := t.byListener[listener]
-	if len(on) == 0 {
+	on, x := t.byListener[listener], t.index[listener]
+	if len(on) == 0 || x == nil {
 		return nil, trunk.Match{Reason: fmt.Sprintf("no trunk listens on %s", listener)}
 	}
-	var cands []*live
-	best, why := claimNone, ""
-	for _, lv := range on {
-		switch r, w := lv.claim(src); {
-		case r == claimNone || r < best:
-		case r > best:
-			cands, best, why = []*live{lv}, r, w
-		default:
-			cands = append(cands, lv)
-		}
-	}
+	cands, _, why := x.candidates(src)
 	switch {
 	case len(cands) == 0:
-		return nil, trunk.Match{Reason: fmt.Sprintf("source %s is not the gateway_ip or sbc_ip of any trunk on %s, nor in any allowed_addresses (trunks there: %s)", src, listener, ids(on))}
+		return nil, trunk.Match{Reason: fmt.Sprintf("source %s is not the gateway_ip or sbc_ip of any trunk on %s, nor in any allowed_addresses (trunks there: %s)", src, listener, someIDs(on))}
 	case len(cands) == 1:
 		return cands[0], matched(cands[0], fmt.Sprintf("source %s: %s", src, why))
 	}
@@ -123,12 +156,12 @@ func (t *table) match(listener string, src netip.Addr, ruriHost string) (*live, 
 		if orgs(byDomain) > 1 {
 			return nil, trunk.Match{Reason: fmt.Sprintf("source %s matches trunks of several organizations by %s with domain %s; refused (narrow their rules)", src, rule, ruriHost)}
 		}
-		return byDomain[0], matched(byDomain[0], fmt.Sprintf("source %s matches trunks %s by %s; its domain equals the Request-URI host %s", src, ids(cands), rule, ruriHost))
+		return byDomain[0], matched(byDomain[0], fmt.Sprintf("source %s matches trunks %s by %s; its domain equals the Request-URI host %s", src, someIDs(cands), rule, ruriHost))
 	}
 	if orgs(cands) > 1 {
 		return nil, trunk.Match{Reason: fmt.Sprintf("source %s matches trunks of several organizations by %s and none has domain %q; refused (set their domains or narrow their rules)", src, rule, ruriHost)}
 	}
-	return cands[0], matched(cands[0], fmt.Sprintf("source %s matches trunks %s by %s, none with domain %q; lowest trunk_id wins", src, ids(cands), rule, ruriHost))
+	return cands[0], matched(cands[0], fmt.Sprintf("source %s matches trunks %s by %s, none with domain %q; lowest trunk_id wins", src, someIDs(cands), rule, ruriHost))
 }
 
 func matched(lv *live, reason string) trunk.Match {
@@ -142,6 +175,20 @@ func orgs(l []*live) int {
 		seen[lv.t.Org()] = true
 	}
 	return len(seen)
+}
+
+// reasonIDs is how many trunk ids a match reason lists: an unmatched
+// INVITE (the path spoofed sources take) must not build a string of every
+// id on a listener of 100 000 trunks.
+const reasonIDs = 10
+
+// someIDs lists the first reasonIDs trunk ids of l and says how many
+// more there are.
+func someIDs(l []*live) string {
+	if len(l) <= reasonIDs {
+		return ids(l)
+	}
+	return fmt.Sprintf("%s and %d more", ids(l[:reasonIDs]), len(l)-reasonIDs)
 }
 
 func ids(l []*live) string {

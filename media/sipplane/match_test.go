@@ -2,6 +2,7 @@ package sipplane
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net"
 	"net/netip"
@@ -220,5 +221,19 @@ func TestMatchOrgIsolation(t *testing.T) {
 	tb = buildTable([]*live{liveWith("y", "acme", []string{"192.0.2.1"}), liveWith("x", "acme", nil, "192.0.2.1")})
 	if lv, m := tb.match("0.0.0.0:5060", netip.MustParseAddr("192.0.2.1"), ""); lv == nil || lv.t.TrunkID != "x" {
 		t.Errorf("same-organization tie = %+v; want x", m)
+	}
+}
+
+// TestUnmatchedReasonIsBounded: the reason of an unmatched call names at
+// most reasonIDs trunks and counts the rest, however many share the
+// listener.
+func TestUnmatchedReasonIsBounded(t *testing.T) {
+	var ls []*live
+	for i := range 15 {
+		ls = append(ls, liveFor(fmt.Sprintf("t%02d", i), "", []string{fmt.Sprintf("192.0.2.%d", i+1)}, nil))
+	}
+	lv, m := buildTable(ls).match("0.0.0.0:5060", netip.MustParseAddr("198.51.100.1"), "")
+	if lv != nil || !strings.Contains(m.Reason, "t09 and 5 more") || strings.Contains(m.Reason, "t10") {
+		t.Errorf("match = %v, %q; want no trunk and a reason naming t00…t09 and 5 more", lv, m.Reason)
 	}
 }

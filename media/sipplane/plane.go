@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,6 +189,24 @@ func (p *Plane) liveLocked(id string) *live {
 	return nil
 }
 
+// liveSortedLocked lists the running configurations, of which there are
+// n, sorted by id: from ts, which the store gives in id order (sorting
+// a sorted list is cheap, a map's order is not), unless other trunks are
+// live too. Callers hold p.mu.
+func (p *Plane) liveSortedLocked(ts []*trunk.Trunk, n int) []*live {
+	l := make([]*live, 0, n)
+	for _, t := range ts {
+		if lv := p.liveLocked(t.TrunkID); lv != nil {
+			l = append(l, lv)
+		}
+	}
+	slices.SortFunc(l, byID)
+	if l = slices.Compact(l); len(l) != n {
+		l = p.liveTrunksLocked()
+	}
+	return l
+}
+
 // liveTrunksLocked lists the running configurations. Callers hold p.mu.
 func (p *Plane) liveTrunksLocked() []*live {
 	l := make([]*live, 0, len(p.trunks))
@@ -271,22 +291,25 @@ func (p *Plane) limit(lv *live) uint32 {
 // Change is a trunk configuration prepared on the SIP plane: Commit makes
 // it live, Abort undoes it. Exactly one of them must be called.
 type Change struct {
-	p    *Plane
-	next *live
-	done bool
+	p      *Plane
+	next   *live
+	health *health // built ahead for a trunk new to the plane (LoadAll); nil: built in Commit
+	done   bool
 }
 
 // Prepare checks that t can run on the SIP plane and acquires what it
 // needs, binding a new listener when no trunk uses its address yet. A
 // failure is a *trunk.Error naming the field at fault; nothing is changed.
 func (p *Plane) Prepare(ctx context.Context, t *trunk.Trunk) (*Change, error) {
-	if p.closing.Load() {
-		return nil, trunk.Errorf(trunk.EUNAVAILABLE, "SIP plane is shutting down")
-	}
-	lv, err := p.build(ctx, t)
+	lv, err := p.buildChecked(ctx, t)
 	if err != nil {
 		return nil, err
 	}
+	return p.prepareBuilt(lv)
+}
+
+// prepareBuilt is Prepare after build: it acquires lv's listener.
+func (p *Plane) prepareBuilt(lv *live) (*Change, error) {
 	l, err := p.listeners.acquire(lv)
 	if err != nil {
 		return nil, err
@@ -307,10 +330,10 @@ func (c *Change) Commit() {
 	ts := p.state(lv.t.TrunkID)
 	prev := ts.live
 	if ts.slots == nil {
-		ts.slots, ts.health = &slots{}, p.newHealth(lv.t.TrunkID)
+		ts.slots, ts.health = &slots{}, c.newHealth()
 	}
 	if ts.removed {
-		ts.health, ts.removed = p.newHealth(lv.t.TrunkID), false // the quality window went with the removal
+		ts.health, ts.removed = c.newHealth(), false // the quality window went with the removal
 	}
 	lv.slots, lv.h = ts.slots, ts.health
 	ts.live, ts.degraded = lv, ""
@@ -330,16 +353,30 @@ func (c *Change) Commit() {
 	p.log.Log(context.Background(), level, "trunk live on SIP", "trunk_id", lv.t.TrunkID, "listener", lv.bind)
 }
 
+// newHealth is the health of a trunk new to the plane: the one built
+// ahead, else a new one.
+func (c *Change) newHealth() *health {
+	if h := c.health; h != nil {
+		c.health = nil
+		return h
+	}
+	return c.p.newHealth(c.next.t.TrunkID)
+}
+
 // LoadAll applies the stored trunks at start-up, as Load does one by one,
 // building the match table once at the end: per-trunk updates would copy
-// a listener's list once per trunk on it.
+// a listener's list once per trunk on it. The per-trunk work that depends
+// on no other trunk (build: parsing, DNS) runs on several goroutines;
+// listeners are then acquired and the trunks committed one by one in the
+// order of ts, so which of two conflicting trunks is degraded does not
+// depend on timing.
 func (p *Plane) LoadAll(ctx context.Context, ts []*trunk.Trunk) {
 	p.bulk.Store(true)
-	for _, t := range ts {
-		p.load(ctx, t)
+	built, hs, errs := p.buildAll(ctx, ts)
+	for i, t := range ts {
+		p.loadBuilt(t, built[i], hs[i], errs[i])
 	}
 	p.mu.Lock()
-	p.table.Store(buildTable(p.liveTrunksLocked()))
 	live, degraded := 0, 0
 	for _, st := range p.trunks {
 		if st.live != nil {
@@ -349,6 +386,7 @@ func (p *Plane) LoadAll(ctx context.Context, ts []*trunk.Trunk) {
 			degraded++
 		}
 	}
+	p.table.Store(buildTable(p.liveSortedLocked(ts, live)))
 	p.bulk.Store(false)
 	p.mu.Unlock()
 	p.log.Info("stored trunks applied to SIP", "live", live, "degraded", degraded)
@@ -404,10 +442,49 @@ func (p *Plane) sweepRemovedLocked() {
 	}
 }
 
-// load applies a stored trunk at start-up. A trunk that cannot be applied
-// is logged and kept as degraded; the others run.
-func (p *Plane) load(ctx context.Context, t *trunk.Trunk) {
-	c, err := p.Prepare(ctx, t)
+// buildChecked is Prepare's build, refused while shutting down.
+func (p *Plane) buildChecked(ctx context.Context, t *trunk.Trunk) (*live, error) {
+	if p.closing.Load() {
+		return nil, trunk.Errorf(trunk.EUNAVAILABLE, "SIP plane is shutting down")
+	}
+	return p.build(ctx, t)
+}
+
+// buildAll builds every trunk of ts, and a health for it should it be new
+// to the plane, on up to loadWorkers goroutines.
+func (p *Plane) buildAll(ctx context.Context, ts []*trunk.Trunk) ([]*live, []*health, []error) {
+	built, hs, errs := make([]*live, len(ts)), make([]*health, len(ts)), make([]error, len(ts))
+	workers := min(loadWorkers, max(len(ts)/64, 1))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(ts); i += workers {
+				if built[i], errs[i] = p.buildChecked(ctx, ts[i]); errs[i] == nil {
+					hs[i] = p.newHealth(ts[i].TrunkID)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return built, hs, errs
+}
+
+// loadWorkers bounds the goroutines LoadAll builds trunks on: more than
+// the CPUs, since a build may wait on DNS.
+var loadWorkers = 4 * runtime.GOMAXPROCS(0)
+
+// loadBuilt applies a stored trunk t at start-up: it commits lv, built
+// from t (with h as its health if it is new to the plane), or, when t cannot be applied (err from the build or from
+// acquiring its listener), logs it and keeps it as degraded; the others
+// run.
+func (p *Plane) loadBuilt(t *trunk.Trunk, lv *live, h *health, err error) {
+	var c *Change
+	if err == nil {
+		c, err = p.prepareBuilt(lv)
+	}
+	if c != nil {
+		c.health = h
+	}
 	if err != nil {
 		p.mu.Lock()
 		p.state(t.TrunkID).degraded = err.Error()

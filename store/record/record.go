@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	fastjson "github.com/segmentio/encoding/json"
 	"github.com/trunkd/trunkd/trunk"
 )
 
@@ -128,7 +129,7 @@ func parse(id string, v []byte) (*stored, error) {
 		return nil, corrupt(id, fmt.Errorf("record format version %d", v[0]))
 	}
 	var r stored
-	if err := json.Unmarshal(v[1:], &r); err != nil {
+	if err := fastjson.Unmarshal(v[1:], &r); err != nil {
 		return nil, corrupt(id, err)
 	}
 	return &r, nil
