@@ -15,15 +15,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
-	"github.com/emiago/sipgo/sip"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/store"
@@ -203,48 +201,13 @@ type regEvent struct {
 	at       time.Time
 }
 
-type aorRegistrar struct {
-	mu     sync.Mutex
-	events []regEvent
-	addr   string
-}
-
-func newAORRegistrar(t *testing.T) *aorRegistrar {
-	r := &aorRegistrar{}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("registrar"))
-	if err != nil {
-		t.Fatal(err)
+// events lists the REGISTERs reg received, by AOR.
+func events(reg *siptest.Registrar) []regEvent {
+	var out []regEvent
+	for _, r := range reg.Registers() {
+		out = append(out, regEvent{aor: r.Req.To().Address.User, src: r.Source, unreg: r.Unregister, at: r.At})
 	}
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
-		host, _, _ := net.SplitHostPort(req.Source())
-		e := req.GetHeader("Expires")
-		r.mu.Lock()
-		r.events = append(r.events, regEvent{aor: req.To().Address.User, src: host, unreg: e != nil && e.Value() == "0", at: time.Now()})
-		r.mu.Unlock()
-		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-		if c := req.Contact(); c != nil {
-			res.AppendHeader(c.Clone())
-		}
-		tx.Respond(res)
-	})
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.addr = conn.LocalAddr().String()
-	go srv.ServeUDP(conn)
-	t.Cleanup(func() { ua.Close(); conn.Close() })
-	return r
-}
-
-func (r *aorRegistrar) snapshot() []regEvent {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.events)
+	return out
 }
 
 // lastRegistrant is the source of the newest REGISTER (not un-REGISTER)
@@ -266,13 +229,13 @@ func lastRegistrant(evs []regEvent) map[string]string {
 func TestClusterLongNodeKill(t *testing.T) {
 	ec := etcdtest.Start(t, 3)
 	pc := newProcCluster(t, ec, 3, "3s")
-	reg := newAORRegistrar(t)
+	reg := siptest.NewRegistrar(t)
 	ctx := context.Background()
 	const trunks = 12
 	for i := range trunks {
 		tr := sipTrunk(fmt.Sprintf("r%02d", i), uint16(freeSIPPortOn(t, "127.0.0.2")))
 		tr.InternalSIPIP = "127.0.0.2"
-		tr.RequireRegistration, tr.Proxy, tr.Domain = true, reg.addr, "carrier.example"
+		tr.RequireRegistration, tr.Proxy, tr.Domain = true, reg.Addr, "carrier.example"
 		tr.SIPUsername, tr.SIPPassword, tr.RegisterExpiresSec = fmt.Sprintf("u%02d", i), "pw", 60
 		if err := pc.nodes[i%3].c.AddTrunk(ctx, tr); err != nil {
 			t.Fatal(err)
@@ -290,7 +253,7 @@ func TestClusterLongNodeKill(t *testing.T) {
 			victim = nd
 		}
 	}
-	mark := len(reg.snapshot())
+	mark := len(events(reg))
 	killed := time.Now()
 	pc.signal(victim, syscall.SIGKILL)
 	var moved []string
@@ -304,7 +267,7 @@ func TestClusterLongNodeKill(t *testing.T) {
 	for _, aor := range moved {
 		for {
 			var took time.Duration
-			for _, e := range reg.snapshot()[mark:] {
+			for _, e := range events(reg)[mark:] {
 				if e.aor == aor && !e.unreg && e.src != victim.ip {
 					took = e.at.Sub(killed)
 					break
@@ -331,7 +294,7 @@ func TestClusterLongNodeKill(t *testing.T) {
 	})
 	_ = after
 	// The node comes back: its share moves back, un-REGISTER first.
-	mark = len(reg.snapshot())
+	mark = len(events(reg))
 	pc.start(victim)
 	back := waitOwners(t, reg, trunks, func(m map[string]string) bool {
 		for _, src := range m {
@@ -342,7 +305,7 @@ func TestClusterLongNodeKill(t *testing.T) {
 		return false
 	})
 	time.Sleep(2 * time.Second)
-	evs := reg.snapshot()[mark:]
+	evs := events(reg)[mark:]
 	for aor, src := range back {
 		if src != victim.ip {
 			continue
@@ -364,11 +327,11 @@ func TestClusterLongNodeKill(t *testing.T) {
 
 // waitOwners waits until every AOR has a registrant (and cond holds) and
 // returns the newest registrant of each.
-func waitOwners(t *testing.T, reg *aorRegistrar, n int, cond func(map[string]string) bool) map[string]string {
+func waitOwners(t *testing.T, reg *siptest.Registrar, n int, cond func(map[string]string) bool) map[string]string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		m := lastRegistrant(reg.snapshot())
+		m := lastRegistrant(events(reg))
 		if len(m) == n && (cond == nil || cond(m)) {
 			return m
 		}
@@ -556,7 +519,7 @@ func TestClusterLongPartition(t *testing.T) {
 		proxies = append(proxies, p)
 		eps = append(eps, p.ln.Addr().String())
 	}
-	reg := newAORRegistrar(t)
+	reg := siptest.NewRegistrar(t)
 	shared := t.TempDir()
 	start := func(name, ip string, endpoints []string) *Daemon {
 		args := []string{"--listen", ip + ":0", "--data", filepath.Join(shared, name), "--log-level", "warn",
@@ -591,7 +554,7 @@ func TestClusterLongPartition(t *testing.T) {
 	}
 	tr := sipTrunk(id, uint16(freeSIPPortOn(t, "127.0.0.2")))
 	tr.InternalSIPIP = "127.0.0.2"
-	tr.RequireRegistration, tr.Proxy, tr.Domain = true, reg.addr, "carrier.example"
+	tr.RequireRegistration, tr.Proxy, tr.Domain = true, reg.Addr, "carrier.example"
 	tr.SIPUsername, tr.SIPPassword, tr.RegisterExpiresSec = "part", "pw", 60
 	ctx := context.Background()
 	if err := a.svc.AddTrunk(ctx, tr, control.WriteOptions{}); err != nil {
@@ -608,7 +571,7 @@ func TestClusterLongPartition(t *testing.T) {
 	})
 	gaveUp = time.Since(cut)
 	eventually(t, 15*time.Second, "b registers", func() (bool, string) {
-		return b.members.Owns(id) && lastRegistrant(reg.snapshot())["part"] == "127.0.0.3", "not yet"
+		return b.members.Owns(id) && lastRegistrant(events(reg))["part"] == "127.0.0.3", "not yet"
 	})
 	tookOver := time.Since(cut)
 	t.Logf("PARTITION: node TTL 4s; cut-off node stopped registering after %v, the other node registered after %v", gaveUp, tookOver)

@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/diago"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/rpc"
 	"github.com/trunkd/trunkd/rpc/auth"
 	"github.com/trunkd/trunkd/store"
@@ -246,57 +247,20 @@ func testWriteLiveEverywhere(t *testing.T, ec *etcdtest.Cluster) {
 	})
 }
 
-// registrar counts REGISTERs by the address they came from.
-type registrar struct {
-	mu   sync.Mutex
-	from []string // source ip of each REGISTER with expires > 0
-	at   []time.Time
-	addr string
-}
-
-func newRegistrar(t *testing.T) *registrar {
-	t.Helper()
-	r := &registrar{}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("registrar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
-		if e := req.GetHeader("Expires"); e == nil || e.Value() != "0" {
-			host, _, _ := net.SplitHostPort(req.Source())
-			r.mu.Lock()
-			r.from, r.at = append(r.from, host), append(r.at, time.Now())
-			r.mu.Unlock()
+// sources counts by source the REGISTERs (not un-REGISTERs) reg received
+// after the first from of them, and returns how many there are in all.
+func sources(reg *siptest.Registrar, from int) (map[string]int, int) {
+	var regs []siptest.Register
+	for _, r := range reg.Registers() {
+		if !r.Unregister {
+			regs = append(regs, r)
 		}
-		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-		if c := req.Contact(); c != nil {
-			res.AppendHeader(c.Clone())
-		}
-		tx.Respond(res)
-	})
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
-	r.addr = conn.LocalAddr().String()
-	go srv.ServeUDP(conn)
-	t.Cleanup(func() { ua.Close(); conn.Close() })
-	return r
-}
-
-// sources lists the distinct sources of REGISTERs after index from.
-func (r *registrar) sources(from int) (map[string]int, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	m := map[string]int{}
-	for _, s := range r.from[min(from, len(r.from)):] {
-		m[s]++
+	for _, r := range regs[min(from, len(regs)):] {
+		m[r.Source]++
 	}
-	return m, len(r.from)
+	return m, len(regs)
 }
 
 func (tc *testCluster) owners(id string) []string {
@@ -312,11 +276,11 @@ func (tc *testCluster) owners(id string) []string {
 func testRegistrationOwnedOnce(t *testing.T, ec *etcdtest.Cluster) {
 	tc := startTestCluster(t, ec, "/reg/", 3)
 	ctx := context.Background()
-	reg := newRegistrar(t)
+	reg := siptest.NewRegistrar(t)
 	port := freeSIPPort(t)
 	tr := sipTrunk("reg", port)
 	tr.InternalSIPIP = "127.0.0.2"
-	tr.RequireRegistration, tr.Proxy, tr.Domain = true, reg.addr, "carrier.example"
+	tr.RequireRegistration, tr.Proxy, tr.Domain = true, reg.Addr, "carrier.example"
 	tr.SIPUsername, tr.SIPPassword = "alice", "pw"
 	if err := tc.nodes[1].c.AddTrunk(ctx, tr); err != nil {
 		t.Fatal(err)
@@ -324,7 +288,7 @@ func testRegistrationOwnedOnce(t *testing.T, ec *etcdtest.Cluster) {
 	var owner *testNode
 	eventually(t, 10*time.Second, "one owner registers", func() (bool, string) {
 		own := tc.owners("reg")
-		srcs, _ := reg.sources(0)
+		srcs, _ := sources(reg, 0)
 		if len(own) != 1 || len(srcs) != 1 {
 			return false, fmt.Sprintf("owners %v, REGISTER sources %v", own, srcs)
 		}
@@ -336,12 +300,12 @@ func testRegistrationOwnedOnce(t *testing.T, ec *etcdtest.Cluster) {
 		return srcs[owner.ip] > 0, fmt.Sprintf("owner %s at %s, sources %v", owner.name, owner.ip, srcs)
 	})
 	// The owner leaves: another node registers from its own address.
-	_, mark := reg.sources(0)
+	_, mark := sources(reg, 0)
 	start := time.Now()
 	tc.stop(owner)
 	d := eventually(t, 10*time.Second, "a new owner registers", func() (bool, string) {
 		own := tc.owners("reg")
-		srcs, _ := reg.sources(mark)
+		srcs, _ := sources(reg, mark)
 		return len(own) == 1 && len(srcs) == 1 && srcs[owner.ip] == 0, fmt.Sprintf("owners %v, sources %v", own, srcs)
 	})
 	t.Logf("graceful leave of %s: REGISTER from the new owner after %v (%v from the stop)", owner.name, d, time.Since(start))
