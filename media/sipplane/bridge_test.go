@@ -138,12 +138,12 @@ func TestBridgeInboundEcho(t *testing.T) {
 
 	// The agent heard the caller sample for sample...
 	heard := bridge.Encode(bridge.PCMU, nil, call.Audio())
-	if i := bytes.Index(heard, sig[:160]); i < 0 || !bytes.HasPrefix(heard[i:], sig) {
+	if _, ok := intact(heard, sig); !ok {
 		t.Errorf("the agent did not receive the caller's audio intact (%d bytes heard)", len(heard))
 	}
 	// ...and the caller heard the agent's echo sample for sample.
 	back := voiced(got())
-	if i := bytes.Index(back, sig[:160]); i < 0 || !bytes.HasPrefix(back[i:], sig) {
+	if i, ok := intact(back, sig); !ok {
 		t.Errorf("the caller did not receive the echo intact (%d bytes, first frame at %d, %s)", len(back), i, diffAt(back[max(i, 0):], sig))
 	}
 	checkStart(t, start, call, tr)
@@ -332,7 +332,7 @@ func TestBridgeOutbound(t *testing.T) {
 			heard = append(heard, pkt.Payload...)
 		}
 	}
-	if i := bytes.Index(heard, want[:160]); i < 0 || !bytes.HasPrefix(heard[i:], want) {
+	if _, ok := intact(heard, want); !ok {
 		t.Errorf("the carrier did not hear the agent's audio intact (%d bytes)", len(heard))
 	}
 	waitFor(t, "the played mark", func() bool {
@@ -534,11 +534,11 @@ func TestBridgeInboundQUIC(t *testing.T) {
 	sendFrames(t, d, sig)
 	time.Sleep(300 * time.Millisecond)
 	heard := bridge.Encode(bridge.PCMU, nil, call.Audio())
-	if i := bytes.Index(heard, sig[:160]); i < 0 || !bytes.HasPrefix(heard[i:], sig) {
+	if _, ok := intact(heard, sig); !ok {
 		t.Errorf("the agent did not receive the caller's audio intact over datagrams (%d bytes)", len(heard))
 	}
 	back := voiced(got())
-	if i := bytes.Index(back, sig[:160]); i < 0 || !bytes.HasPrefix(back[i:], sig) {
+	if _, ok := intact(back, sig); !ok {
 		t.Errorf("the caller did not receive the echo intact over the stream (%d bytes)", len(back))
 	}
 	d.Hangup(ctx)
@@ -703,4 +703,11 @@ func TestAgentDTMFReachesCaller(t *testing.T) {
 	}
 	mu.Unlock()
 	d.Hangup(context.Background())
+}
+
+// intact reports whether got holds sig whole from where sig's first 20 ms
+// frame appears in it; i is that position, -1 when it never does.
+func intact(got, sig []byte) (i int, ok bool) {
+	i = bytes.Index(got, sig[:160])
+	return i, i >= 0 && bytes.HasPrefix(got[i:], sig)
 }
