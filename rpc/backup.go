@@ -90,27 +90,7 @@ func readBackup(br *bufio.Reader, w io.Writer) (BackupResponse, [sha256.Size]byt
 // readHead decodes the response envelope at the start of a streamed
 // answer: {"Ok": head} or {"Err": error}.
 func readHead(br *bufio.Reader, head *BackupResponse) error {
-	dec := msgpack.NewDecoder(br)
-	dec.SetCustomStructTag("json")
-	n, err := dec.DecodeMapLen()
-	if err != nil || n != 1 {
-		return fmt.Errorf("malformed response: want a one-entry map")
-	}
-	tag, err := dec.DecodeString()
-	if err != nil {
-		return fmt.Errorf("malformed response: %w", err)
-	}
-	switch tag {
-	case "Ok":
-		return dec.Decode(head)
-	case "Err":
-		e := new(Error)
-		if err := dec.Decode(e); err != nil {
-			return fmt.Errorf("decode error response: %w", err)
-		}
-		return e
-	}
-	return fmt.Errorf("malformed response: unknown tag %q", tag)
+	return decodeAnswer(msgpack.NewDecoder(br), head)
 }
 
 // Reload asks the server to re-read its keys and certificates and, when

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -161,14 +162,26 @@ func decodeResponse(frame []byte, resp any) error {
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
 	dec.Reset(bytes.NewReader(frame))
+	err := decodeAnswer(dec, resp)
+	if e := (*Error)(nil); err != nil && !errors.As(err, &e) {
+		return fmt.Errorf("rpc: %w", err)
+	}
+	return err
+}
+
+// decodeAnswer reads one response envelope from dec: {"Ok": body} into
+// resp (skipped when resp is nil), or {"Err": e} returned as *Error. The
+// whole answers of decodeResponse and the head of a streamed Backup are
+// read with it.
+func decodeAnswer(dec *msgpack.Decoder, resp any) error {
 	dec.SetCustomStructTag("json")
 	n, err := dec.DecodeMapLen()
 	if err != nil || n != 1 {
-		return fmt.Errorf("rpc: malformed response: want a one-entry map")
+		return fmt.Errorf("malformed response: want a one-entry map")
 	}
 	tag, err := dec.DecodeString()
 	if err != nil {
-		return fmt.Errorf("rpc: malformed response: %w", err)
+		return fmt.Errorf("malformed response: %w", err)
 	}
 	switch tag {
 	case "Ok":
@@ -176,17 +189,17 @@ func decodeResponse(frame []byte, resp any) error {
 			return dec.Skip()
 		}
 		if err := dec.Decode(resp); err != nil {
-			return fmt.Errorf("rpc: decode response: %w", err)
+			return fmt.Errorf("decode response: %w", err)
 		}
 		return nil
 	case "Err":
 		e := new(Error)
 		if err := dec.Decode(e); err != nil {
-			return fmt.Errorf("rpc: decode error response: %w", err)
+			return fmt.Errorf("decode error response: %w", err)
 		}
 		return e
 	}
-	return fmt.Errorf("rpc: malformed response: unknown tag %q", tag)
+	return fmt.Errorf("malformed response: unknown tag %q", tag)
 }
 
 // Ping checks that the server answers.
