@@ -116,10 +116,16 @@ func (c *Client) roundTrip(ctx context.Context, frame []byte) ([]byte, error) {
 	})
 	defer stop()
 	if _, err := str.Write(frame); err != nil {
-		str.CancelRead(0)
-		return nil, c.streamErr(ctx, err)
+		// A server that refuses a request part-way (ERR_TOO_LARGE) stops
+		// reading it and answers; read that answer rather than reporting
+		// the interrupted write. Without an answer the read fails too.
+		if se := (*quic.StreamError)(nil); !errors.As(err, &se) || !se.Remote {
+			str.CancelRead(0)
+			return nil, c.streamErr(ctx, err)
+		}
+	} else {
+		str.Close()
 	}
-	str.Close()
 	body, err := io.ReadAll(io.LimitReader(str, MaxResponseSize+1))
 	if err != nil {
 		return nil, c.streamErr(ctx, err)
