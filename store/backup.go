@@ -14,11 +14,15 @@ import (
 
 // Snapshot calls fn inside a read transaction, with the database's size
 // and a function copying the whole database as it was when the
-// transaction began (bbolt's Tx.WriteTo): writers keep committing
-// meanwhile. They only wait if the file must grow its memory map while
+// transaction began (bbolt's Tx.WriteTo), after bbolt caught up with the
+// write-ahead log: the copy holds every write acknowledged before the
+// call, and needs no log. Writers keep committing meanwhile. They only wait if the file must grow its memory map while
 // the snapshot is open, as with any long bbolt reader.
 func (db *DB) Snapshot(ctx context.Context, fn func(size int64, write func(w io.Writer) error) error) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := db.catchUp(); err != nil {
 		return err
 	}
 	tx, err := db.bolt.Begin(false)
@@ -38,7 +42,9 @@ func (db *DB) Snapshot(ctx context.Context, fn func(size int64, write func(w io.
 // at to: written beside to, fsynced, renamed over it, the directory
 // fsynced. from is never modified. A database at to that another process
 // has open is refused, and so is any existing file at to unless force.
-// A store of an earlier schema version is migrated in the copy.
+// A store of an earlier schema version is migrated in the copy. The
+// write-ahead log of the store replaced is removed with it: its writes
+// are the ones the restore undoes.
 func Restore(from, to string, key []byte, force bool) (err error) {
 	if err := checkFile(from); err != nil {
 		return err
@@ -67,8 +73,14 @@ func Restore(from, to string, key []byte, force bool) (err error) {
 	if err := errors.Join(db.Check(), db.Close()); err != nil {
 		return err
 	}
+	if err := os.Remove(walPath(tmp)); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 	if err := syncFile(tmp); err != nil {
 		return err
+	}
+	if err := os.Remove(walPath(to)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: %w", err)
 	}
 	if err := os.Rename(tmp, to); err != nil {
 		return fmt.Errorf("store: %w", err)

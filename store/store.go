@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trunkd/trunkd/store/record"
@@ -46,7 +47,15 @@ type DB struct {
 
 	cache cache
 
-	commits int // commits made by the writer goroutine, for tests
+	// The write-ahead log and what it holds that bbolt does not yet.
+	wal     *wal
+	pending pending
+	applier *applier
+	lastSeq atomic.Uint64 // the last frame acknowledged
+	seq     uint64        // the writer's: the last frame written
+	rev     uint64        // the writer's: the last revision handed out
+
+	commits int // frames written by the writer goroutine, for tests
 }
 
 // Option configures Open.
@@ -54,11 +63,19 @@ type Option func(*options)
 
 type options struct {
 	maxBatch int
+	walMax   int64
+	interval time.Duration
 	now      func() time.Time
 }
 
 // WithMaxBatch bounds how many queued writes share one commit (default 1000).
 func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
+
+// withLog sets the write-ahead log's size before it wraps and how long
+// frames gather before bbolt commits them, for tests.
+func withLog(max int64, interval time.Duration) Option {
+	return func(o *options) { o.walMax, o.interval = max, interval }
+}
 
 // WithClock sets the clock that stamps created_at and updated_at (default
 // time.Now), for tests.
@@ -69,7 +86,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // bbolt database, a bbolt database that is not trunkd's, a newer schema
 // and a different key are refused, and the file is left untouched.
 func Open(path string, key []byte, opts ...Option) (*DB, error) {
-	o := options{maxBatch: 1000, now: time.Now}
+	o := options{maxBatch: 1000, walMax: walMaxSize, interval: applyInterval, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -90,6 +107,11 @@ func Open(path string, key []byte, opts ...Option) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
+	if err := db.openWAL(o.walMax, o.interval); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	go db.applier.run()
 	go db.writer(o.maxBatch)
 	return db, nil
 }
@@ -253,7 +275,11 @@ func (db *DB) Close() error {
 	}
 	close(db.closed)
 	<-db.done
-	return db.bolt.Close()
+	err := db.applier.close()
+	if err != nil {
+		err = unavailable(err) // the log keeps the writes: the next Open applies them
+	}
+	return errors.Join(err, db.wal.close(), db.bolt.Close())
 }
 
 // GetTrunk returns trunk id with its secrets decrypted, or trunk.ENOTFOUND.
@@ -262,6 +288,12 @@ func (db *DB) GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error) {
 		return t, nil
 	}
 	gen := db.cache.generation()
+	if e, ok := db.pending.get(id); ok {
+		if e.t == nil {
+			return nil, notFound(id)
+		}
+		return e.t.Clone(), nil
+	}
 	var t *trunk.Trunk
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketTrunks).Get([]byte(id))
@@ -281,27 +313,37 @@ func (db *DB) GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error) {
 // ListTrunks returns up to q.Limit trunks selected by q whose trunk_id
 // sorts after q.After, in trunk_id byte order. q.Keep sees the cached
 // record, so a filtered scan neither decodes nor copies the trunks it
-// skips once they are cached; a record decoded here is cached too.
+// skips once they are cached; a record decoded here is cached too. Writes
+// bbolt does not hold yet come from the pending set, merged in order.
 func (db *DB) ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk, error) {
 	list := make([]*trunk.Trunk, 0, min(q.Limit, 1024))
 	gen := db.cache.generation()
+	newer := db.pending.after(q.After) // before the transaction: see pending
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketTrunks).Cursor()
 		k, v := c.Seek([]byte(q.After))
 		if k != nil && string(k) == q.After {
 			k, v = c.Next()
 		}
-		for n := 0; k != nil && len(list) < q.Limit; k, v = c.Next() {
-			if n++; n%4096 == 0 && ctx.Err() != nil {
+		for n := 1; (k != nil || len(newer) > 0) && len(list) < q.Limit; n++ {
+			if n%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			t, ok := db.cache.peek(string(k))
-			if !ok {
+			var t *trunk.Trunk
+			if len(newer) > 0 && (k == nil || newer[0].id <= string(k)) {
+				if k != nil && newer[0].id == string(k) {
+					k, v = c.Next()
+				}
+				t, newer = newer[0].t, newer[1:]
+				if t == nil {
+					continue // removed
+				}
+			} else {
 				var err error
-				if t, err = db.codec.Decode(string(k), v); err != nil {
+				if t, err = db.cached(gen, k, v); err != nil {
 					return err
 				}
-				db.cache.fill(gen, t) // the next scan skips decoding it
+				k, v = c.Next()
 			}
 			if q.Keeps(t) {
 				list = append(list, t.Clone())
@@ -312,12 +354,38 @@ func (db *DB) ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk
 	return list, err
 }
 
+// cached returns the cached decoding of record k, v (not a copy), decoding
+// and caching it on a miss.
+func (db *DB) cached(gen uint64, k, v []byte) (*trunk.Trunk, error) {
+	if t, ok := db.cache.peek(string(k)); ok {
+		return t, nil
+	}
+	t, err := db.codec.Decode(string(k), v)
+	if err != nil {
+		return nil, err
+	}
+	db.cache.fill(gen, t) // the next scan skips decoding it
+	return t, nil
+}
+
+// catchUp waits until bbolt holds every acknowledged write, for the
+// readers that read bbolt alone.
+func (db *DB) catchUp() error {
+	if err := db.applier.wait(db.lastSeq.Load()); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // ForEachTrunk calls fn for every trunk in trunk_id order, stopping at the
 // first error fn returns, or at the first record that does not decode
 // (after fn saw every trunk before it). Records are decoded a chunk at a
 // time on every CPU (start-up reads them all), fn is called on the
 // caller's goroutine.
 func (db *DB) ForEachTrunk(ctx context.Context, fn func(*trunk.Trunk) error) error {
+	if err := db.catchUp(); err != nil {
+		return err
+	}
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		var ch chunk
 		c := tx.Bucket(bucketTrunks).Cursor()
@@ -384,15 +452,30 @@ func (db *DB) flush(ctx context.Context, ch *chunk, fn func(*trunk.Trunk) error)
 // Count returns the number of trunks.
 func (db *DB) Count() (int, error) {
 	var n int
+	newer := db.pending.after("") // before the transaction: see pending
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketTrunks).Stats().KeyN
+		b := tx.Bucket(bucketTrunks)
+		n = b.Stats().KeyN
+		for _, e := range newer {
+			switch stored := b.Get([]byte(e.id)) != nil; {
+			case e.t != nil && !stored:
+				n++
+			case e.t == nil && stored:
+				n--
+			}
+		}
 		return nil
 	})
 	return n, err
 }
 
-// Check runs bbolt's consistency check and returns the first problem.
+// Check runs bbolt's consistency check, once bbolt holds every
+// acknowledged write, and returns the first problem. bbolt's check reads
+// the free list unlocked: run it while nothing writes.
 func (db *DB) Check() error {
+	if err := db.catchUp(); err != nil {
+		return err
+	}
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		var first error
 		for err := range tx.Check() { // drain: the checker runs until it closes the channel
@@ -410,6 +493,9 @@ func notFound(id string) error { return trunk.Errorf(trunk.ENOTFOUND, "trunk %q 
 // format of package store/record), in trunk_id order, for a migration
 // that must copy the sealed bytes as they are.
 func (db *DB) ForEachRecord(ctx context.Context, fn func(id string, v []byte) error) error {
+	if err := db.catchUp(); err != nil {
+		return err
+	}
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketTrunks).ForEach(func(k, v []byte) error {
 			if err := ctx.Err(); err != nil {

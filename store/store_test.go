@@ -188,13 +188,23 @@ func TestBatchOpsFailAlone(t *testing.T) {
 	for _, o := range ops {
 		o.err = make(chan error, 1)
 	}
-	db.commit(ops)
+	pauseWriter(t, db)
+	db.commit(ops) // in one batch: y is added, then updated
 	want := []trunk.Code{trunk.EEXISTS, trunk.ENOTFOUND, "", "", "", trunk.ECONFLICT}
 	for i, o := range ops {
 		if got := trunk.ErrorCode(<-o.err); got != want[i] {
 			t.Errorf("op %d = %q; want %q", i, got, want[i])
 		}
 	}
+}
+
+// pauseWriter stops db's writer goroutine until the test ends, so that the
+// test may call commit itself.
+func pauseWriter(t *testing.T, db *DB) {
+	close(db.closed)
+	<-db.done
+	db.closed, db.done = make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { go db.writer(1000) })
 }
 
 func TestSecretsEncryptedAtRest(t *testing.T) {
@@ -235,6 +245,7 @@ func TestSealedValueBoundToRecord(t *testing.T) {
 	db, _ := Open(path, testKey)
 	db.AddTrunk(ctx, sample("a"))
 	db.AddTrunk(ctx, sample("b"))
+	db.catchUp() // the records in bbolt, not only in the log
 	db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTrunks)
 		va := append([]byte(nil), b.Get([]byte("a"))...)

@@ -79,7 +79,9 @@ func (db *DB) submit(ctx context.Context, o *op) error {
 }
 
 // writer is the one goroutine that writes. It takes every op queued,
-// applies them in one transaction and commits once.
+// checks them against the newest state, appends them to the write-ahead
+// log as one frame with one fdatasync, and acknowledges them; the applier
+// commits the frame to bbolt after.
 func (db *DB) writer(maxBatch int) {
 	defer close(db.done)
 	batch := make([]*op, 0, maxBatch)
@@ -87,6 +89,9 @@ func (db *DB) writer(maxBatch int) {
 		select {
 		case o := <-db.writes:
 			batch = append(batch[:0], o)
+		case <-db.applier.caughtUp:
+			db.prune()
+			continue
 		case <-db.closed:
 			db.drain()
 			return
@@ -116,73 +121,128 @@ func (db *DB) drain() {
 	}
 }
 
-// commit applies batch in one transaction. Each op's own failure (exists,
-// not found, conflict) is its alone; a failed commit fails them all.
-func (db *DB) commit(batch []*op) {
-	results := make([]error, len(batch))
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTrunks)
-		for i, o := range batch {
-			results[i] = db.apply(b, o)
-		}
-		return nil
-	})
-	db.commits++
-	if err == nil {
-		db.cache.apply(batch, results)
-	}
-	for i, o := range batch {
-		if err != nil {
-			o.err <- unavailable(err)
-		} else {
-			o.err <- results[i]
-		}
+// prune drops the pending entries bbolt now holds, and rewinds the log
+// when bbolt holds all of it.
+func (db *DB) prune() {
+	applied := db.applier.appliedSeq()
+	db.pending.prune(applied)
+	if applied == db.seq {
+		db.wal.rewind()
 	}
 }
 
-// apply runs one op inside a write transaction. An error here fails the op
-// only; a bbolt error on Put/Delete is treated as the disk's.
-func (db *DB) apply(b *bolt.Bucket, o *op) error {
-	old := b.Get([]byte(o.id))
-	switch {
-	case o.kind == opAdd && old != nil:
-		return trunk.Errorf(trunk.EEXISTS, "trunk %q already exists", o.id)
-	case o.kind != opAdd && old == nil:
-		return notFound(o.id)
-	}
-	var prev trunk.Meta
-	if old != nil {
-		var err error
-		if prev, err = record.ReadMeta(o.id, old); err != nil {
-			return err
+// commit writes batch as one log frame. Each op's own failure (exists,
+// not found, conflict) is its alone; a failed append fails them all.
+func (db *DB) commit(batch []*op) {
+	db.prune()
+	results := make([]error, len(batch))
+	fr := walFrame{seq: db.seq + 1, rev: db.rev}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := view{db: db, b: tx.Bucket(bucketTrunks), staged: map[string]*op{}}
+		for i, o := range batch {
+			results[i] = v.apply(o, &fr)
 		}
+		return nil
+	})
+	if err == nil && len(fr.entries) > 0 {
+		err = db.append(fr)
+	}
+	if err != nil {
+		for _, o := range batch {
+			o.err <- unavailable(err)
+		}
+		return
+	}
+	if len(fr.entries) > 0 {
+		db.seq, db.rev = fr.seq, fr.rev
+		db.commits++
+		db.pending.set(fr.seq, batch, results)
+		db.cache.apply(batch, results)
+		db.lastSeq.Store(fr.seq)
+		db.applier.push(fr)
+	}
+	for i, o := range batch {
+		o.err <- results[i]
+	}
+}
+
+// append writes fr to the log; when the log is full, it first waits for
+// bbolt to hold every frame and rewinds.
+func (db *DB) append(fr walFrame) error {
+	err := db.wal.append(fr)
+	if err != errWALFull {
+		return err
+	}
+	if err := db.applier.wait(db.seq); err != nil {
+		return err
+	}
+	db.prune()
+	return db.wal.append(fr)
+}
+
+// view is the newest state as the writer sees it: the ops staged in this
+// batch, then the pending writes, then bbolt.
+type view struct {
+	db     *DB
+	b      *bolt.Bucket
+	staged map[string]*op
+}
+
+// lookup returns whether id exists and its meta.
+func (v *view) lookup(id string) (bool, trunk.Meta, error) {
+	if o, ok := v.staged[id]; ok {
+		return o.trunk != nil, metaOf(o.trunk), nil
+	}
+	if e, ok := v.db.pending.get(id); ok {
+		return e.t != nil, metaOf(e.t), nil
+	}
+	old := v.b.Get([]byte(id))
+	if old == nil {
+		return false, trunk.Meta{}, nil
+	}
+	m, err := record.ReadMeta(id, old)
+	return true, m, err
+}
+
+func metaOf(t *trunk.Trunk) trunk.Meta {
+	if t == nil {
+		return trunk.Meta{}
+	}
+	return t.Meta
+}
+
+// apply checks one op against the view and, when it holds, stages it and
+// adds its entry to fr. An error here fails the op only.
+func (v *view) apply(o *op, fr *walFrame) error {
+	exists, prev, err := v.lookup(o.id)
+	switch {
+	case err != nil:
+		return err
+	case o.kind == opAdd && exists:
+		return trunk.Errorf(trunk.EEXISTS, "trunk %q already exists", o.id)
+	case o.kind != opAdd && !exists:
+		return notFound(o.id)
 	}
 	if err := record.CheckRevision(o.id, prev.Revision, o.ifRevision); err != nil {
 		return err
 	}
 	if o.kind == opRemove {
-		return diskErr(b.Delete([]byte(o.id)))
+		fr.entries = append(fr.entries, walEntry{id: o.id})
+		v.staged[o.id] = o
+		return nil
 	}
-	rev, err := b.NextSequence()
-	if err != nil {
-		return unavailable(err)
-	}
-	now := db.now().UTC()
-	o.trunk.Meta = trunk.Meta{Revision: rev, CreatedAt: prev.CreatedAt, UpdatedAt: now}
+	now := v.db.now().UTC()
+	o.trunk.Meta = trunk.Meta{Revision: fr.rev + 1, CreatedAt: prev.CreatedAt, UpdatedAt: now}
 	if o.kind == opAdd {
 		o.trunk.Meta.CreatedAt = now
 	}
-	v, err := db.codec.Encode(o.trunk)
+	val, err := v.db.codec.Encode(o.trunk)
 	if err != nil {
 		return err
 	}
-	return diskErr(b.Put([]byte(o.id), v))
-}
-
-func diskErr(err error) error {
-	if err != nil {
-		return unavailable(err)
-	}
+	fr.rev++
+	fr.entries = append(fr.entries, walEntry{id: o.id, value: val})
+	v.staged[o.id] = o
 	return nil
 }
 
