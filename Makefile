@@ -138,9 +138,9 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test ./media/bridge/ws -run '^$$' -fuzz '^FuzzAgentMessage$$' -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./media/bridge/quic -run '^$$' -fuzz '^FuzzAgentFrame$$' -fuzztime $${FUZZTIME:-30s}
 
-CRASH_ROUNDS ?= 20
+CRASH_ROUNDS ?= 60
 .PHONY: crash
-crash: deps ## kill -9 under concurrent writes CRASH_ROUNDS times (default 20), disk full, foreign data files
+crash: deps ## kill -9 under concurrent writes CRASH_ROUNDS times (default 60), disk full, foreign data files
 	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
 	  CRASH_ROUNDS=$(CRASH_ROUNDS) $(GO) test -tags crash -race=false -count=1 -timeout 0 -run '^TestCrash' -v ./cmd/trunkd 2>&1 | tee "$$log"; \
 	  rc=$${PIPESTATUS[0]}; \

@@ -55,6 +55,8 @@ type DB struct {
 	seq     uint64        // the writer's: the last frame written
 	rev     uint64        // the writer's: the last revision handed out
 
+	replayed int // writes Open took from the log
+
 	commits int // frames written by the writer goroutine, for tests
 }
 
@@ -262,6 +264,10 @@ func (db *DB) checkMeta(meta *bolt.Bucket) error {
 }
 
 func tx(b *bolt.Bucket) *bolt.Tx { return b.Tx() }
+
+// Replayed returns how many writes Open took from the write-ahead log:
+// writes acknowledged before a crash that bbolt did not hold yet.
+func (db *DB) Replayed() int { return db.replayed }
 
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.path }

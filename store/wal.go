@@ -330,7 +330,11 @@ func (db *DB) openWAL(max int64, interval time.Duration) error {
 		return err
 	}
 	var frames []walFrame
-	err = w.replay(applied, func(fr walFrame) error { frames = append(frames, fr); return nil })
+	err = w.replay(applied, func(fr walFrame) error {
+		frames = append(frames, fr)
+		db.replayed += len(fr.entries)
+		return nil
+	})
 	if err == nil && len(frames) > 0 {
 		err = db.bolt.Update(func(tx *bolt.Tx) error { return applyFrames(tx, frames) })
 		applied = frames[len(frames)-1].seq

@@ -116,6 +116,9 @@ func (d *Daemon) start() error {
 		if err != nil {
 			return err
 		}
+		if n := d.db.Replayed(); n > 0 {
+			d.log.Info("store: writes acknowledged before a crash replayed from the write-ahead log", "writes", n)
+		}
 		d.svc = control.New(d.db, sipPlane{d.sip})
 		if err := d.svc.UseAgents(context.Background(), d.db, d.sip); err != nil {
 			return err
