@@ -22,19 +22,32 @@
 //
 // # Durability
 //
-// Every write returns only after bbolt's commit has written and fsynced
-// the pages and the meta page. Writes are queued to one writer goroutine
-// that takes everything queued, applies it in a single transaction and
-// commits once: concurrent writers share one fsync, and a lone writer
-// commits at once (no batching delay, unlike bbolt's DB.Batch). An
-// operation that fails its own check (exists, not found) fails alone; a
-// failed commit fails every operation of its batch.
+// Writes are queued to one writer goroutine that takes everything queued,
+// checks each op against the newest state, and appends them as one frame
+// to the write-ahead log (the database's path + "-wal", see wal.go) with
+// one fdatasync; then it acknowledges them. Concurrent writers share the
+// fdatasync, and a lone writer writes at once (no batching delay, unlike
+// bbolt's DB.Batch). An operation that fails its own check (exists, not
+// found, conflict) fails alone; a failed append fails every operation of
+// its frame, and nothing of it is acknowledged.
+//
+// The applier commits the frames to bbolt in the background, all those of
+// the last 20 ms in one transaction (bbolt's two fsyncs), and records the
+// last frame's sequence in the meta bucket. Until then reads find the
+// writes in the pending set (pending.go). Open replays the frames bbolt
+// lacks, so an acknowledged write survives a crash; the log is rewound
+// once bbolt holds all of it. Readers of bbolt alone (Snapshot,
+// ForEachTrunk, ForEachRecord, Check) wait for it to catch up first.
 //
 // # Where it can hurt
 //
 //   - A write error from the disk (full, read-only, I/O) fails the writes
-//     of that batch with trunk.EUNAVAILABLE; the file stays consistent
-//     (bbolt writes its meta page last).
+//     of that frame with trunk.EUNAVAILABLE. While bbolt cannot commit
+//     (disk full), writes go on into the log until it is full (8 MiB),
+//     reads see them, and the applier retries; bbolt's file stays
+//     consistent (it writes its meta page last). A failed fdatasync of the
+//     log fails every later write until a restart (the page cache can no
+//     longer be trusted).
 //   - bbolt never gives freed pages back to the file system: the file does
 //     not shrink when trunks are removed. Compact offline (bbolt compact).
 //   - The file is locked while open; a second process gets an error after
