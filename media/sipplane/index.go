@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // shardBits sets how many shards (1 << shardBits) an index's address maps
@@ -23,12 +24,31 @@ const shards = 1 << shardBits
 // live.claim, so the rules of match stay those of claim. It must yield
 // every trunk whose claim on the source is not claimNone.
 type index struct {
-	exact [shards]map[netip.Addr][]*live   // by resolved gateway_ip, sbc_ip and single-address allowed_addresses
-	pfx   [shards]map[netip.Prefix][]*live // by allowed_addresses prefix (not single addresses)
+	exact [shards]map[netip.Addr][]*slot   // by resolved gateway_ip, sbc_ip and single-address allowed_addresses
+	pfx   [shards]map[netip.Prefix][]*slot // by allowed_addresses prefix (not single addresses)
 	count [2]map[int]int                   // how many prefixes of each length, IPv4 and IPv6
 	lens  [2][]int                         // the lengths in count, longest first
-	open  []*live                          // trunks with no address rule at all
+	open  []*slot                          // trunks with no address rule at all
 }
+
+// slot is where the table and the index hold a trunk: it stays while an
+// update keeps what the trunk is indexed by (listener, addresses, rules),
+// and such an update only stores its new live here, with no new table.
+type slot struct {
+	lv atomic.Pointer[live]
+}
+
+// newSlot returns a slot holding lv, and sets lv's.
+func newSlot(lv *live) *slot {
+	s := &slot{}
+	s.lv.Store(lv)
+	lv.slot = s
+	return s
+}
+
+func (s *slot) id() string { return s.lv.Load().t.TrunkID }
+
+func slotByID(a, b *slot) int { return strings.Compare(a.id(), b.id()) }
 
 // candidates are the trunks that claim src most strongly, sorted by id,
 // with that claim and the reason of the lowest id's claim (the one
@@ -67,8 +87,9 @@ type finder struct {
 	best  int
 }
 
-func (f *finder) judge(l []*live, src netip.Addr) {
-	for _, lv := range l {
+func (f *finder) judge(l []*slot, src netip.Addr) {
+	for _, s := range l {
+		lv := s.lv.Load()
 		switch r := lv.rank(src); {
 		case r == claimNone || r < f.best:
 		case r > f.best:
@@ -94,7 +115,7 @@ func byID(a, b *live) int { return strings.Compare(a.t.TrunkID, b.t.TrunkID) }
 func buildIndex(trunks []*live) *index {
 	e := editor{x: &index{}, fresh: true}
 	for _, lv := range trunks {
-		e.add(lv, lv.addrs.Load())
+		e.add(lv.slot, lv, lv.addrs.Load())
 	}
 	return e.finish()
 }
@@ -104,10 +125,10 @@ func buildIndex(trunks []*live) *index {
 func (x *index) with(prev, next *live) *index {
 	e := x.edit()
 	if prev != nil {
-		e.remove(prev, prev.addrs.Load())
+		e.remove(prev.slot, prev, prev.addrs.Load())
 	}
 	if next != nil {
-		e.add(next, next.addrs.Load())
+		e.add(next.slot, next, next.addrs.Load())
 	}
 	return e.finish()
 }
@@ -120,10 +141,10 @@ func (x *index) readdress(lv *live, prev, next *addrSet) *index {
 	prevAddrs = slices.Clone(prevAddrs)
 	nextAddrs, _ := e.keys(lv, next)
 	for _, a := range prevAddrs {
-		e.unlink(a, lv)
+		e.unlink(a, lv.slot)
 	}
 	for _, a := range nextAddrs {
-		e.link(a, lv)
+		e.link(a, lv.slot)
 	}
 	return e.finish()
 }
@@ -138,7 +159,7 @@ type editor struct {
 	countsChanged     bool
 	addrs             []netip.Addr   // keys' scratch
 	pfxs              []netip.Prefix // keys' scratch
-	slab              []*live        // a fresh editor's one-trunk lists are cut from it
+	slab              []*slot        // a fresh editor's one-trunk lists are cut from it
 }
 
 func (x *index) edit() *editor {
@@ -146,32 +167,35 @@ func (x *index) edit() *editor {
 	return &editor{x: &n}
 }
 
-func (e *editor) add(lv *live, s *addrSet) {
+// add indexes sl under the keys of lv, whose resolved addresses are s.
+func (e *editor) add(sl *slot, lv *live, s *addrSet) {
 	addrs, pfxs := e.keys(lv, s)
 	for _, a := range addrs {
-		e.link(a, lv)
+		e.link(a, sl)
 	}
 	for _, p := range pfxs {
 		m := e.pfxShard(p)
-		m[p] = e.appendTo(m[p], lv)
+		m[p] = e.appendTo(m[p], sl)
 		e.counted(p, 1)
 	}
 	if unrestricted(lv) {
 		if !e.fresh && !e.ownOpen {
 			e.x.open, e.ownOpen = slices.Clone(e.x.open), true
 		}
-		e.x.open = append(e.x.open, lv)
+		e.x.open = append(e.x.open, sl)
 	}
 }
 
-func (e *editor) remove(lv *live, s *addrSet) {
+// remove takes sl out from under the keys of lv, whose resolved
+// addresses are s.
+func (e *editor) remove(sl *slot, lv *live, s *addrSet) {
 	addrs, pfxs := e.keys(lv, s)
 	for _, a := range addrs {
-		e.unlink(a, lv)
+		e.unlink(a, sl)
 	}
 	for _, p := range pfxs {
 		m := e.pfxShard(p)
-		if l := without(m[p], lv); len(l) > 0 {
+		if l := without(m[p], sl); len(l) > 0 {
 			m[p] = l
 		} else {
 			delete(m, p)
@@ -179,7 +203,7 @@ func (e *editor) remove(lv *live, s *addrSet) {
 		e.counted(p, -1)
 	}
 	if unrestricted(lv) {
-		e.x.open, e.ownOpen = without(e.x.open, lv), true
+		e.x.open, e.ownOpen = without(e.x.open, sl), true
 	}
 }
 
@@ -210,14 +234,14 @@ func (e *editor) keys(lv *live, s *addrSet) ([]netip.Addr, []netip.Prefix) {
 	return addrs, pfxs
 }
 
-func (e *editor) link(a netip.Addr, lv *live) {
+func (e *editor) link(a netip.Addr, sl *slot) {
 	m := e.exactShard(a)
-	m[a] = e.appendTo(m[a], lv)
+	m[a] = e.appendTo(m[a], sl)
 }
 
-func (e *editor) unlink(a netip.Addr, lv *live) {
+func (e *editor) unlink(a netip.Addr, sl *slot) {
 	m := e.exactShard(a)
-	if l := without(m[a], lv); len(l) > 0 {
+	if l := without(m[a], sl); len(l) > 0 {
 		m[a] = l
 	} else {
 		delete(m, a)
@@ -226,27 +250,27 @@ func (e *editor) unlink(a netip.Addr, lv *live) {
 
 // appendTo appends lv to l, copying l unless the editor built it. A fresh
 // editor cuts new one-trunk lists from a slab, not one allocation each.
-func (e *editor) appendTo(l []*live, lv *live) []*live {
+func (e *editor) appendTo(l []*slot, sl *slot) []*slot {
 	switch {
 	case !e.fresh:
 		l = slices.Clip(l)
 	case l == nil:
 		if len(e.slab) == 0 {
-			e.slab = make([]*live, 1024)
+			e.slab = make([]*slot, 1024)
 		}
 		l, e.slab = e.slab[:1:1], e.slab[1:]
-		l[0] = lv
+		l[0] = sl
 		return l
 	}
-	return append(l, lv)
+	return append(l, sl)
 }
 
-// without is a copy of l without lv.
-func without(l []*live, lv *live) []*live {
-	return slices.DeleteFunc(slices.Clone(l), func(x *live) bool { return x == lv })
+// without is a copy of l without sl.
+func without(l []*slot, sl *slot) []*slot {
+	return slices.DeleteFunc(slices.Clone(l), func(x *slot) bool { return x == sl })
 }
 
-func (e *editor) exactShard(a netip.Addr) map[netip.Addr][]*live {
+func (e *editor) exactShard(a netip.Addr) map[netip.Addr][]*slot {
 	s := shardOf(a)
 	if !e.ownExact[s] {
 		e.x.exact[s], e.ownExact[s] = cloneOrMake(e.x.exact[s]), true
@@ -254,7 +278,7 @@ func (e *editor) exactShard(a netip.Addr) map[netip.Addr][]*live {
 	return e.x.exact[s]
 }
 
-func (e *editor) pfxShard(p netip.Prefix) map[netip.Prefix][]*live {
+func (e *editor) pfxShard(p netip.Prefix) map[netip.Prefix][]*slot {
 	s := prefixShard(p)
 	if !e.ownPfx[s] {
 		e.x.pfx[s], e.ownPfx[s] = cloneOrMake(e.x.pfx[s]), true
@@ -262,9 +286,9 @@ func (e *editor) pfxShard(p netip.Prefix) map[netip.Prefix][]*live {
 	return e.x.pfx[s]
 }
 
-func cloneOrMake[K comparable](m map[K][]*live) map[K][]*live {
+func cloneOrMake[K comparable](m map[K][]*slot) map[K][]*slot {
 	if m == nil {
-		return map[K][]*live{}
+		return map[K][]*slot{}
 	}
 	return maps.Clone(m)
 }
@@ -323,4 +347,11 @@ func sameAddrs(a, b *addrSet) bool {
 		return a == b
 	}
 	return slices.Equal(a.gateway, b.gateway) && slices.Equal(a.sbc, b.sbc)
+}
+
+// sameKeys reports whether a and b are indexed under the same keys on the
+// same listener, so that b may take a's slot.
+func sameKeys(a, b *live) bool {
+	return a.t.TrunkID == b.t.TrunkID && a.bind == b.bind && unrestricted(a) == unrestricted(b) &&
+		slices.Equal(a.allowed, b.allowed) && sameAddrs(a.addrs.Load(), b.addrs.Load())
 }

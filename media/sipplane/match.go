@@ -16,33 +16,40 @@ import (
 // per listener by source address (index.go); a change builds a new one
 // and swaps it in, so the INVITE path reads without locks.
 type table struct {
-	byListener map[string][]*live // sorted by trunk id
+	byListener map[string][]*slot // sorted by trunk id
 	index      map[string]*index  // the same trunks by source address
 }
 
+// buildTable indexes trunks, each in its slot (a new one when it has
+// none).
 func buildTable(trunks []*live) *table {
-	t := &table{byListener: map[string][]*live{}, index: map[string]*index{}}
+	t := &table{byListener: map[string][]*slot{}, index: map[string]*index{}}
+	on := map[string][]*live{}
 	for _, lv := range trunks {
-		t.byListener[lv.bind] = append(t.byListener[lv.bind], lv)
+		if lv.slot == nil || lv.slot.lv.Load() != lv {
+			newSlot(lv)
+		}
+		on[lv.bind] = append(on[lv.bind], lv)
+		t.byListener[lv.bind] = append(t.byListener[lv.bind], lv.slot)
 	}
 	for k, l := range t.byListener {
-		slices.SortFunc(l, byID)
-		t.index[k] = buildIndex(l)
+		slices.SortFunc(l, slotByID)
+		t.index[k] = buildIndex(on[k])
 	}
 	return t
 }
 
-// replace returns a copy of t with prev (if any) taken out and next (if
-// any) put in. Only the listeners they are on are copied, and of their
+// replace returns a copy of t with prev's slot (if any) taken out and
+// next (if any) put in, in a new slot. Only the listeners they are on are copied, and of their
 // indexes only the shards their addresses fall in, so a write costs
 // O(trunks on that listener) pointer copies, not O(all trunks) work.
 func (t *table) replace(prev, next *live) *table {
 	n := &table{byListener: maps.Clone(t.byListener), index: maps.Clone(t.index)}
 	if n.byListener == nil {
-		n.byListener, n.index = map[string][]*live{}, map[string]*index{}
+		n.byListener, n.index = map[string][]*slot{}, map[string]*index{}
 	}
 	if prev != nil {
-		l := slices.DeleteFunc(slices.Clone(n.byListener[prev.bind]), func(x *live) bool { return x == prev })
+		l := without(n.byListener[prev.bind], prev.slot)
 		if len(l) == 0 {
 			delete(n.byListener, prev.bind)
 			delete(n.index, prev.bind)
@@ -52,9 +59,10 @@ func (t *table) replace(prev, next *live) *table {
 		}
 	}
 	if next != nil {
+		newSlot(next)
 		l := slices.Clone(n.byListener[next.bind])
-		i, _ := slices.BinarySearchFunc(l, next, byID)
-		n.byListener[next.bind] = slices.Insert(l, i, next)
+		i, _ := slices.BinarySearchFunc(l, next.slot, slotByID)
+		n.byListener[next.bind] = slices.Insert(l, i, next.slot)
 		x := n.index[next.bind]
 		if x == nil {
 			x = &index{}
@@ -69,7 +77,7 @@ func (t *table) replace(prev, next *live) *table {
 // itself is not in t.
 func (t *table) readdress(lv *live, prev, next *addrSet) *table {
 	l := t.byListener[lv.bind]
-	if i, ok := slices.BinarySearchFunc(l, lv, byID); !ok || l[i] != lv {
+	if i, ok := slices.BinarySearchFunc(l, lv.slot, slotByID); !ok || l[i] != lv.slot || lv.slot.lv.Load() != lv {
 		return t
 	}
 	n := &table{byListener: t.byListener, index: maps.Clone(t.index)}
@@ -184,17 +192,22 @@ const reasonIDs = 10
 
 // someIDs lists the first reasonIDs trunk ids of l and says how many
 // more there are.
-func someIDs(l []*live) string {
+func someIDs[T *live | *slot](l []T) string {
 	if len(l) <= reasonIDs {
 		return ids(l)
 	}
 	return fmt.Sprintf("%s and %d more", ids(l[:reasonIDs]), len(l)-reasonIDs)
 }
 
-func ids(l []*live) string {
+func ids[T *live | *slot](l []T) string {
 	s := make([]string, len(l))
-	for i, lv := range l {
-		s[i] = lv.t.TrunkID
+	for i, x := range l {
+		switch x := any(x).(type) {
+		case *live:
+			s[i] = x.t.TrunkID
+		case *slot:
+			s[i] = x.id()
+		}
 	}
 	return strings.Join(s, ", ")
 }

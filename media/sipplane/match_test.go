@@ -237,3 +237,41 @@ func TestUnmatchedReasonIsBounded(t *testing.T) {
 		t.Errorf("match = %v, %q; want no trunk and a reason naming t00…t09 and 5 more", lv, m.Reason)
 	}
 }
+
+// TestUpdateKeepingKeysKeepsTable: an update that keeps what a trunk is
+// matched by (listener, addresses, rules) changes no table, yet the next
+// match sees the new configuration; one that changes them builds a new
+// table in which the old address no longer matches.
+func TestUpdateKeepingKeysKeepsTable(t *testing.T) {
+	p := newPlane(t, Config{})
+	port := siptest.FreePort(t, "127.0.0.1")
+	tr := testTrunk("k", port)
+	tr.GatewayIP = "192.0.2.7"
+	apply(t, p, tr)
+	key := bindKey("127.0.0.1", port)
+	before := p.table.Load()
+
+	tr2 := tr.Clone()
+	tr2.Domain, tr2.DisplayName = "new.example", "renamed"
+	apply(t, p, tr2)
+	if p.table.Load() != before {
+		t.Error("an update keeping the match keys built a new table")
+	}
+	lv, m := p.table.Load().match(key, netip.MustParseAddr("192.0.2.7"), "")
+	if lv == nil || lv.t.Domain != "new.example" || !m.Matched {
+		t.Fatalf("match after the update = %v, %+v; want the updated trunk", lv, m)
+	}
+
+	tr3 := tr2.Clone()
+	tr3.GatewayIP = "192.0.2.8"
+	apply(t, p, tr3)
+	if p.table.Load() == before {
+		t.Fatal("an update changing gateway_ip kept the table")
+	}
+	if lv, _ := p.table.Load().match(key, netip.MustParseAddr("192.0.2.7"), ""); lv != nil {
+		t.Errorf("the old gateway_ip still matches %s", lv.t.TrunkID)
+	}
+	if lv, _ := p.table.Load().match(key, netip.MustParseAddr("192.0.2.8"), ""); lv == nil || lv.t.GatewayIP != "192.0.2.8" {
+		t.Errorf("the new gateway_ip matches %v; want the trunk", lv)
+	}
+}

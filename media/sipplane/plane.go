@@ -236,6 +236,7 @@ type live struct {
 	bargein bridge.Params          // for bridged calls
 	regKey  string                 // "" without require_registration
 	reg     *register.Registration // set by Commit; nil when not registering
+	slot    *slot                  // where the table holds it; set by Commit
 }
 
 type addrSet struct {
@@ -338,7 +339,11 @@ func (c *Change) Commit() {
 	lv.slots, lv.h = ts.slots, ts.health
 	ts.live, ts.degraded = lv, ""
 	bulk := p.bulk.Load()
-	if !bulk {
+	switch {
+	case prev != nil && prev.slot != nil && sameKeys(prev, lv):
+		lv.slot = prev.slot // the table stays; its slot now holds lv
+		lv.slot.lv.Store(lv)
+	case !bulk:
 		p.table.Store(p.table.Load().replace(prev, lv))
 	}
 	old := p.handOver(prev, lv)
