@@ -181,7 +181,8 @@ func (db *DB) append(fr walFrame) error {
 }
 
 // view is the newest state as the writer sees it: the ops staged in this
-// batch, then the pending writes, then bbolt.
+// batch, then the read cache (which never holds a record older than the
+// last acknowledged write), then the pending writes, then bbolt.
 type view struct {
 	db     *DB
 	b      *bolt.Bucket
@@ -192,6 +193,9 @@ type view struct {
 func (v *view) lookup(id string) (bool, trunk.Meta, error) {
 	if o, ok := v.staged[id]; ok {
 		return o.trunk != nil, metaOf(o.trunk), nil
+	}
+	if t, ok := v.db.cache.peek(id); ok {
+		return true, t.Meta, nil
 	}
 	if e, ok := v.db.pending.get(id); ok {
 		return e.t != nil, metaOf(e.t), nil
