@@ -142,8 +142,9 @@ func (a *applier) commit() error {
 	err := a.db.bolt.Update(func(tx *bolt.Tx) error { return applyFrames(tx, frames) })
 	a.mu.Lock()
 	if err == nil {
-		a.queue = a.queue[len(frames):]
 		a.applied = frames[len(frames)-1].seq
+		clear(a.queue[:len(frames)]) // the records, for the collector
+		a.queue = a.queue[len(frames):]
 		a.commits++
 	}
 	a.err = err

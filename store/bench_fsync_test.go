@@ -15,11 +15,11 @@ import (
 )
 
 // BenchmarkDiskFsync measures the disk's own durable-write ceiling, the
-// way bbolt commits on Linux: write one page in place at an offset of an
-// already allocated file, then fdatasync. A bbolt commit is two of these
-// (the dirty pages, then the meta page), so a commit rate can approach
-// half of fsyncs/s at best, and grouped writes are how BenchmarkUpdateTrunk
-// goes past it.
+// way the store's write-ahead log appends on Linux: write in place at an
+// offset of an already allocated file, then fdatasync. One write per
+// fsync cannot go faster; a bbolt commit is two of these (the dirty
+// pages, then the meta page); grouped writes are how BenchmarkUpdateTrunk
+// goes past it with many writers.
 //
 // writers=N runs N goroutines, each with its own file, all in b.TempDir()
 // as the store benchmarks are; shared/writers=N runs N goroutines writing
@@ -27,7 +27,7 @@ import (
 // kernel may share a journal commit among them. Each reports fsyncs/s and
 // the p50-µs and p99-µs of one write+fdatasync.
 func BenchmarkDiskFsync(b *testing.B) {
-	for _, writers := range []int{1, 8, 64} {
+	for _, writers := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			files := make([]*os.File, writers)
 			for w := range files {
