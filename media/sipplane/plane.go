@@ -85,6 +85,8 @@ type Plane struct {
 	active    atomic.Int64
 	closing   atomic.Bool
 	bulk      atomic.Bool // LoadAll in progress: the table is built once at its end
+	withCalls healthSet   // trunks with calls in their quality window
+	tripped   healthSet   // trunks whose breaker is open or half-open
 	stop      context.CancelFunc
 	done      chan struct{}
 }
