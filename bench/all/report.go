@@ -230,8 +230,9 @@ func (r *results) clusterTable(b *strings.Builder) {
 	}
 	w := "BenchmarkClusterWriteToLive"
 	s := "BenchmarkClusterStartup100k"
-	fmt.Fprintf(b, "\nWrite on node 1 → live on node 2 (RPC UpdateTrunk, 2 nodes): from the acknowledgement p50 %s µs, p99 %s µs;\nfrom the start of the write p50 %s µs, p99 %s µs. An idle node watching: %s CPU-ms/s.\nA node starting on 100 000 trunks in etcd: %s ms to serving (then idle: %s CPU-ms/s over 10 s; a full garbage collection %s CPU-ms).\nRegistration failover after kill -9 of the owner: see `make cluster-test` (FAILOVER line).\n",
+	fmt.Fprintf(b, "\nWrite on node 1 → live on node 2 (RPC UpdateTrunk, 2 nodes): from the acknowledgement p50 %s µs, p99 %s µs;\nfrom the start of the write p50 %s µs, p99 %s µs. An idle node watching: %s CPU-ms/s.\nA node starting on 100 000 trunks in etcd: %s ms to serving (then idle: %s CPU-ms/s over 10 s; a full garbage collection %s CPU-ms).\nAn ownership round with nothing changed (100 000 trunks requiring registration, 3 nodes): %s ns.\nRegistration failover after kill -9 of the owner: see `make cluster-test` (FAILOVER line).\n",
 		r.cell(w, "ack-to-peer-p50-µs", "%.0f"), r.cell(w, "ack-to-peer-p99-µs", "%.0f"),
 		r.cell(w, "write-to-peer-p50-µs", "%.0f"), r.cell(w, "write-to-peer-p99-µs", "%.0f"), r.cell(w, "idle-cpu-ms/s", "%.1f"),
-		r.cell(s, "startup-ms", "%.0f"), r.cell(s, "idle-cpu-ms/s", "%.1f"), r.cell(s, "gc-cpu-ms", "%.0f"))
+		r.cell(s, "startup-ms", "%.0f"), r.cell(s, "idle-cpu-ms/s", "%.1f"), r.cell(s, "gc-cpu-ms", "%.0f"),
+		r.cell("BenchmarkDecideQuiet100k", "ns/op", "%.0f"))
 }
