@@ -192,3 +192,29 @@ func TestQualitySeries(t *testing.T) {
 		}
 	})
 }
+
+// TestQualityBucketsMadeAtFirstEvent: a window that never saw a call
+// answers every read with zeros and holds no buckets (a node keeps one per
+// trunk, most of them idle); the first event makes them.
+func TestQualityBucketsMadeAtFirstEvent(t *testing.T) {
+	q := NewQualityWindow(time.Minute)
+	if got := q.Snapshot(); got != (Quality{}) {
+		t.Errorf("Snapshot() of an empty window = %+v; want zero", got)
+	}
+	if got := q.Sums(); !got.IsZero() {
+		t.Errorf("Sums() of an empty window = %+v; want zero", got)
+	}
+	if got := q.Series(); len(got) != qualityBuckets || got[qualityBuckets-1] != (Quality{}) {
+		t.Errorf("Series() of an empty window = %d figures, last %+v; want %d zeros", len(got), got[len(got)-1], qualityBuckets)
+	}
+	if q.w.buckets != nil {
+		t.Errorf("an empty window holds %d buckets after reads; want none", len(q.w.buckets))
+	}
+	q.Attempt(true, 0)
+	if got := q.Sums(); got.Attempted != 1 || got.Answered != 1 {
+		t.Errorf("Sums() after one answered attempt = %+v; want 1 attempted, 1 answered", got)
+	}
+	if got := q.Series(); got[qualityBuckets-1].Attempted != 1 {
+		t.Errorf("Series() after one attempt ends with %+v; want 1 attempted", got[qualityBuckets-1])
+	}
+}

@@ -9,19 +9,22 @@ import "time"
 // start of a bucket. Buckets start at the window's creation.
 //
 // A window is not safe for concurrent use; its owner locks it.
+//
+// The buckets are made at the first event: a node may hold 100 000
+// trunks, most without calls, and a quality window's buckets take 4 KiB.
 type window[T any] struct {
 	origin  time.Time
 	width   time.Duration
-	buckets []T
+	n       int
+	buckets []T     // nil until the first event
 	slots   []int64 // slot number each bucket holds; stale buckets are skipped
 }
 
 func newWindow[T any](length time.Duration, n int) *window[T] {
 	return &window[T]{
-		origin:  time.Now(),
-		width:   max(length/time.Duration(n), 1),
-		buckets: make([]T, n),
-		slots:   make([]int64, n),
+		origin: time.Now(),
+		width:  max(length/time.Duration(n), 1),
+		n:      n,
 	}
 }
 
@@ -32,6 +35,9 @@ func (w *window[T]) slot(now time.Time) int64 {
 
 // at returns the bucket for now, emptied first if it held an older slot.
 func (w *window[T]) at(now time.Time) *T {
+	if w.buckets == nil {
+		w.buckets, w.slots = make([]T, w.n), make([]int64, w.n)
+	}
 	s := w.slot(now)
 	i := s % int64(len(w.buckets))
 	if w.slots[i] != s {

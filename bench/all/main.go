@@ -93,6 +93,7 @@ func goBenchmarks(count int) []goBench {
 		{"./cmd/trunkd", "^BenchmarkGetTrunkUnderSIPLoad$", "1x", max(count/2, 1)},
 		{"./cmd/trunkd", "^BenchmarkScale100k$", "1x", 1},
 		{"./store/etcd", "^BenchmarkBackends$", "1s", count},
+		{"./store/etcd", "^BenchmarkDecideQuiet100k$", "100x", count},
 		{"./cmd/trunkd", "^BenchmarkClusterWriteToLive$", "300x", count},
 		{"./cmd/trunkd", "^BenchmarkClusterStartup100k$", "1x", 1},
 	}

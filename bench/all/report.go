@@ -203,6 +203,8 @@ func (r *results) scale(b *strings.Builder) {
 	fmt.Fprintf(b, "Start-up to serving %s ms; GetTrunk p50 %s µs, p99 %s µs; ListTrunks (100 a page) p50 %s µs, p99 %s µs; listing all %s ms; database %s MiB.\n",
 		r.cell(n, "startup-ms", "%.0f"), r.cell(n, "get-p50-µs", "%.0f"), r.cell(n, "get-p99-µs", "%.0f"),
 		r.cell(n, "list-p50-µs", "%.0f"), r.cell(n, "list-p99-µs", "%.0f"), r.cell(n, "list-all-ms", "%.0f"), r.cell(n, "db-MiB", "%.1f"))
+	fmt.Fprintf(b, "Idle after start-up: %s CPU-ms/s over 10 s; a full garbage collection (forced by the runtime at least every 2 minutes) %s CPU-ms.\n",
+		r.cell(n, "idle-cpu-ms/s", "%.1f"), r.cell(n, "gc-cpu-ms", "%.0f"))
 	fmt.Fprintf(b, "\nThe verdict on one INVITE to a REJECT trunk (match by source address, channel_limit, policy): %s ns with 1 trunk on the bind, %s ns with 100 000 (each its own gateway_ip; ratio %s, goal ≤ 1.1).\n",
 		r.cell("BenchmarkRejectDecide/trunks=1", "ns/op", "%.0f"), r.cell("BenchmarkRejectDecide/trunks=100000", "ns/op", "%.0f"),
 		r.ratio("BenchmarkRejectDecide/trunks=100000", "ns/op", "BenchmarkRejectDecide/trunks=1", "ns/op"))
@@ -229,8 +231,9 @@ func (r *results) clusterTable(b *strings.Builder) {
 	}
 	w := "BenchmarkClusterWriteToLive"
 	s := "BenchmarkClusterStartup100k"
-	fmt.Fprintf(b, "\nWrite on node 1 → live on node 2 (RPC UpdateTrunk, 2 nodes): from the acknowledgement p50 %s µs, p99 %s µs;\nfrom the start of the write p50 %s µs, p99 %s µs. An idle node watching: %s CPU-ms/s.\nA node starting on 100 000 trunks in etcd: %s ms to serving (then idle: %s CPU-ms/s).\nRegistration failover after kill -9 of the owner: see `make cluster-test` (FAILOVER line).\n",
+	fmt.Fprintf(b, "\nWrite on node 1 → live on node 2 (RPC UpdateTrunk, 2 nodes): from the acknowledgement p50 %s µs, p99 %s µs;\nfrom the start of the write p50 %s µs, p99 %s µs. An idle node watching: %s CPU-ms/s.\nA node starting on 100 000 trunks in etcd: %s ms to serving (then idle: %s CPU-ms/s over 10 s; a full garbage collection %s CPU-ms).\nAn ownership round with nothing changed (100 000 trunks requiring registration, 3 nodes): %s ns.\nRegistration failover after kill -9 of the owner: see `make cluster-test` (FAILOVER line).\n",
 		r.cell(w, "ack-to-peer-p50-µs", "%.0f"), r.cell(w, "ack-to-peer-p99-µs", "%.0f"),
 		r.cell(w, "write-to-peer-p50-µs", "%.0f"), r.cell(w, "write-to-peer-p99-µs", "%.0f"), r.cell(w, "idle-cpu-ms/s", "%.1f"),
-		r.cell(s, "startup-ms", "%.0f"), r.cell(s, "idle-cpu-ms/s", "%.1f"))
+		r.cell(s, "startup-ms", "%.0f"), r.cell(s, "idle-cpu-ms/s", "%.1f"), r.cell(s, "gc-cpu-ms", "%.0f"),
+		r.cell("BenchmarkDecideQuiet100k", "ns/op", "%.0f"))
 }

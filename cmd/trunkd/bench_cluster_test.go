@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"syscall"
@@ -81,18 +84,46 @@ func BenchmarkClusterWriteToLive(b *testing.B) {
 	b.ReportMetric(us(percentile(fromAck, .99)), "ack-to-peer-p99-µs")
 	b.ReportMetric(us(percentile(fromStart, .5)), "write-to-peer-p50-µs")
 	b.ReportMetric(us(percentile(fromStart, .99)), "write-to-peer-p99-µs")
-	b.ReportMetric(idleCPU(5*time.Second)/2, "idle-cpu-ms/s")
+	b.ReportMetric(idleCPU(b, 5*time.Second)/2, "idle-cpu-ms/s")
 }
 
+// idleProfile names a file for a CPU profile of every idleCPU window
+// (the last window wins): go test -bench X -args -idle-profile idle.pprof
+var idleProfile = flag.String("idle-profile", "", "write a CPU profile of the idle window to this file")
+
 // idleCPU is the CPU time (user+system) this process spends per second
-// over d, in milliseconds.
-func idleCPU(d time.Duration) float64 {
+// over d, in milliseconds. With -idle-profile it also profiles the window.
+func idleCPU(b testing.TB, d time.Duration) float64 {
+	if *idleProfile != "" {
+		f, err := os.Create(*idleProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var r0, r1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
 	time.Sleep(d)
 	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
 	cpu := time.Duration(r1.Utime.Nano()+r1.Stime.Nano()-r0.Utime.Nano()-r0.Stime.Nano()) * time.Nanosecond
 	return float64(cpu.Milliseconds()) / d.Seconds()
+}
+
+// fullGCCPU is the CPU time (user+system, all threads) of one full
+// garbage collection of this process, in milliseconds: the runtime
+// forces one at least every 2 minutes, so an idle node pays it at
+// least that often.
+func fullGCCPU() float64 {
+	var r0, r1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	runtime.GC()
+	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	cpu := time.Duration(r1.Utime.Nano()+r1.Stime.Nano()-r0.Utime.Nano()-r0.Stime.Nano()) * time.Nanosecond
+	return float64(cpu.Microseconds()) / 1e3
 }
 
 // BenchmarkClusterStartup100k: a node starting on an etcd holding
@@ -102,7 +133,8 @@ func idleCPU(d time.Duration) float64 {
 // with -benchtime 1x.
 //
 //	startup-ms   Start -> serving, every trunk loaded
-//	idle-cpu-ms/s  the node idle afterwards, watching 100 000 trunks
+//	idle-cpu-ms/s  the node idle for 10 s afterwards, watching 100 000 trunks
+//	gc-cpu-ms      one full garbage collection of the idle node
 func BenchmarkClusterStartup100k(b *testing.B) {
 	ec := etcdtest.Start(b, 3)
 	key := make([]byte, store.KeySize)
@@ -149,7 +181,8 @@ func BenchmarkClusterStartup100k(b *testing.B) {
 		tc := newTestClusterWithKey(b, ec, "/bench-100k/", key)
 		b.ReportMetric(float64(time.Since(start).Milliseconds()), "startup-ms")
 		b.StopTimer()
-		b.ReportMetric(idleCPU(5*time.Second), "idle-cpu-ms/s")
+		b.ReportMetric(idleCPU(b, 10*time.Second), "idle-cpu-ms/s")
+		b.ReportMetric(fullGCCPU(), "gc-cpu-ms")
 		for _, n := range tc.nodes {
 			tc.stop(n)
 		}

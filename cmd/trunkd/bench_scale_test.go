@@ -30,6 +30,10 @@ const (
 //
 //	startup-ms              a restart on the full data dir: Start until a
 //	                        new client's Ping is answered
+//	idle-cpu-ms/s           the node idle for 10 s after it (the process's
+//	                        CPU, user+system)
+//	gc-cpu-ms               one full garbage collection of the idle node
+//	                        (forced by the runtime at least every 2 min)
 //	list-all-ms             the first full listing after it, 1000 a page
 //	get-p50-µs, get-p99-µs  GetTrunk over the RPC, 1 in flight, 10 000
 //	                        different trunks spread over the key space
@@ -53,6 +57,10 @@ func BenchmarkScale100k(b *testing.B) {
 		c.Close()
 		scaleStop(b, d)
 	}()
+	b.StopTimer()
+	idle := idleCPU(b, 10*time.Second)
+	gc := fullGCCPU()
+	b.StartTimer()
 
 	start = time.Now()
 	if n := scaleListAll(b, c); n != scaleTrunks {
@@ -81,6 +89,8 @@ func BenchmarkScale100k(b *testing.B) {
 	getP50, getP99 := quantiles(get)
 	listP50, listP99 := quantiles(list)
 	b.ReportMetric(float64(startup.Milliseconds()), "startup-ms")
+	b.ReportMetric(idle, "idle-cpu-ms/s")
+	b.ReportMetric(gc, "gc-cpu-ms")
 	b.ReportMetric(float64(listAll.Milliseconds()), "list-all-ms")
 	b.ReportMetric(float64(getP50.Microseconds()), "get-p50-µs")
 	b.ReportMetric(float64(getP99.Microseconds()), "get-p99-µs")

@@ -542,7 +542,7 @@ func (c *outboundCall) record(r trunk.DialResult) {
 		}
 	}
 	c.h.breaker.Record(o)
-	c.h.quality.Attempt(r.Answered, c.pdd)
+	c.h.attempt(r.Answered, c.pdd)
 	c.h.count(trunk.Outbound, outboundOutcome(r, o))
 }
 

@@ -3,6 +3,7 @@ package sipplane
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trunkd/trunkd/trunk"
@@ -13,8 +14,14 @@ import (
 // window) and dropped when the trunk is removed; calls in flight keep
 // theirs.
 type health struct {
+	id      string
 	breaker *trunk.Breaker
 	quality *trunk.QualityWindow
+	// withCalls is whether h is in its plane's withCalls set: its
+	// quality window may hold calls. Set by the recorders, cleared only
+	// under the set's lock (healthSet.forgetIdle).
+	withCalls atomic.Bool
+	calling   *healthSet // the plane's withCalls
 
 	mu          sync.Mutex
 	calls       map[[2]string]uint64 // {direction, outcome} -> calls since start-up
@@ -33,15 +40,40 @@ type Counters struct {
 const minMOSPackets = 50
 
 func (p *Plane) newHealth(id string) *health {
-	h := &health{quality: trunk.NewQualityWindow(p.cfg.QualityWindow),
+	h := &health{id: id, quality: trunk.NewQualityWindow(p.cfg.QualityWindow), calling: &p.withCalls,
 		calls: map[[2]string]uint64{}, transitions: map[string]uint64{}}
 	h.breaker = trunk.NewBreaker(p.cfg.Breaker, func(from, to trunk.BreakerState) {
 		h.mu.Lock()
 		h.transitions[string(to)]++
 		h.mu.Unlock()
+		// The breaker gives its transitions in order, one at a time:
+		// the last one given decides whether h is in the set.
+		if to.Tripped() {
+			p.tripped.add(h)
+		} else {
+			p.tripped.remove(h)
+		}
 		p.log.Warn("circuit breaker", "trunk_id", id, "from", from, "to", to)
 	})
 	return h
+}
+
+// attempt records an outbound call's setup in the quality window.
+func (h *health) attempt(answered bool, pdd time.Duration) {
+	h.quality.Attempt(answered, pdd)
+	h.noteCall()
+}
+
+// noteCall puts h in its plane's withCalls set after a call was recorded
+// in its quality window.
+func (h *health) noteCall() {
+	if h.withCalls.Load() {
+		return
+	}
+	h.calling.mu.Lock()
+	h.withCalls.Store(true)
+	h.calling.addLocked(h)
+	h.calling.mu.Unlock()
 }
 
 func (h *health) count(direction string, o outcome) {
@@ -54,12 +86,12 @@ func (h *health) count(direction string, o outcome) {
 // enough packets, its MOS.
 func (h *health) ended(d time.Duration, w *rtpWatch) {
 	h.quality.Ended(d)
-	if w == nil {
-		return
+	if w != nil {
+		if mos, ok := w.mos(); ok {
+			h.quality.AddMOS(mos)
+		}
 	}
-	if mos, ok := w.mos(); ok {
-		h.quality.AddMOS(mos)
-	}
+	h.noteCall()
 }
 
 func (h *health) counters() Counters {
@@ -147,21 +179,84 @@ func (p *Plane) QualitySums(id string) trunk.QualitySums {
 }
 
 // AllQualitySums returns the counts of every trunk with calls in its
-// quality window on this node.
+// quality window on this node. It visits only the trunks that had calls
+// within the window (the withCalls set), not every trunk: a cluster node
+// calls it every stats period, idle trunks and all.
 func (p *Plane) AllQualitySums() map[string]trunk.QualitySums {
+	hs := p.withCalls.forgetIdle()
+	out := make(map[string]trunk.QualitySums, len(hs))
 	p.mu.Lock()
-	hs := make(map[string]*health, len(p.trunks))
-	for id, ts := range p.trunks {
-		if ts.health != nil {
-			hs[id] = ts.health
+	defer p.mu.Unlock()
+	for h, s := range hs {
+		if ts := p.trunks[h.id]; ts != nil && ts.health == h {
+			out[h.id] = s
 		}
 	}
-	p.mu.Unlock()
-	out := map[string]trunk.QualitySums{}
-	for id, h := range hs {
-		if s := h.quality.Sums(); !s.IsZero() {
-			out[id] = s
+	return out
+}
+
+// healthSet is a set of trunks' healths that the plane visits
+// periodically instead of visiting every trunk: the ones with calls in
+// their quality window, the ones whose breaker is tripped. A node may
+// hold 100 000 trunks, nearly all idle; a look at each of them every
+// second or every stats period would keep a core busy doing nothing.
+// Members may belong to trunks since removed or updated: the visitor
+// checks them against the plane's trunks.
+type healthSet struct {
+	mu sync.Mutex
+	m  map[*health]struct{}
+}
+
+func (s *healthSet) add(h *health) {
+	s.mu.Lock()
+	s.addLocked(h)
+	s.mu.Unlock()
+}
+
+func (s *healthSet) addLocked(h *health) {
+	if s.m == nil {
+		s.m = map[*health]struct{}{}
+	}
+	s.m[h] = struct{}{}
+}
+
+func (s *healthSet) remove(h *health) {
+	s.mu.Lock()
+	delete(s.m, h)
+	s.mu.Unlock()
+}
+
+// list returns the members.
+func (s *healthSet) list() []*health {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hs := make([]*health, 0, len(s.m))
+	for h := range s.m {
+		hs = append(hs, h)
+	}
+	return hs
+}
+
+// forgetIdle returns the quality counts of the members whose window holds
+// calls and drops the others (their windows emptied). A call recorded
+// while a member is dropped is not lost: its recorder sees withCalls
+// false, once dropped, and adds the member back; one recorded before the
+// flag is cleared is seen by the second look.
+func (s *healthSet) forgetIdle() map[*health]trunk.QualitySums {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[*health]trunk.QualitySums, len(s.m))
+	for h := range s.m {
+		sums := h.quality.Sums()
+		if sums.IsZero() {
+			h.withCalls.Store(false)
+			if sums = h.quality.Sums(); sums.IsZero() {
+				delete(s.m, h)
+				continue
+			}
+			h.withCalls.Store(true)
 		}
+		out[h] = sums
 	}
 	return out
 }

@@ -8,7 +8,9 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/trunkd/trunkd/media/sipplane/siptest"
 	"github.com/trunkd/trunkd/trunk"
@@ -115,6 +117,58 @@ func TestGatewayByName(t *testing.T) {
 	apply(t, p, tr2)
 	if got := newUAC(t, "127.0.0.1").code(t, port); got != 403 {
 		t.Errorf("INVITE after the gateway became an unresolvable name got %d; want 403", got)
+	}
+}
+
+// movingResolver resolves every name to its current address.
+type movingResolver struct {
+	mu   sync.Mutex
+	addr netip.Addr
+}
+
+func (r *movingResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return []netip.Addr{r.addr}, nil
+}
+
+func (r *movingResolver) set(a string) {
+	r.mu.Lock()
+	r.addr = netip.MustParseAddr(a)
+	r.mu.Unlock()
+}
+
+// TestDNSRefreshFollowsNames: a gateway given by name is re-resolved
+// every DNSRefresh and calls then match from its new address, and no
+// longer from its old one; a trunk given by address keeps matching.
+func TestDNSRefreshFollowsNames(t *testing.T) {
+	r := &movingResolver{addr: netip.MustParseAddr("127.0.0.2")}
+	p := newPlane(t, Config{Resolver: r, DNSRefresh: 20 * time.Millisecond})
+	port := siptest.FreePort(t, "127.0.0.1")
+	named := testTrunk("named", port)
+	named.GatewayIP = "gw.carrier.example"
+	apply(t, p, named)
+	byIP := testTrunk("by-ip", port)
+	byIP.GatewayIP = "127.0.0.4"
+	apply(t, p, byIP)
+	listener := fmt.Sprintf("127.0.0.1:%d", port)
+	explain := func(source string) string {
+		m, err := p.Explain(source, listener, "sip:100@127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.TrunkID
+	}
+	if got := explain("127.0.0.2"); got != "named" {
+		t.Fatalf("a call from the name's first address matched %q; want named", got)
+	}
+	r.set("127.0.0.3")
+	waitFor(t, "the refresher to follow the name", func() bool { return explain("127.0.0.3") == "named" })
+	if got := explain("127.0.0.2"); got != "" {
+		t.Errorf("a call from the name's old address matched %q; want none", got)
+	}
+	if got := explain("127.0.0.4"); got != "by-ip" {
+		t.Errorf("a call from by-ip's address matched %q; want by-ip", got)
 	}
 }
 

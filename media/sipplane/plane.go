@@ -85,6 +85,8 @@ type Plane struct {
 	active    atomic.Int64
 	closing   atomic.Bool
 	bulk      atomic.Bool // LoadAll in progress: the table is built once at its end
+	withCalls healthSet   // trunks with calls in their quality window
+	tripped   healthSet   // trunks whose breaker is open or half-open
 	stop      context.CancelFunc
 	done      chan struct{}
 }
@@ -233,6 +235,7 @@ type live struct {
 	rtpIP   net.IP         // bind address for RTP sockets
 	extRTP  net.IP         // advertised in SDP; nil means rtpIP
 	addrs   atomic.Pointer[addrSet]
+	named   bool                   // gateway_ip or sbc_ip is a DNS name: the refresher re-resolves it
 	bargein bridge.Params          // for bridged calls
 	regKey  string                 // "" without require_registration
 	reg     *register.Registration // set by Commit; nil when not registering

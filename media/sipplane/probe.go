@@ -14,10 +14,11 @@ import (
 // probeTimeout bounds one OPTIONS probe; no answer within it is a fault.
 const probeTimeout = 5 * time.Second
 
-// probeLoop checks every trunk's breaker once a second: an open breaker
-// whose cooldown has passed is probed with OPTIONS (half-open), and with
-// ProbeInterval set every carrier is probed that often as a keepalive, so
-// a dead carrier is known before a call fails.
+// probeLoop checks the tripped breakers once a second: an open breaker
+// whose cooldown has passed is probed with OPTIONS (half-open). With
+// ProbeInterval set it checks every trunk, and every carrier is probed
+// that often as a keepalive, so a dead carrier is known before a call
+// fails.
 func (p *Plane) probeLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -27,11 +28,36 @@ func (p *Plane) probeLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			for _, lv := range p.liveTrunks() {
+			for _, lv := range p.probeTargets() {
 				p.maybeProbe(ctx, lv, last, now)
 			}
 		}
 	}
+}
+
+// probeTargets lists the live trunks the probe loop looks at: every one
+// with keepalives on, else those whose breaker is tripped. It drops from
+// the tripped set the healths of trunks since removed or re-added.
+func (p *Plane) probeTargets() []*live {
+	if p.cfg.ProbeInterval > 0 {
+		return p.liveTrunks()
+	}
+	hs := p.tripped.list()
+	if len(hs) == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var l []*live
+	for _, h := range hs {
+		switch ts := p.trunks[h.id]; {
+		case ts == nil || ts.health != h:
+			p.tripped.remove(h)
+		case ts.live != nil:
+			l = append(l, ts.live)
+		}
+	}
+	return l
 }
 
 func (p *Plane) liveTrunks() []*live {

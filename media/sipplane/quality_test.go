@@ -74,3 +74,59 @@ func sendRTP(t *testing.T, conn *net.UDPConn, to *net.UDPAddr, n, lossEvery int,
 	}
 	return sent
 }
+
+// TestAllQualitySumsVisitsTrunksWithCalls: of two trunks, only the one
+// with a call in its window is published; once its window has emptied it
+// leaves the set the publisher visits, and a new call brings it back.
+func TestAllQualitySumsVisitsTrunksWithCalls(t *testing.T) {
+	c := newCarrier(t, reply(486))
+	p := newDialPlane(t, Config{QualityWindow: 300 * time.Millisecond})
+	apply(t, p, dialTrunkFor(t, "busy", c))
+	apply(t, p, dialTrunkFor(t, "idle", c))
+	if got := p.AllQualitySums(); len(got) != 0 {
+		t.Fatalf("AllQualitySums before any call = %v; want none", got)
+	}
+	dial(t, p, trunk.DialRequest{TrunkID: "busy", To: "100", Timeout: time.Second})
+	got := p.AllQualitySums()
+	if len(got) != 1 || got["busy"].Attempted != 1 {
+		t.Fatalf("AllQualitySums after one call on busy = %v; want busy with 1 attempt", got)
+	}
+	waitFor(t, "the window to empty", func() bool { return len(p.AllQualitySums()) == 0 })
+	if n := len(p.withCalls.list()); n != 0 {
+		t.Errorf("%d trunks still visited after their windows emptied; want 0", n)
+	}
+	dial(t, p, trunk.DialRequest{TrunkID: "busy", To: "100", Timeout: time.Second})
+	if got := p.AllQualitySums(); got["busy"].Attempted != 1 {
+		t.Errorf("AllQualitySums after a new call on busy = %v; want busy with 1 attempt", got)
+	}
+	p.Remove("busy")
+	if got := p.AllQualitySums(); len(got) != 0 {
+		t.Errorf("AllQualitySums after busy was removed = %v; want none", got)
+	}
+}
+
+// TestProbeLoopLooksAtTrippedTrunks: without keepalives the probe loop
+// looks only at trunks whose breaker is tripped, and forgets a trunk once
+// it is removed.
+func TestProbeLoopLooksAtTrippedTrunks(t *testing.T) {
+	c := newCarrier(t, answer)
+	p := newDialPlane(t, Config{})
+	for _, id := range []string{"a", "b", "c"} {
+		apply(t, p, dialTrunkFor(t, id, c))
+	}
+	if got := p.probeTargets(); len(got) != 0 {
+		t.Fatalf("probe targets with every breaker closed = %d; want 0", len(got))
+	}
+	p.healthOf("b").breaker.OpenFor(time.Hour)
+	got := p.probeTargets()
+	if len(got) != 1 || got[0].t.TrunkID != "b" {
+		t.Fatalf("probe targets with b's breaker open = %d trunks; want b alone", len(got))
+	}
+	p.Remove("b")
+	if got := p.probeTargets(); len(got) != 0 {
+		t.Errorf("probe targets after b was removed = %d; want 0", len(got))
+	}
+	if n := len(p.tripped.list()); n != 0 {
+		t.Errorf("tripped set after b was removed holds %d; want 0", n)
+	}
+}
