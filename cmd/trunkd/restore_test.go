@@ -28,6 +28,7 @@ func TestBackupAndRestore(t *testing.T) {
 	ctx := context.Background()
 	tr := trunk.Defaults()
 	tr.TrunkID, tr.GatewayIP, tr.SIPUsername, tr.SIPPassword = "carrier-1", "192.0.2.10", "acme", "s3cret"
+	tr.InternalSIPIP, tr.SourcePBXPort = "127.0.0.1", freeSIPPort(t) // not 5060, which another test may hold
 	if err := c.AddTrunk(ctx, &tr); err != nil {
 		t.Fatal(err)
 	}
