@@ -517,8 +517,8 @@ func TestOutboundMOS(t *testing.T) {
 	if cfg.CurrentMOS < 4.2 || cfg.CurrentMOS > 4.5 {
 		t.Errorf("current_mos after 2 s of echoed RTP on loopback = %v; want 4.2-4.5", cfg.CurrentMOS)
 	}
-	if cfg.CurrentACD != 2 {
-		t.Errorf("current_acd after a 2 s prompt = %d; want 2", cfg.CurrentACD)
+	if cfg.CurrentACD < 2 || cfg.CurrentACD > 3 { // the prompt's 2 s, plus the hang-up's round trip on a loaded machine
+		t.Errorf("current_acd after a 2 s prompt = %d; want 2 (3 at most)", cfg.CurrentACD)
 	}
 	if f.received("BYE") != 1 {
 		t.Errorf("sipp got no BYE after the prompt:\n%s", f.trace())
