@@ -14,6 +14,8 @@ type window[T any] struct {
 	width   time.Duration
 	buckets []T
 	slots   []int64 // slot number each bucket holds; stale buckets are skipped
+	newest  int64   // the highest slot at has returned a bucket for
+	used    bool    // whether at was called since the window began or reset
 }
 
 func newWindow[T any](length time.Duration, n int) *window[T] {
@@ -38,13 +40,18 @@ func (w *window[T]) at(now time.Time) *T {
 		var zero T
 		w.buckets[i], w.slots[i] = zero, s
 	}
+	w.newest, w.used = max(w.newest, s), true
 	return &w.buckets[i]
 }
 
-// each calls f with every bucket still in the window at now.
+// each calls f with every bucket still in the window at now. A window
+// whose every event has left it (an idle trunk's) costs no walk.
 func (w *window[T]) each(now time.Time, f func(*T)) {
 	s := w.slot(now)
 	n := int64(len(w.buckets))
+	if !w.used || w.newest <= s-n {
+		return
+	}
 	for i := range w.buckets {
 		if w.slots[i] > s-n && w.slots[i] <= s {
 			f(&w.buckets[i])
@@ -56,4 +63,5 @@ func (w *window[T]) each(now time.Time, f func(*T)) {
 func (w *window[T]) reset() {
 	clear(w.buckets)
 	clear(w.slots)
+	w.newest, w.used = 0, false
 }

@@ -501,12 +501,19 @@ func (p *Plane) loadBuilt(t *trunk.Trunk, lv *live, h *health, err error) {
 
 // status reports a trunk's SIP state.
 func (p *Plane) status(id string) trunk.SIPStatus {
+	st, _ := p.statusHealth(id)
+	return st
+}
+
+// statusHealth reports a trunk's SIP state and returns its health (nil
+// for a trunk never committed), under one lookup.
+func (p *Plane) statusHealth(id string) (trunk.SIPStatus, *health) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := trunk.SIPStatus{State: trunk.SIPOff, RegistrationState: trunk.RegOff}
 	ts := p.trunks[id]
 	if ts == nil {
-		return st
+		return st, nil
 	}
 	if ts.degraded != "" {
 		st.State, st.Error = trunk.SIPDegraded, ts.degraded
@@ -519,7 +526,7 @@ func (p *Plane) status(id string) trunk.SIPStatus {
 	if s := ts.slots; s != nil {
 		st.ActiveCalls = uint32(max(0, s.n.Load()))
 	}
-	return st
+	return st, ts.health
 }
 
 // Explain says which trunk a call from source to listener with Request-URI
