@@ -194,7 +194,7 @@ func decodeAnswer(dec *msgpack.Decoder, resp any) error {
 		if resp == nil {
 			return dec.Skip()
 		}
-		if err := dec.Decode(resp); err != nil {
+		if err := decodeBody(dec, resp); err != nil {
 			return fmt.Errorf("decode response: %w", err)
 		}
 		return nil

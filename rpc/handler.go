@@ -186,7 +186,7 @@ func encodeResponse(tag string, body any) []byte {
 		err = e.enc.EncodeString(tag)
 	}
 	if err == nil {
-		err = e.enc.Encode(body)
+		err = encodeBody(e.enc, body)
 	}
 	if err != nil {
 		// Only a DTO the code itself builds is encoded here.
