@@ -284,31 +284,7 @@ func (db *DB) GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error) {
 // skips once they are cached; a record decoded here is cached too.
 func (db *DB) ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk, error) {
 	list := make([]*trunk.Trunk, 0, min(q.Limit, 1024))
-	gen := db.cache.generation()
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketTrunks).Cursor()
-		k, v := c.Seek([]byte(q.After))
-		if k != nil && string(k) == q.After {
-			k, v = c.Next()
-		}
-		for n := 0; k != nil && len(list) < q.Limit; k, v = c.Next() {
-			if n++; n%4096 == 0 && ctx.Err() != nil {
-				return ctx.Err()
-			}
-			t, ok := db.cache.peek(string(k))
-			if !ok {
-				var err error
-				if t, err = db.codec.Decode(string(k), v); err != nil {
-					return err
-				}
-				db.cache.fill(gen, t) // the next scan skips decoding it
-			}
-			if q.Keeps(t) {
-				list = append(list, t.Clone())
-			}
-		}
-		return nil
-	})
+	err := db.ViewTrunks(ctx, q, func(t *trunk.Trunk) { list = append(list, t.Clone()) })
 	return list, err
 }
 
