@@ -8,22 +8,24 @@ import "time"
 // and width×n after it happened: exactly width×n when it happened at the
 // start of a bucket. Buckets start at the window's creation.
 //
+// The buckets are allocated at the first event: a daemon holds a window
+// or two per trunk, and most of 100 000 trunks may never carry a call.
+//
 // A window is not safe for concurrent use; its owner locks it.
 type window[T any] struct {
 	origin  time.Time
 	width   time.Duration
-	buckets []T
+	n       int
+	buckets []T     // nil until the first event
 	slots   []int64 // slot number each bucket holds; stale buckets are skipped
 	newest  int64   // the highest slot at has returned a bucket for
-	used    bool    // whether at was called since the window began or reset
 }
 
 func newWindow[T any](length time.Duration, n int) *window[T] {
 	return &window[T]{
-		origin:  time.Now(),
-		width:   max(length/time.Duration(n), 1),
-		buckets: make([]T, n),
-		slots:   make([]int64, n),
+		origin: time.Now(),
+		width:  max(length/time.Duration(n), 1),
+		n:      n,
 	}
 }
 
@@ -34,13 +36,16 @@ func (w *window[T]) slot(now time.Time) int64 {
 
 // at returns the bucket for now, emptied first if it held an older slot.
 func (w *window[T]) at(now time.Time) *T {
+	if w.buckets == nil {
+		w.buckets, w.slots = make([]T, w.n), make([]int64, w.n)
+	}
 	s := w.slot(now)
-	i := s % int64(len(w.buckets))
+	i := s % int64(w.n)
 	if w.slots[i] != s {
 		var zero T
 		w.buckets[i], w.slots[i] = zero, s
 	}
-	w.newest, w.used = max(w.newest, s), true
+	w.newest = max(w.newest, s)
 	return &w.buckets[i]
 }
 
@@ -48,8 +53,8 @@ func (w *window[T]) at(now time.Time) *T {
 // whose every event has left it (an idle trunk's) costs no walk.
 func (w *window[T]) each(now time.Time, f func(*T)) {
 	s := w.slot(now)
-	n := int64(len(w.buckets))
-	if !w.used || w.newest <= s-n {
+	n := int64(w.n)
+	if w.buckets == nil || w.newest <= s-n {
 		return
 	}
 	for i := range w.buckets {
@@ -61,7 +66,5 @@ func (w *window[T]) each(now time.Time, f func(*T)) {
 
 // reset empties every bucket.
 func (w *window[T]) reset() {
-	clear(w.buckets)
-	clear(w.slots)
-	w.newest, w.used = 0, false
+	w.buckets, w.slots, w.newest = nil, nil, 0
 }

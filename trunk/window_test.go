@@ -15,8 +15,8 @@ func TestWindowIdleSkipsWalk(t *testing.T) {
 			w.each(time.Now(), func(v *int) { calls++; total += *v })
 			return calls, total
 		}
-		if calls, _ := sum(); calls != 0 {
-			t.Errorf("new window: f called %d times; want 0", calls)
+		if calls, _ := sum(); calls != 0 || w.buckets != nil {
+			t.Errorf("new window: f called %d times, %d buckets allocated; want 0 and none before an event", calls, len(w.buckets))
 		}
 		*w.at(time.Now()) += 2
 		if _, total := sum(); total != 2 {
@@ -32,7 +32,7 @@ func TestWindowIdleSkipsWalk(t *testing.T) {
 			t.Errorf("event after an idle hour: total %d; want 5", total)
 		}
 		w.reset()
-		if calls, _ := sum(); calls != 0 {
+		if calls, _ := sum(); calls != 0 || w.buckets != nil {
 			t.Errorf("after reset: f called %d times; want 0", calls)
 		}
 	})
