@@ -67,7 +67,8 @@ type WriteOptions struct {
 // nothing live; exactly one of the Change's Commit or Abort follows.
 // Remove stops a trunk (its calls in flight end on their own). LoadAll
 // applies the stored trunks at start-up; a trunk that cannot run is kept
-// as degraded, not refused.
+// as degraded, not refused. LoadAll may keep the trunks it is given
+// rather than copies (100 000 at start-up): the caller hands them over.
 type Plane interface {
 	Prepare(ctx context.Context, t *trunk.Trunk) (Change, error)
 	Remove(id string)
