@@ -36,6 +36,12 @@ func (p *Plane) newHealth(id string) *health {
 	h := &health{quality: trunk.NewQualityWindow(p.cfg.QualityWindow),
 		calls: map[[2]string]uint64{}, transitions: map[string]uint64{}}
 	h.breaker = trunk.NewBreaker(p.cfg.Breaker, func(from, to trunk.BreakerState) {
+		switch {
+		case to.Tripped() && !from.Tripped():
+			p.tripped.Add(1)
+		case from.Tripped() && !to.Tripped():
+			p.tripped.Add(-1)
+		}
 		h.mu.Lock()
 		h.transitions[string(to)]++
 		h.mu.Unlock()

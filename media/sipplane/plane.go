@@ -84,7 +84,8 @@ type Plane struct {
 	agents    sync.Map // agent_id -> *trunk.Agent, the deployed ones
 	active    atomic.Int64
 	closing   atomic.Bool
-	bulk      atomic.Bool // LoadAll in progress: the table is built once at its end
+	tripped   atomic.Int64 // breakers open or half-open, removed trunks' included
+	bulk      atomic.Bool  // LoadAll in progress: the table is built once at its end
 	stop      context.CancelFunc
 	done      chan struct{}
 }

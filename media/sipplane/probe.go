@@ -17,7 +17,9 @@ const probeTimeout = 5 * time.Second
 // probeLoop checks every trunk's breaker once a second: an open breaker
 // whose cooldown has passed is probed with OPTIONS (half-open), and with
 // ProbeInterval set every carrier is probed that often as a keepalive, so
-// a dead carrier is known before a call fails.
+// a dead carrier is known before a call fails. Without ProbeInterval and
+// with no breaker tripped there is nothing to probe, and the trunks are
+// not walked (at 100 000 trunks the walk cost a tenth of a CPU).
 func (p *Plane) probeLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -27,6 +29,9 @@ func (p *Plane) probeLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
+			if p.cfg.ProbeInterval <= 0 && p.tripped.Load() == 0 {
+				continue
+			}
 			for _, lv := range p.liveTrunks() {
 				p.maybeProbe(ctx, lv, last, now)
 			}
