@@ -187,6 +187,9 @@ func decodeResponse(frame []byte, resp any) error {
 	if err := checkFrame(frame); err != nil {
 		return fmt.Errorf("rpc: malformed response: %w", err)
 	}
+	if r, ok := resp.(*ListTrunksResponse); ok && r != nil && decodeListFrame(frame, r) {
+		return nil
+	}
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
 	dec.Reset(bytes.NewReader(frame))

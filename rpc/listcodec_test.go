@@ -104,6 +104,35 @@ func checkDecodeLikeReflection(t *testing.T, b []byte) {
 	if errWant == nil && !reflect.DeepEqual(got, want) {
 		t.Fatalf("decode of %x:\ndecodeBody %+v\nmsgpack    %+v", b, got, want)
 	}
+	// The same body in an Ok envelope, through decodeResponse and so
+	// through decodeListFrame first.
+	var viaFrame ListTrunksResponse
+	errFrame := decodeResponse(append([]byte{0x81, 0xa2, 'O', 'k'}, b...), &viaFrame)
+	if (errFrame == nil) != (errWant == nil) {
+		t.Fatalf("decodeResponse of {Ok: %x}: error %v; msgpack error %v", b, errFrame, errWant)
+	}
+	if errWant == nil && !reflect.DeepEqual(viaFrame, want) {
+		t.Fatalf("decodeResponse of {Ok: %x}:\ngot     %+v\nmsgpack %+v", b, viaFrame, want)
+	}
+}
+
+// TestListFrameReadsServerPages: a page as the server writes it (records
+// aside) is read by decodeListFrame itself, not handed on to msgpack.
+func TestListFrameReadsServerPages(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range 100 {
+		p := api.ListTrunksResponse{Trunks: make([]api.TrunkConfig, r.IntN(5)), NextCursor: "c"}
+		for j := range p.Trunks {
+			randomFill(r, reflect.ValueOf(&p.Trunks[j]))
+			p.Trunks[j].Transport = max(p.Trunks[j].Transport, 0) // the server's enums are never negative
+			p.Trunks[j].InboundMediaEncryption = max(p.Trunks[j].InboundMediaEncryption, 0)
+			p.Trunks[j].OutboundMediaEncryption = max(p.Trunks[j].OutboundMediaEncryption, 0)
+		}
+		var got ListTrunksResponse
+		if ok := decodeListFrame(encodeResponse("Ok", p), &got); !ok || !reflect.DeepEqual(got, p) {
+			t.Fatalf("page %d: decodeListFrame = %v, %+v; want true, %+v", i, ok, got, p)
+		}
+	}
 }
 
 // TestListDecodeOddShapes: shapes this encoder never writes but a peer
