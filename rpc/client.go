@@ -184,11 +184,11 @@ func encodeRequest(method string, req any) ([]byte, error) {
 
 // decodeResponse decodes {"Ok": body} into resp or {"Err": e} into *Error.
 func decodeResponse(frame []byte, resp any) error {
+	if r, ok := resp.(*ListTrunksResponse); ok && r != nil && decodeListFrame(frame, r) {
+		return nil // a frame checkFrame accepts
+	}
 	if err := checkFrame(frame); err != nil {
 		return fmt.Errorf("rpc: malformed response: %w", err)
-	}
-	if r, ok := resp.(*ListTrunksResponse); ok && r != nil && decodeListFrame(frame, r) {
-		return nil
 	}
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)

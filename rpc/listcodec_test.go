@@ -172,3 +172,32 @@ func TestListDecodeOddShapes(t *testing.T) {
 		checkDecodeLikeReflection(t, b[:n])
 	}
 }
+
+// TestListFrameDepthAsCheckFrame: decodeListFrame runs before checkFrame,
+// so it must refuse exactly the nesting checkFrame refuses: an unknown
+// value nested k deep, in the page and in a TrunkConfig.
+func TestListFrameDepthAsCheckFrame(t *testing.T) {
+	nest := func(k int) any {
+		var v any = 1
+		for range k {
+			v = []any{v}
+		}
+		return v
+	}
+	for k := range 36 {
+		for name, body := range map[string]any{
+			"page":  map[string]any{"future": nest(k), "trunks": []any{}, "next_cursor": ""},
+			"trunk": map[string]any{"trunks": []any{map[string]any{"trunk_id": "t", "future": nest(k)}}, "next_cursor": ""},
+		} {
+			frame, err := msgpack.Marshal(map[string]any{"Ok": body})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got ListTrunksResponse
+			ok, checked := decodeListFrame(frame, &got), checkFrame(frame) == nil
+			if ok != checked {
+				t.Errorf("%s, unknown value %d deep: decodeListFrame %v, checkFrame accepts %v; want the same", name, k, ok, checked)
+			}
+		}
+	}
+}

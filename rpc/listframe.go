@@ -8,9 +8,11 @@ import (
 	"github.com/trunkd/trunkd/rpc/api"
 )
 
-// decodeListFrame reads an Ok answer to ListTrunks straight from its frame,
-// which checkFrame has passed: no msgpack.Decoder, no per-byte reader
-// calls. It takes only the shapes the server writes (a map body, str keys
+// decodeListFrame reads an Ok answer to ListTrunks straight from its frame:
+// no msgpack.Decoder, no per-byte reader calls, no checkFrame walk first.
+// It reads every byte of the frame, checking each length as checkFrame
+// does and skipping unknown values at the depth checkFrame gives them, so
+// a frame it accepts is one checkFrame accepts. It takes only the shapes the server writes (a map body, str keys
 // and strings, unsigned integers, float64s, booleans, nil) and reports
 // ok false for anything else — an Err answer, records, another integer
 // width, a duplicate "trunks" — leaving resp as it was so that msgpack's
@@ -58,7 +60,7 @@ func readListTrunks(r *reader, resp *ListTrunksResponse) error {
 		case "records":
 			return errBail
 		default:
-			err = r.skip(0)
+			err = r.skip(2) // envelope 0, body 1, its entries 2
 		}
 		if err != nil {
 			return errBail
@@ -173,7 +175,7 @@ func readTrunkConfigField(r *reader, t *api.TrunkConfig, k []byte) error {
 	case "srtp_without_tls":
 		t.SRTPWithoutTLS, err = frameBool(r)
 	default:
-		err = r.skip(0)
+		err = r.skip(4) // trunks 2, its elements 3, their entries 4
 	}
 	return err
 }
