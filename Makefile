@@ -125,7 +125,7 @@ bench-ai: deps ## the AI bridge's benchmarks alone: latency, 1/50/300 bridged ca
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
-	@for t in FuzzDecodeEnvelope FuzzDecodeTrunkDTO FuzzReadBackup; do \
+	@for t in FuzzDecodeEnvelope FuzzDecodeTrunkDTO FuzzReadBackup FuzzListFrame; do \
 	  $(GO) test ./rpc -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
 	$(GO) test ./rpc/auth -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./store -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $${FUZZTIME:-30s}

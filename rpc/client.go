@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -92,23 +93,45 @@ func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
 	if err != nil {
 		return err
 	}
-	body, err := c.roundTrip(ctx, frame)
-	if err != nil {
+	body := bodies.Get().(*bytes.Buffer)
+	defer putBody(body)
+	if err := c.roundTrip(ctx, frame, body); err != nil {
 		return err
 	}
-	return decodeResponse(body, resp)
+	return decodeResponse(body.Bytes(), resp)
 }
 
 // CallRaw sends frame as it is on a new stream and returns the raw
 // response frame. It is for tests and tools that build envelopes by hand.
 func (c *Client) CallRaw(ctx context.Context, frame []byte) ([]byte, error) {
-	return c.roundTrip(ctx, frame)
+	var body bytes.Buffer
+	err := c.roundTrip(ctx, frame, &body)
+	return body.Bytes(), err
 }
 
-func (c *Client) roundTrip(ctx context.Context, frame []byte) ([]byte, error) {
+// bodies holds the buffers responses are read into: a decoded response
+// keeps no reference to its frame (strings are copied out), so the frame's
+// memory serves the next call instead of becoming garbage (a page of
+// ListTrunks is tens of KiB).
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody is the largest buffer put back in bodies; a rare large
+// answer (a 1000-trunk page with records) is left to the collector.
+const maxPooledBody = 256 << 10
+
+func putBody(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		b.Reset()
+		bodies.Put(b)
+	}
+}
+
+// roundTrip sends frame on a new stream and reads the response frame
+// into body, which must be empty.
+func (c *Client) roundTrip(ctx context.Context, frame []byte, body *bytes.Buffer) error {
 	str, err := c.conn.OpenStreamSync(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("rpc: open stream: %w", err)
+		return fmt.Errorf("rpc: open stream: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() {
 		str.CancelWrite(0)
@@ -121,20 +144,19 @@ func (c *Client) roundTrip(ctx context.Context, frame []byte) ([]byte, error) {
 		// the interrupted write. Without an answer the read fails too.
 		if se := (*quic.StreamError)(nil); !errors.As(err, &se) || !se.Remote {
 			str.CancelRead(0)
-			return nil, c.streamErr(ctx, err)
+			return c.streamErr(ctx, err)
 		}
 	} else {
 		str.Close()
 	}
-	body, err := io.ReadAll(io.LimitReader(str, MaxResponseSize+1))
-	if err != nil {
-		return nil, c.streamErr(ctx, err)
+	if _, err := body.ReadFrom(io.LimitReader(str, MaxResponseSize+1)); err != nil {
+		return c.streamErr(ctx, err)
 	}
-	if len(body) > MaxResponseSize {
+	if body.Len() > MaxResponseSize {
 		str.CancelRead(0)
-		return nil, fmt.Errorf("rpc: response larger than %d bytes", MaxResponseSize)
+		return fmt.Errorf("rpc: response larger than %d bytes", MaxResponseSize)
 	}
-	return body, nil
+	return nil
 }
 
 func (c *Client) streamErr(ctx context.Context, err error) error {
@@ -162,6 +184,9 @@ func encodeRequest(method string, req any) ([]byte, error) {
 
 // decodeResponse decodes {"Ok": body} into resp or {"Err": e} into *Error.
 func decodeResponse(frame []byte, resp any) error {
+	if r, ok := resp.(*ListTrunksResponse); ok && r != nil && decodeListFrame(frame, r) {
+		return nil // a frame checkFrame accepts
+	}
 	if err := checkFrame(frame); err != nil {
 		return fmt.Errorf("rpc: malformed response: %w", err)
 	}
@@ -194,7 +219,7 @@ func decodeAnswer(dec *msgpack.Decoder, resp any) error {
 		if resp == nil {
 			return dec.Skip()
 		}
-		if err := dec.Decode(resp); err != nil {
+		if err := decodeBody(dec, resp); err != nil {
 			return fmt.Errorf("decode response: %w", err)
 		}
 		return nil

@@ -3,9 +3,12 @@ package rpc
 import (
 	"bytes"
 	"context"
+	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/trunkd/trunkd/rpc/api"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // FuzzDecodeEnvelope feeds arbitrary frames to the request path. Whatever
@@ -54,4 +57,57 @@ func FuzzDecodeTrunkDTO(f *testing.F) {
 		req.Trunk.Normalize()
 		_ = req.Trunk.Validate()
 	})
+}
+
+// FuzzListFrame feeds arbitrary response frames to the client's ListTrunks
+// decoding: whatever decodeListFrame takes must decode as checkFrame and
+// msgpack's decoder would have decoded it, and anything else must get
+// their answer.
+func FuzzListFrame(f *testing.F) {
+	page := api.ListTrunksResponse{NextCursor: "c", Trunks: []api.TrunkConfig{
+		{TrunkID: "t1", ChannelLimit: 30, CurrentASR: 50, BreakerState: "closed", Revision: 7, Transport: 2},
+		{TrunkID: "t2", SRTPWithoutTLS: true, CreatedAt: "2026-01-01T00:00:00Z"},
+	}}
+	f.Add(encodeResponse("Ok", page))
+	f.Add(encodeResponse("Ok", api.ListTrunksResponse{}))
+	f.Add(encodeResponse("Err", &Error{Code: CodeInvalidArgument, Message: "limit"}))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		var got, want ListTrunksResponse
+		errGot := decodeResponse(frame, &got)
+		errWant := reflectiveAnswer(frame, &want)
+		if (errGot == nil) != (errWant == nil) {
+			t.Fatalf("frame % x: decodeResponse error %v; checkFrame and msgpack %v", frame, errGot, errWant)
+		}
+		if errGot == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("frame % x:\ndecodeResponse %+v\nmsgpack        %+v", frame, got, want)
+		}
+	})
+}
+
+// reflectiveAnswer decodes a response frame as the client did before its
+// hand-written ListTrunks decoders: checkFrame, then msgpack's reflection.
+func reflectiveAnswer(frame []byte, resp any) error {
+	if err := checkFrame(frame); err != nil {
+		return err
+	}
+	dec := msgpack.NewDecoder(bytes.NewReader(frame))
+	dec.SetCustomStructTag("json")
+	if n, err := dec.DecodeMapLen(); err != nil || n != 1 {
+		return errors.New("want a one-entry map")
+	}
+	tag, err := dec.DecodeString()
+	if err != nil {
+		return err
+	}
+	switch tag {
+	case "Ok":
+		return dec.Decode(resp)
+	case "Err":
+		e := new(Error)
+		if err := dec.Decode(e); err != nil {
+			return err
+		}
+		return e
+	}
+	return errors.New("unknown tag")
 }

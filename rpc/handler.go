@@ -36,6 +36,16 @@ type outcome struct {
 
 // serve decodes frame, runs the method and returns the encoded response.
 func (h *handler) serve(ctx context.Context, frame []byte) ([]byte, outcome) {
+	e := encoders.Get().(*encoder)
+	defer encoders.Put(e)
+	resp, out := h.serveWith(ctx, frame, e)
+	return bytes.Clone(resp), out
+}
+
+// serveWith is serve encoding the response into e's buffer: it is valid
+// until e is used again, so the server writes it before giving e back.
+// A page of ListTrunks is tens of KiB that would otherwise be copied.
+func (h *handler) serveWith(ctx context.Context, frame []byte, e *encoder) ([]byte, outcome) {
 	name, r, err := decodeEnvelope(frame)
 	out := outcome{method: name}
 	var resp any
@@ -47,11 +57,11 @@ func (h *handler) serve(ctx context.Context, frame []byte) ([]byte, outcome) {
 		return nil, out
 	}
 	if err != nil {
-		e := h.api.Failed(name, err)
-		out.code = e.Code
-		return encodeResponse("Err", e), out
+		fe := h.api.Failed(name, err)
+		out.code = fe.Code
+		return e.response("Err", fe), out
 	}
-	return encodeResponse("Ok", resp), out
+	return e.response("Ok", resp), out
 }
 
 // sendStream writes a streamed answer to w: the Ok envelope holding a
@@ -180,17 +190,23 @@ type encoder struct {
 func encodeResponse(tag string, body any) []byte {
 	e := encoders.Get().(*encoder)
 	defer encoders.Put(e)
+	return bytes.Clone(e.response(tag, body))
+}
+
+// response encodes {tag: body} into e's buffer and returns it, valid
+// until e is used again.
+func (e *encoder) response(tag string, body any) []byte {
 	e.buf.Reset()
 	err := e.enc.EncodeMapLen(1)
 	if err == nil {
 		err = e.enc.EncodeString(tag)
 	}
 	if err == nil {
-		err = e.enc.Encode(body)
+		err = encodeBody(e.enc, body)
 	}
 	if err != nil {
 		// Only a DTO the code itself builds is encoded here.
 		panic("rpc: encode response: " + err.Error())
 	}
-	return bytes.Clone(e.buf.Bytes())
+	return e.buf.Bytes()
 }

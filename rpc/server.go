@@ -276,7 +276,9 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
 	default:
 		start := time.Now()
 		var out outcome
-		resp, out = s.h.serve(ctx, frame)
+		e := encoders.Get().(*encoder)
+		defer encoders.Put(e) // after resp, its buffer, is written
+		resp, out = s.h.serveWith(ctx, frame, e)
 		if out.stream != nil {
 			s.sendStream(ctx, str, &out)
 		}

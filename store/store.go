@@ -316,47 +316,11 @@ func (db *DB) GetTrunk(ctx context.Context, id string) (*trunk.Trunk, error) {
 	return t, err
 }
 
-// ListTrunks returns up to q.Limit trunks selected by q whose trunk_id
-// sorts after q.After, in trunk_id byte order. q.Keep sees the cached
-// record, so a filtered scan neither decodes nor copies the trunks it
-// skips once they are cached; a record decoded here is cached too. Writes
-// bbolt does not hold yet come from the pending set, merged in order.
+// ListTrunks returns copies of up to q.Limit trunks selected by q whose
+// trunk_id sorts after q.After, in trunk_id byte order (see ViewTrunks).
 func (db *DB) ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk, error) {
 	list := make([]*trunk.Trunk, 0, min(q.Limit, 1024))
-	gen := db.cache.generation()
-	newer := db.pending.after(q.After) // before the transaction: see pending
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketTrunks).Cursor()
-		k, v := c.Seek([]byte(q.After))
-		if k != nil && string(k) == q.After {
-			k, v = c.Next()
-		}
-		for n := 1; (k != nil || len(newer) > 0) && len(list) < q.Limit; n++ {
-			if n%4096 == 0 && ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var t *trunk.Trunk
-			if len(newer) > 0 && (k == nil || newer[0].id <= string(k)) {
-				if k != nil && newer[0].id == string(k) {
-					k, v = c.Next()
-				}
-				t, newer = newer[0].t, newer[1:]
-				if t == nil {
-					continue // removed
-				}
-			} else {
-				var err error
-				if t, err = db.cached(gen, k, v); err != nil {
-					return err
-				}
-				k, v = c.Next()
-			}
-			if q.Keeps(t) {
-				list = append(list, t.Clone())
-			}
-		}
-		return nil
-	})
+	err := db.ViewTrunks(ctx, q, func(t *trunk.Trunk) { list = append(list, t.Clone()) })
 	return list, err
 }
 

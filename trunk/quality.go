@@ -110,13 +110,13 @@ func (q *QualityWindow) Snapshot() Quality {
 // a stretch without calls. The last is the bucket now filling. It draws
 // the window's history (a sparkline); Snapshot is the window's figure.
 func (q *QualityWindow) Series() []Quality {
-	out := make([]Quality, qualityBuckets)
+	out := make([]Quality, q.w.n)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := time.Now()
 	s := q.w.slot(now)
-	n := int64(qualityBuckets)
-	for i := range q.w.buckets {
+	n := int64(q.w.n)
+	for i := range q.w.buckets { // none before the first event
 		// A bucket never used holds slot 0 without being slot 0's.
 		if slot := q.w.slots[i]; slot > s-n && slot <= s && slot%n == int64(i) {
 			out[n-1-(s-slot)] = q.w.buckets[i].quality()

@@ -8,16 +8,17 @@ import "time"
 // and width×n after it happened: exactly width×n when it happened at the
 // start of a bucket. Buckets start at the window's creation.
 //
-// A window is not safe for concurrent use; its owner locks it.
+// The buckets are allocated at the first event: a daemon holds a window
+// or two per trunk, and most of 100 000 trunks may never carry a call.
 //
-// The buckets are made at the first event: a node may hold 100 000
-// trunks, most without calls, and a quality window's buckets take 4 KiB.
+// A window is not safe for concurrent use; its owner locks it.
 type window[T any] struct {
 	origin  time.Time
 	width   time.Duration
 	n       int
 	buckets []T     // nil until the first event
 	slots   []int64 // slot number each bucket holds; stale buckets are skipped
+	newest  int64   // the highest slot at has returned a bucket for
 }
 
 func newWindow[T any](length time.Duration, n int) *window[T] {
@@ -39,18 +40,23 @@ func (w *window[T]) at(now time.Time) *T {
 		w.buckets, w.slots = make([]T, w.n), make([]int64, w.n)
 	}
 	s := w.slot(now)
-	i := s % int64(len(w.buckets))
+	i := s % int64(w.n)
 	if w.slots[i] != s {
 		var zero T
 		w.buckets[i], w.slots[i] = zero, s
 	}
+	w.newest = max(w.newest, s)
 	return &w.buckets[i]
 }
 
-// each calls f with every bucket still in the window at now.
+// each calls f with every bucket still in the window at now. A window
+// whose every event has left it (an idle trunk's) costs no walk.
 func (w *window[T]) each(now time.Time, f func(*T)) {
 	s := w.slot(now)
-	n := int64(len(w.buckets))
+	n := int64(w.n)
+	if w.buckets == nil || w.newest <= s-n {
+		return
+	}
 	for i := range w.buckets {
 		if w.slots[i] > s-n && w.slots[i] <= s {
 			f(&w.buckets[i])
@@ -60,6 +66,5 @@ func (w *window[T]) each(now time.Time, f func(*T)) {
 
 // reset empties every bucket.
 func (w *window[T]) reset() {
-	clear(w.buckets)
-	clear(w.slots)
+	w.buckets, w.slots, w.newest = nil, nil, 0
 }

@@ -123,7 +123,10 @@ func (d *Daemon) start() error {
 		if err := d.svc.UseAgents(context.Background(), d.db, d.sip); err != nil {
 			return err
 		}
-		if err := d.svc.Load(context.Background()); err != nil {
+		restore := holdGC()
+		err = d.svc.Load(context.Background())
+		restore()
+		if err != nil {
 			return err
 		}
 	}

@@ -11,9 +11,14 @@ import (
 )
 
 // build turns a validated trunk into the configuration the SIP plane runs,
-// refusing what the plane cannot do yet.
+// refusing what the plane cannot do yet. It keeps a copy of t.
 func (p *Plane) build(ctx context.Context, t *trunk.Trunk) (*live, error) {
-	t = t.Clone()
+	return p.buildOwned(ctx, t.Clone())
+}
+
+// buildOwned is build keeping t itself, which the caller hands over and
+// must not modify afterwards (LoadAll's trunks, 100 000 at start-up).
+func (p *Plane) buildOwned(ctx context.Context, t *trunk.Trunk) (*live, error) {
 	lv := &live{t: t, bind: bindKey(t.InternalSIPIP, t.SourcePBXPort)}
 	if err := p.buildAI(t, lv); err != nil {
 		return nil, err

@@ -177,10 +177,14 @@ func TestBreakerProbeCloses(t *testing.T) {
 	if !p.TrunkStatus("out").CircuitOpen() {
 		t.Fatal("breaker not open after a 503 with ConsecutiveFaults 1")
 	}
+	if n := len(p.tripped.list()); n != 1 {
+		t.Errorf("tripped breakers = %d with one open; want 1 (the probe loop skips its walk at 0)", n)
+	}
 	waitFor(t, "an OPTIONS probe to close the breaker", func() bool { return !p.TrunkStatus("out").CircuitOpen() })
 	if _, o, _ := c.counts(); o == 0 {
 		t.Error("the breaker closed with no OPTIONS probe sent")
 	}
+	waitFor(t, "no breaker counted as tripped", func() bool { return len(p.tripped.list()) == 0 })
 	c.setScript(answer)
 	if res := dial(t, p, trunk.DialRequest{TrunkID: "out", To: "100", Timeout: 5 * time.Second, MaxDuration: 100 * time.Millisecond}); !res.Answered {
 		t.Errorf("Dial after the breaker closed = %+v; want answered", res)

@@ -110,8 +110,8 @@ func (h *health) counters() Counters {
 // TrunkStatus reports everything live about a trunk: SIP state, breaker
 // and call figures.
 func (p *Plane) TrunkStatus(id string) trunk.Status {
-	st := trunk.Status{SIP: p.status(id)}
-	h := p.healthOf(id)
+	sip, h := p.statusHealth(id)
+	st := trunk.Status{SIP: sip}
 	if h == nil {
 		return st
 	}

@@ -377,9 +377,15 @@ func (c *Change) newHealth() *health {
 // on no other trunk (build: parsing, DNS) runs on several goroutines;
 // listeners are then acquired and the trunks committed one by one in the
 // order of ts, so which of two conflicting trunks is degraded does not
-// depend on timing.
+// depend on timing. LoadAll keeps the trunks of ts themselves: the caller
+// must not modify them afterwards.
 func (p *Plane) LoadAll(ctx context.Context, ts []*trunk.Trunk) {
 	p.bulk.Store(true)
+	p.mu.Lock()
+	if len(p.trunks) == 0 { // start-up: one allocation instead of a map grown 100 000 times
+		p.trunks = make(map[string]*trunkState, len(ts))
+	}
+	p.mu.Unlock()
 	built, hs, errs := p.buildAll(ctx, ts)
 	for i, t := range ts {
 		p.loadBuilt(t, built[i], hs[i], errs[i])
@@ -452,10 +458,18 @@ func (p *Plane) sweepRemovedLocked() {
 
 // buildChecked is Prepare's build, refused while shutting down.
 func (p *Plane) buildChecked(ctx context.Context, t *trunk.Trunk) (*live, error) {
-	if p.closing.Load() {
-		return nil, trunk.Errorf(trunk.EUNAVAILABLE, "SIP plane is shutting down")
+	if err := p.open(); err != nil {
+		return nil, err
 	}
 	return p.build(ctx, t)
+}
+
+// open refuses new trunks once the plane is shutting down.
+func (p *Plane) open() error {
+	if p.closing.Load() {
+		return trunk.Errorf(trunk.EUNAVAILABLE, "SIP plane is shutting down")
+	}
+	return nil
 }
 
 // buildAll builds every trunk of ts, and a health for it should it be new
@@ -467,7 +481,10 @@ func (p *Plane) buildAll(ctx context.Context, ts []*trunk.Trunk) ([]*live, []*he
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(ts); i += workers {
-				if built[i], errs[i] = p.buildChecked(ctx, ts[i]); errs[i] == nil {
+				if errs[i] = p.open(); errs[i] == nil {
+					built[i], errs[i] = p.buildOwned(ctx, ts[i])
+				}
+				if errs[i] == nil {
 					hs[i] = p.newHealth(ts[i].TrunkID)
 				}
 			}
@@ -509,12 +526,19 @@ func (p *Plane) loadBuilt(t *trunk.Trunk, lv *live, h *health, err error) {
 
 // status reports a trunk's SIP state.
 func (p *Plane) status(id string) trunk.SIPStatus {
+	st, _ := p.statusHealth(id)
+	return st
+}
+
+// statusHealth reports a trunk's SIP state and returns its health (nil
+// for a trunk never committed), under one lookup.
+func (p *Plane) statusHealth(id string) (trunk.SIPStatus, *health) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := trunk.SIPStatus{State: trunk.SIPOff, RegistrationState: trunk.RegOff}
 	ts := p.trunks[id]
 	if ts == nil {
-		return st
+		return st, nil
 	}
 	if ts.degraded != "" {
 		st.State, st.Error = trunk.SIPDegraded, ts.degraded
@@ -527,7 +551,7 @@ func (p *Plane) status(id string) trunk.SIPStatus {
 	if s := ts.slots; s != nil {
 		st.ActiveCalls = uint32(max(0, s.n.Load()))
 	}
-	return st
+	return st, ts.health
 }
 
 // Explain says which trunk a call from source to listener with Request-URI

@@ -216,20 +216,19 @@ func (h *Handler) listTrunks(ctx context.Context, req *ListTrunksRequest) (ListT
 	if err != nil {
 		return ListTrunksResponse{}, err
 	}
-	list, err := h.svc.ListTrunks(ctx, req.Cursor, limit+1, f, access(ctx))
-	if err != nil {
-		return ListTrunksResponse{}, err
-	}
-	resp := ListTrunksResponse{Trunks: make([]TrunkConfig, 0, min(len(list), limit))}
-	for i, t := range list {
-		if i == limit {
-			resp.NextCursor = list[i-1].TrunkID
-			break
+	resp := ListTrunksResponse{Trunks: make([]TrunkConfig, 0, min(limit, DefaultListLimit))}
+	err = h.svc.ViewTrunks(ctx, req.Cursor, limit+1, f, access(ctx), func(t *trunk.Trunk) {
+		if len(resp.Trunks) == limit { // the one after the page: there is a next page
+			resp.NextCursor = resp.Trunks[limit-1].TrunkID
+			return
 		}
 		resp.Trunks = append(resp.Trunks, NewTrunkConfig(t, h.svc.TrunkStatus(t.TrunkID)))
 		if req.Records {
 			resp.Records = append(resp.Records, NewTrunkRecord(t))
 		}
+	})
+	if err != nil {
+		return ListTrunksResponse{}, err
 	}
 	return resp, nil
 }

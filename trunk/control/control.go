@@ -67,7 +67,8 @@ type WriteOptions struct {
 // nothing live; exactly one of the Change's Commit or Abort follows.
 // Remove stops a trunk (its calls in flight end on their own). LoadAll
 // applies the stored trunks at start-up; a trunk that cannot run is kept
-// as degraded, not refused.
+// as degraded, not refused. LoadAll may keep the trunks it is given
+// rather than copies (100 000 at start-up): the caller hands them over.
 type Plane interface {
 	Prepare(ctx context.Context, t *trunk.Trunk) (Change, error)
 	Remove(id string)
@@ -275,6 +276,36 @@ func (s *Service) GetTrunk(ctx context.Context, id string, a Access) (*trunk.Tru
 // ListTrunks returns up to limit stored trunks after after, in id order,
 // that f selects among those a sees.
 func (s *Service) ListTrunks(ctx context.Context, after string, limit int, f trunk.Filter, a Access) ([]*trunk.Trunk, error) {
+	return s.store.ListTrunks(ctx, listQuery(after, limit, f, a))
+}
+
+// Viewer is a Store that can lend the trunks of a page without copying
+// them (store.DB can). fn must neither modify t nor keep it once it
+// returns.
+type Viewer interface {
+	ViewTrunks(ctx context.Context, q trunk.ListQuery, fn func(t *trunk.Trunk)) error
+}
+
+// ViewTrunks calls fn with each trunk ListTrunks would return, in order,
+// without copying it when the store is a Viewer: fn must neither modify t
+// nor keep it once it returns, and should be quick (it may run inside the
+// store's read transaction). A face that turns each trunk into its own
+// DTO lists with it.
+func (s *Service) ViewTrunks(ctx context.Context, after string, limit int, f trunk.Filter, a Access, fn func(t *trunk.Trunk)) error {
+	q := listQuery(after, limit, f, a)
+	if v, ok := s.store.(Viewer); ok {
+		return v.ViewTrunks(ctx, q, fn)
+	}
+	list, err := s.store.ListTrunks(ctx, q)
+	for _, t := range list {
+		fn(t)
+	}
+	return err
+}
+
+// listQuery is the store's query for a page that f selects among the
+// trunks a sees.
+func listQuery(after string, limit int, f trunk.Filter, a Access) trunk.ListQuery {
 	if a.Org != "" {
 		f.Org = a.Org
 	}
@@ -282,7 +313,7 @@ func (s *Service) ListTrunks(ctx context.Context, after string, limit int, f tru
 	if f != (trunk.Filter{}) {
 		q.Keep = f.Keeps
 	}
-	return s.store.ListTrunks(ctx, q)
+	return q
 }
 
 // Load applies every stored trunk to the SIP plane, at start-up. A trunk

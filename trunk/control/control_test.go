@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -244,4 +245,69 @@ func TestNoSIPPlane(t *testing.T) {
 	if st := svc.TrunkStatus("t1"); st.SIP.State != trunk.SIPOff {
 		t.Errorf("TrunkStatus without a SIP plane = %+v; want SIP off", st)
 	}
+}
+
+// viewerStore is a MemStore that lends pages, as store.DB does, and
+// counts the pages it lent.
+type viewerStore struct {
+	*controltest.MemStore
+	lent int
+}
+
+func (s *viewerStore) ViewTrunks(ctx context.Context, q trunk.ListQuery, fn func(*trunk.Trunk)) error {
+	s.lent++
+	list, err := s.ListTrunks(ctx, q)
+	for _, t := range list {
+		fn(t)
+	}
+	return err
+}
+
+// TestViewTrunksAsListTrunks: ViewTrunks hands fn the trunks ListTrunks
+// returns, organization scoping and filter included, whether the store
+// lends pages (a control.Viewer) or only lists them.
+func TestViewTrunksAsListTrunks(t *testing.T) {
+	t.Parallel()
+	var ts []*trunk.Trunk
+	for i := range 20 {
+		tr := sample(fmt.Sprintf("t%02d", i))
+		tr.OrganizationID = []string{"org-a", "org-b"}[i%2]
+		tr.Name = []string{"x", "y", "z"}[i%3]
+		ts = append(ts, tr)
+	}
+	mem := controltest.NewMemStore(ts...)
+	viewer := &viewerStore{MemStore: mem}
+	for _, c := range []struct {
+		after string
+		limit int
+		f     trunk.Filter
+		a     control.Access
+	}{
+		{"", 100, trunk.Filter{}, control.Access{}},
+		{"t03", 4, trunk.Filter{}, control.Access{Org: "org-b"}},
+		{"", 100, trunk.Filter{Name: "z"}, control.Access{Org: "org-a"}},
+	} {
+		want, err := control.New(mem, nil).ListTrunks(t.Context(), c.after, c.limit, c.f, c.a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, st := range map[string]control.Store{"lister": mem, "viewer": viewer} {
+			var got []string
+			err := control.New(st, nil).ViewTrunks(t.Context(), c.after, c.limit, c.f, c.a, func(tr *trunk.Trunk) { got = append(got, tr.TrunkID) })
+			if ids := ids(want); err != nil || !slices.Equal(got, ids) {
+				t.Errorf("%s: ViewTrunks(%q, %d, %+v, %+v) = %q, %v; want %q", name, c.after, c.limit, c.f, c.a, got, err, ids)
+			}
+		}
+	}
+	if viewer.lent != 3 {
+		t.Errorf("the viewer store lent %d pages; want 3 (ViewTrunks must use it)", viewer.lent)
+	}
+}
+
+func ids(ts []*trunk.Trunk) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.TrunkID)
+	}
+	return out
 }
