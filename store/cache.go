@@ -12,28 +12,35 @@ import (
 // fill it on a miss, unless a commit happened since their transaction began
 // (then what they read may be older than the cache's entry).
 type cache struct {
-	m   sync.Map // trunk_id -> *trunk.Trunk, never mutated once stored
-	mu  sync.Mutex
-	gen atomic.Uint64 // commits applied
+	mu  sync.RWMutex
+	m   map[string]*trunk.Trunk // trunk_id -> record, never mutated once stored
+	gen atomic.Uint64           // commits applied
 }
 
 // get returns a copy of the cached record of id.
 func (c *cache) get(id string) (*trunk.Trunk, bool) {
-	v, ok := c.m.Load(id)
+	t, ok := c.peek(id)
 	if !ok {
 		return nil, false
 	}
-	return v.(*trunk.Trunk).Clone(), true
+	return t.Clone(), true
 }
 
 // peek returns the cached record of id itself, which the caller must
 // neither modify nor keep.
 func (c *cache) peek(id string) (*trunk.Trunk, bool) {
-	v, ok := c.m.Load(id)
-	if !ok {
-		return nil, false
-	}
-	return v.(*trunk.Trunk), true
+	c.mu.RLock()
+	t, ok := c.m[id]
+	c.mu.RUnlock()
+	return t, ok
+}
+
+// peekKey is peek by the key's bytes, without making a string of them.
+func (c *cache) peekKey(k []byte) (*trunk.Trunk, bool) {
+	c.mu.RLock()
+	t, ok := c.m[string(k)]
+	c.mu.RUnlock()
+	return t, ok
 }
 
 func (c *cache) generation() uint64 { return c.gen.Load() }
@@ -43,7 +50,7 @@ func (c *cache) fill(gen uint64, t *trunk.Trunk) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen.Load() == gen {
-		c.m.Store(t.TrunkID, t.Clone())
+		c.set(t.TrunkID, t.Clone())
 	}
 }
 
@@ -56,9 +63,16 @@ func (c *cache) apply(batch []*op, results []error) {
 		switch {
 		case results[i] != nil:
 		case o.kind == opRemove:
-			c.m.Delete(o.id)
+			delete(c.m, o.id)
 		default:
-			c.m.Store(o.id, o.trunk)
+			c.set(o.id, o.trunk)
 		}
 	}
+}
+
+func (c *cache) set(id string, t *trunk.Trunk) {
+	if c.m == nil {
+		c.m = make(map[string]*trunk.Trunk)
+	}
+	c.m[id] = t
 }

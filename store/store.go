@@ -327,7 +327,7 @@ func (db *DB) ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk
 // cached returns the cached decoding of record k, v (not a copy), decoding
 // and caching it on a miss.
 func (db *DB) cached(gen uint64, k, v []byte) (*trunk.Trunk, error) {
-	if t, ok := db.cache.peek(string(k)); ok {
+	if t, ok := db.cache.peekKey(k); ok {
 		return t, nil
 	}
 	t, err := db.codec.Decode(string(k), v)
