@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
+	"runtime"
+	"sync"
 
 	"github.com/trunkd/trunkd/store/record"
 	"github.com/trunkd/trunkd/trunk"
@@ -137,13 +140,17 @@ func (db *DB) commit(batch []*op) {
 	db.prune()
 	results := make([]error, len(batch))
 	fr := walFrame{seq: db.seq + 1, rev: db.rev}
+	v := view{db: db, staged: map[string]*op{}}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		v := view{db: db, b: tx.Bucket(bucketTrunks), staged: map[string]*op{}}
+		v.b = tx.Bucket(bucketTrunks)
 		for i, o := range batch {
 			results[i] = v.apply(o, &fr)
 		}
 		return nil
 	})
+	if err == nil {
+		err = db.encode(fr.entries, v.puts)
+	}
 	if err == nil && len(fr.entries) > 0 {
 		err = db.append(fr)
 	}
@@ -180,6 +187,38 @@ func (db *DB) append(fr walFrame) error {
 	return db.wal.append(fr)
 }
 
+// put is a record a frame's entry must hold: the op's trunk, encoded.
+type put struct {
+	entry int
+	o     *op
+}
+
+// encode fills in the records of puts, on every CPU when there are many
+// (encoding and sealing are most of a write's CPU). A record that does
+// not encode fails the batch: ops after it may have been checked against
+// it.
+func (db *DB) encode(entries []walEntry, puts []put) error {
+	workers := min(runtime.GOMAXPROCS(0), max(len(puts)/8, 1))
+	errs := make([]error, workers)
+	run := func(w int) {
+		for i := w; i < len(puts); i += workers {
+			p := puts[i]
+			var err error
+			if entries[p.entry].value, err = db.codec.Encode(p.o.trunk); err != nil {
+				errs[w] = err
+				return
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { run(w) })
+	}
+	run(0)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // view is the newest state as the writer sees it: the ops staged in this
 // batch, then the read cache (which never holds a record older than the
 // last acknowledged write), then the pending writes, then bbolt.
@@ -187,6 +226,7 @@ type view struct {
 	db     *DB
 	b      *bolt.Bucket
 	staged map[string]*op
+	puts   []put // the records to encode once the batch is checked
 }
 
 // lookup returns whether id exists and its meta.
@@ -216,7 +256,8 @@ func metaOf(t *trunk.Trunk) trunk.Meta {
 }
 
 // apply checks one op against the view and, when it holds, stages it and
-// adds its entry to fr. An error here fails the op only.
+// adds its entry to fr (a record to put is encoded after). An error here
+// fails the op only.
 func (v *view) apply(o *op, fr *walFrame) error {
 	exists, prev, err := v.lookup(o.id)
 	switch {
@@ -240,12 +281,9 @@ func (v *view) apply(o *op, fr *walFrame) error {
 	if o.kind == opAdd {
 		o.trunk.Meta.CreatedAt = now
 	}
-	val, err := v.db.codec.Encode(o.trunk)
-	if err != nil {
-		return err
-	}
 	fr.rev++
-	fr.entries = append(fr.entries, walEntry{id: o.id, value: val})
+	v.puts = append(v.puts, put{entry: len(fr.entries), o: o})
+	fr.entries = append(fr.entries, walEntry{id: o.id}) // its value comes from encode
 	v.staged[o.id] = o
 	return nil
 }
