@@ -33,7 +33,7 @@ type options struct {
 	liveCalls, heldCalls                    int
 	hold                                    time.Duration
 	out, jsonOut                            string
-	rejectOnly                              bool
+	rejectOnly, keepGoing                   bool
 }
 
 func main() {
@@ -51,6 +51,7 @@ func main() {
 	flag.IntVar(&o.heldCalls, "held-calls", 100, "outbound calls with live RTP held -hold long (0: skip)")
 	flag.DurationVar(&o.hold, "hold", time.Minute, "how long the -held-calls stay up")
 	flag.BoolVar(&o.rejectOnly, "reject-only", false, "measure only the REJECT ramps (trunkd, bare diago, Kamailio)")
+	flag.BoolVar(&o.keepGoing, "keep-going", false, "offer every rate to every server even after it fails one (CPU per call at each rate on a noisy machine)")
 	flag.StringVar(&o.out, "out", "", "also write the report to this `file`")
 	flag.StringVar(&o.jsonOut, "json", "", "also write every ramp step as JSON to this `file` (make bench plots it)")
 	flag.Parse()
@@ -184,7 +185,7 @@ func (b *bench) ramp(xml string, ts []target, rates []int) error {
 			if err != nil {
 				return fmt.Errorf("%s at %d/s: %w", t.name, r, err)
 			}
-			steps[i], failed[i] = append(steps[i], s), !s.pass()
+			steps[i], failed[i] = append(steps[i], s), !s.pass() && !b.o.keepGoing
 		}
 	}
 	for i, t := range ts {
