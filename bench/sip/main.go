@@ -33,6 +33,7 @@ type options struct {
 	liveCalls, heldCalls                    int
 	hold                                    time.Duration
 	out, jsonOut                            string
+	rejectOnly, keepGoing                   bool
 }
 
 func main() {
@@ -49,6 +50,8 @@ func main() {
 	flag.IntVar(&o.liveCalls, "live-calls", 300, "answered calls held to measure memory per call")
 	flag.IntVar(&o.heldCalls, "held-calls", 100, "outbound calls with live RTP held -hold long (0: skip)")
 	flag.DurationVar(&o.hold, "hold", time.Minute, "how long the -held-calls stay up")
+	flag.BoolVar(&o.rejectOnly, "reject-only", false, "measure only the REJECT ramps (trunkd, bare diago, Kamailio)")
+	flag.BoolVar(&o.keepGoing, "keep-going", false, "offer every rate to every server even after it fails one (CPU per call at each rate on a noisy machine)")
 	flag.StringVar(&o.out, "out", "", "also write the report to this `file`")
 	flag.StringVar(&o.jsonOut, "json", "", "also write every ramp step as JSON to this `file` (make bench plots it)")
 	flag.Parse()
@@ -154,31 +157,55 @@ func (b *bench) scenario(name string) (string, error) {
 	return s, nil
 }
 
-// ramp offers each rate in turn until one fails; the last passing rate is
-// what the server sustains.
+// target is one server a ramp offers calls to.
+type target struct {
+	name string
+	srv  *proc
+	port int
+}
+
+// ramp offers each rate in turn to every target until the target fails
+// one; a target's last passing rate is what it sustains. The targets take
+// turns at each rate rather than one whole ramp after another, so that
+// load from elsewhere on a shared machine falls on all of them alike and
+// their ratios at one rate stay comparable.
 //
 // Each step also measures the server's CPU (its whole process tree:
 // Kamailio forks workers) per 1000 calls answered, the figure servers are
 // compared by at a fixed offered rate.
-func (b *bench) ramp(name, xml string, srv *proc, port int, rates []int) error {
-	var steps []step
+func (b *bench) ramp(xml string, ts []target, rates []int) error {
+	steps := make([][]step, len(ts))
+	failed := make([]bool, len(ts))
 	for _, r := range rates {
-		cpu0 := srv.treeCPUSeconds()
-		s, err := sippRun(context.Background(), xml, port, r, r*int(b.o.stepDur.Seconds()))
-		if err != nil {
-			return fmt.Errorf("%s at %d/s: %w", name, r, err)
-		}
-		if s.ok > 0 {
-			s.cpuPer1k = (srv.treeCPUSeconds() - cpu0) * 1000 / float64(s.ok) * 1000
-		}
-		fmt.Fprintf(os.Stderr, "%-22s %5d/s: %s\n", name, r, s)
-		steps = append(steps, s)
-		if !s.pass() {
-			break
+		for i, t := range ts {
+			if failed[i] {
+				continue
+			}
+			s, err := b.step(xml, t, r)
+			if err != nil {
+				return fmt.Errorf("%s at %d/s: %w", t.name, r, err)
+			}
+			steps[i], failed[i] = append(steps[i], s), !s.pass() && !b.o.keepGoing
 		}
 	}
-	b.rep.ramps = append(b.rep.ramps, ramp{name: name, steps: steps})
+	for i, t := range ts {
+		b.rep.ramps = append(b.rep.ramps, ramp{name: t.name, steps: steps[i]})
+	}
 	return nil
+}
+
+// step offers rate calls/s to t for the step's duration.
+func (b *bench) step(xml string, t target, rate int) (step, error) {
+	cpu0 := t.srv.treeCPUSeconds()
+	s, err := sippRun(context.Background(), xml, t.port, rate, rate*int(b.o.stepDur.Seconds()))
+	if err != nil {
+		return s, err
+	}
+	if s.ok > 0 {
+		s.cpuPer1k = (t.srv.treeCPUSeconds() - cpu0) * 1000 / float64(s.ok) * 1000
+	}
+	fmt.Fprintf(os.Stderr, "%-22s %5d/s: %s\n", t.name, rate, s)
+	return s, nil
 }
 
 func (s step) String() string {

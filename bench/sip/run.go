@@ -34,7 +34,7 @@ func (b *bench) all() error {
 	if err := d.c.AddTrunk(context.Background(), t); err != nil {
 		return err
 	}
-	if err := b.rejectPath(d, t, reject); err != nil {
+	if err := b.rejectPath(d, t, reject); err != nil || b.o.rejectOnly {
 		return err
 	}
 	if err := b.updateToInvite(d, t, port); err != nil {
@@ -54,28 +54,24 @@ func (b *bench) all() error {
 }
 
 func (b *bench) rejectPath(d *trunkd, t *trunk.Trunk, xml string) error {
-	if err := b.ramp("trunkd REJECT", xml, d.proc, int(t.SourcePBXPort), b.o.rejectRates); err != nil {
-		return err
-	}
+	ts := []target{{"trunkd REJECT", d.proc, int(t.SourcePBXPort)}}
 	bare, err := startBare(b.o.bareuas, mkdir(b.dir, "bare-reject"), "reject", b.prompt)
 	if err != nil {
 		return err
 	}
-	err = b.ramp("bare diago REJECT", xml, bare, bare.port, b.o.rejectRates)
-	bare.stop()
-	if err != nil {
-		return err
-	}
+	defer bare.stop()
+	ts = append(ts, target{"bare diago REJECT", bare, bare.port})
 	if _, err := exec.LookPath("kamailio"); err != nil {
 		b.rep.notes = append(b.rep.notes, "Kamailio is not installed (Debian: kamailio); its row is missing.")
-		return nil
+	} else {
+		k, err := startKamailio(b.o.kamailioCfg, mkdir(b.dir, "kamailio"))
+		if err != nil {
+			return err
+		}
+		defer k.stop()
+		ts = append(ts, target{"Kamailio 603 stateful", k, k.port})
 	}
-	k, err := startKamailio(b.o.kamailioCfg, mkdir(b.dir, "kamailio"))
-	if err != nil {
-		return err
-	}
-	defer k.stop()
-	return b.ramp("Kamailio 603 stateful", xml, k, k.port, b.o.rejectRates)
+	return b.ramp(xml, ts, b.o.rejectRates)
 }
 
 func (b *bench) playPath(d *trunkd, t *trunk.Trunk, xml string) error {
@@ -83,15 +79,12 @@ func (b *bench) playPath(d *trunkd, t *trunk.Trunk, xml string) error {
 	if err := d.c.UpdateTrunk(context.Background(), t); err != nil {
 		return err
 	}
-	if err := b.ramp("trunkd PLAY_AND_HANGUP", xml, d.proc, int(t.SourcePBXPort), b.o.playRates); err != nil {
-		return err
-	}
 	bare, err := startBare(b.o.bareuas, mkdir(b.dir, "bare-play"), "play", b.prompt)
 	if err != nil {
 		return err
 	}
 	defer bare.stop()
-	return b.ramp("bare diago PLAY", xml, bare, bare.port, b.o.playRates)
+	return b.ramp(xml, []target{{"trunkd PLAY_AND_HANGUP", d.proc, int(t.SourcePBXPort)}, {"bare diago PLAY", bare, bare.port}}, b.o.playRates)
 }
 
 // updateToInvite changes the reject code with UpdateTrunk and sends an

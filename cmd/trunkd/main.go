@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 	log := cfg.logger(stderr)
+	gcDefaults(getenv, log)
 	// Before READY=1, and before starting: a SIGHUP from then on reloads
 	// instead of killing the process (its default action).
 	hup := make(chan os.Signal, 1)

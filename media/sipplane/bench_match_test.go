@@ -27,6 +27,10 @@ func BenchmarkRejectDecide(b *testing.B) {
 			l := &listener{p: p, key: trunks[0].bind}
 			req := sip.NewRequest(sip.INVITE, sip.Uri{User: "agent", Host: "198.51.100.1", Port: 5060})
 			req.SetSource(netip.AddrPortFrom(netip.MustParseAddr(trunks[0].t.GatewayIP), 5060).String())
+			// the G.711 offer sipp's uac_reject.xml sends: a refused call's
+			// offer is never parsed
+			req.SetBody([]byte("v=0\r\no=user1 53655765 2353687637 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n" +
+				"m=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"))
 			b.ReportAllocs()
 			for b.Loop() {
 				if v := l.decide(req); v.lv != trunks[0] || v.code != 603 {

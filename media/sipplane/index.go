@@ -51,17 +51,16 @@ func (s *slot) id() string { return s.lv.Load().t.TrunkID }
 func slotByID(a, b *slot) int { return strings.Compare(a.id(), b.id()) }
 
 // candidates are the trunks that claim src most strongly, sorted by id,
-// with that claim and the reason of the lowest id's claim (the one
-// table.match reports).
-func (x *index) candidates(src netip.Addr) ([]*live, int, string) {
+// appended to cands (pass a slice of the caller's stack to find the usual
+// one trunk without allocating), and that claim.
+func (x *index) candidates(cands []*live, src netip.Addr) ([]*live, int) {
+	f := finder{cands: cands[:0]}
 	if !src.IsValid() {
-		return nil, claimNone, ""
+		return f.done()
 	}
-	var f finder
 	k := src.Unmap().WithZone("")
-	f.judge(x.exact[shardOf(k)][k], src)
-	if f.best != claimNone {
-		return f.done(src)
+	if f = f.judge(x.exact[shardOf(k)][k], src); f.best != claimNone {
+		return f.done()
 	}
 	fam := 0
 	if src.Is6() {
@@ -72,22 +71,21 @@ func (x *index) candidates(src netip.Addr) ([]*live, int, string) {
 		if err != nil {
 			continue
 		}
-		f.judge(x.pfx[prefixShard(p)][p], src)
-		if f.best != claimNone {
-			return f.done(src)
+		if f = f.judge(x.pfx[prefixShard(p)][p], src); f.best != claimNone {
+			return f.done()
 		}
 	}
-	f.judge(x.open, src)
-	return f.done(src)
+	return f.judge(x.open, src).done()
 }
 
-// finder keeps the trunks of the strongest claim seen.
+// finder keeps the trunks of the strongest claim seen. It is passed by
+// value so that the caller's buffer in cands stays on the caller's stack.
 type finder struct {
 	cands []*live
 	best  int
 }
 
-func (f *finder) judge(l []*slot, src netip.Addr) {
+func (f finder) judge(l []*slot, src netip.Addr) finder {
 	for _, s := range l {
 		lv := s.lv.Load()
 		switch r := lv.rank(src); {
@@ -98,15 +96,12 @@ func (f *finder) judge(l []*slot, src netip.Addr) {
 			f.cands = append(f.cands, lv)
 		}
 	}
+	return f
 }
 
-func (f *finder) done(src netip.Addr) ([]*live, int, string) {
-	if len(f.cands) == 0 {
-		return nil, claimNone, ""
-	}
+func (f finder) done() ([]*live, int) {
 	slices.SortFunc(f.cands, byID)
-	_, why := f.cands[0].claim(src)
-	return f.cands, f.best, why
+	return f.cands, f.best
 }
 
 func byID(a, b *live) int { return strings.Compare(a.t.TrunkID, b.t.TrunkID) }

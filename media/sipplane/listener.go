@@ -31,8 +31,9 @@ type listener struct {
 	dg      *diago.Diago
 	cancel  context.CancelFunc
 	clientState
-	refs   int          // live trunk configurations using it; guarded by listeners.mu
-	active atomic.Int64 // calls in flight on it
+	refs     int          // live trunk configurations using it; guarded by listeners.mu
+	active   atomic.Int64 // calls in flight on it
+	ackWaits atomic.Int64 // early answers waiting for their ACK (awaitAck)
 }
 
 // clientState is the listener's SIP client for requests outside dialogs

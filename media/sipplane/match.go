@@ -142,18 +142,29 @@ func (lv *live) claimWhy(src netip.Addr, explain bool) (int, string) {
 // separate are refused: one organization's carrier never reaches another
 // organization's trunk by a tie-break.
 func (t *table) match(listener string, src netip.Addr, ruriHost string) (*live, trunk.Match) {
+	return t.lookup(listener, src, ruriHost, true)
+}
+
+// lookup is match. With explain unset, the INVITE path's, a matched
+// call's Match has no Reason: nothing reads it, and writing it cost more
+// than the rest of the verdict. A call that matches nothing still gets
+// its reason, for the log.
+func (t *table) lookup(listener string, src netip.Addr, ruriHost string, explain bool) (*live, trunk.Match) {
 	on, x := t.byListener[listener], t.index[listener]
 	if len(on) == 0 || x == nil {
 		return nil, trunk.Match{Reason: fmt.Sprintf("no trunk listens on %s", listener)}
 	}
-	cands, _, why := x.candidates(src)
+	var buf [4]*live
+	cands, _ := x.candidates(buf[:0], src)
 	switch {
 	case len(cands) == 0:
 		return nil, trunk.Match{Reason: fmt.Sprintf("source %s is not the gateway_ip or sbc_ip of any trunk on %s, nor in any allowed_addresses (trunks there: %s)", src, listener, someIDs(on))}
+	case len(cands) == 1 && !explain:
+		return cands[0], matched(cands[0], "")
 	case len(cands) == 1:
-		return cands[0], matched(cands[0], fmt.Sprintf("source %s: %s", src, why))
+		return cands[0], matched(cands[0], fmt.Sprintf("source %s: %s", src, why(cands, src)))
 	}
-	rule := strings.SplitN(why, ":", 2)[0]
+	rule := func() string { return strings.SplitN(why(cands, src), ":", 2)[0] }
 	var byDomain []*live
 	for _, lv := range cands {
 		if ruriHost != "" && strings.EqualFold(lv.t.Domain, ruriHost) {
@@ -162,14 +173,26 @@ func (t *table) match(listener string, src netip.Addr, ruriHost string) (*live, 
 	}
 	if len(byDomain) > 0 {
 		if orgs(byDomain) > 1 {
-			return nil, trunk.Match{Reason: fmt.Sprintf("source %s matches trunks of several organizations by %s with domain %s; refused (narrow their rules)", src, rule, ruriHost)}
+			return nil, trunk.Match{Reason: fmt.Sprintf("source %s matches trunks of several organizations by %s with domain %s; refused (narrow their rules)", src, rule(), ruriHost)}
 		}
-		return byDomain[0], matched(byDomain[0], fmt.Sprintf("source %s matches trunks %s by %s; its domain equals the Request-URI host %s", src, someIDs(cands), rule, ruriHost))
+		if !explain {
+			return byDomain[0], matched(byDomain[0], "")
+		}
+		return byDomain[0], matched(byDomain[0], fmt.Sprintf("source %s matches trunks %s by %s; its domain equals the Request-URI host %s", src, someIDs(cands), rule(), ruriHost))
 	}
 	if orgs(cands) > 1 {
-		return nil, trunk.Match{Reason: fmt.Sprintf("source %s matches trunks of several organizations by %s and none has domain %q; refused (set their domains or narrow their rules)", src, rule, ruriHost)}
+		return nil, trunk.Match{Reason: fmt.Sprintf("source %s matches trunks of several organizations by %s and none has domain %q; refused (set their domains or narrow their rules)", src, rule(), ruriHost)}
 	}
-	return cands[0], matched(cands[0], fmt.Sprintf("source %s matches trunks %s by %s, none with domain %q; lowest trunk_id wins", src, someIDs(cands), rule, ruriHost))
+	if !explain {
+		return cands[0], matched(cands[0], "")
+	}
+	return cands[0], matched(cands[0], fmt.Sprintf("source %s matches trunks %s by %s, none with domain %q; lowest trunk_id wins", src, someIDs(cands), rule(), ruriHost))
+}
+
+// why is the reason of the claim of the lowest id among cands on src.
+func why(cands []*live, src netip.Addr) string {
+	_, why := cands[0].claim(src)
+	return why
 }
 
 func matched(lv *live, reason string) trunk.Match {

@@ -78,6 +78,13 @@ func (c *TLSConfig) client() *tls.Config {
 
 var errTLSPortInUse = errors.New("TLS port in use")
 
+// udpReadBuffer is the receive buffer asked for on a listener's UDP
+// socket. The default (net.core.rmem_default, 208 KiB on most systems) is
+// a few hundred INVITEs: a burst arriving while the one goroutine reading
+// the socket waits for the CPU overflows it, and every datagram dropped
+// there costs its sender a retransmission 500 ms later.
+const udpReadBuffer = 4 << 20
+
 // sockets are a listener's bound sockets: UDP and TCP on the SIP port,
 // TLS on sip_tls_port when set.
 type sockets struct {
@@ -95,6 +102,8 @@ func (l *listener) bind(host string, port int) (*sockets, error) {
 	if s.udp, err = net.ListenPacket("udp", addr); err != nil {
 		return nil, err
 	}
+	// best effort: the kernel caps it at net.core.rmem_max
+	_ = s.udp.(*net.UDPConn).SetReadBuffer(udpReadBuffer)
 	if s.tcp, err = net.Listen("tcp", addr); err != nil {
 		s.close()
 		return nil, err

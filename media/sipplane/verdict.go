@@ -63,9 +63,9 @@ type verdict struct {
 func (v verdict) final() bool { return v.act == actReply }
 
 // decide judges a new INVITE arriving on l: shutting down (503), no
-// trunk matching the source (403), the trunk at channel_limit (503) or
-// its offer unacceptable (488), the trunk's policy REJECT
-// (reject_sip_code), else the trunk's action with the checked offer.
+// trunk matching the source (403), the trunk at channel_limit (503), the
+// trunk's policy REJECT (reject_sip_code, the offer unread), its offer
+// unacceptable (488), else the trunk's action with the checked offer.
 // Both the early path (answerEarly, on the server transaction) and the
 // dialog path (serve) ask it; the dialog path asks again because the
 // trunk table may have changed in between.
@@ -75,7 +75,7 @@ func (l *listener) decide(req *sip.Request) verdict {
 		return verdict{code: sip.StatusServiceUnavailable, reason: "Service Unavailable",
 			hdrs: []sip.Header{p.retryAfterHeader()}, cause: causeClosing}
 	}
-	lv, m := p.table.Load().match(l.key, sourceIP(req.Source()), req.Recipient.Host)
+	lv, m := p.table.Load().lookup(l.key, sourceIP(req.Source()), req.Recipient.Host, false)
 	if lv == nil {
 		return verdict{code: sip.StatusForbidden, reason: "Forbidden", cause: causeNoTrunk, detail: m.Reason}
 	}
@@ -88,16 +88,19 @@ func (l *listener) decide(req *sip.Request) verdict {
 		v.act, v.url, v.agent = actBridge, "", a
 		act = actBridge
 	}
+	if act == actReply {
+		// The offer of a call refused by policy is never used: it is not
+		// parsed, and the caller gets reject_sip_code rather than 488.
+		v.code = int(lv.t.RejectSIPCode)
+		v.reason, v.outcome, v.cause = reasonPhrase(v.code), outRejected, causePolicy
+		return v
+	}
 	if body := req.Body(); len(body) > 0 || act == actPlay || act == actBridge {
 		o, code, why := checkOffer(lv, body)
 		if code != 0 {
 			return verdict{lv: lv, code: code, reason: why, outcome: outRefused, cause: causeMedia, detail: why}
 		}
 		v.offer = o
-	}
-	if act == actReply {
-		v.code = int(lv.t.RejectSIPCode)
-		v.reason, v.outcome, v.cause = reasonPhrase(v.code), outRejected, causePolicy
 	}
 	return v
 }
