@@ -43,7 +43,7 @@ func main() {
 	flag.StringVar(&o.bareuas, "bareuas", "bin/bareuas", "bareuas `binary`")
 	flag.StringVar(&o.kamailioCfg, "kamailio-cfg", "bench/sip/kamailio-reject603.cfg", "Kamailio anchor `config` (skipped when kamailio is not installed)")
 	flag.StringVar(&o.scenarios, "scenarios", "testdata/sipp", "`dir` of the sipp scenarios")
-	flag.StringVar(&rejectRates, "reject-rates", "500,1000,2000,3000,4000,5000,6000,7000,8000,10000", "offered calls/s for REJECT, in steps (each server goes on until it fails one)")
+	flag.StringVar(&rejectRates, "reject-rates", "500,1000,2000,3000,4000,5000,6000,7000,8000,10000,12000,15000,20000", "offered calls/s for REJECT, in steps (each server goes on until it fails one)")
 	flag.StringVar(&playRates, "play-rates", "100,200,400,600,800,1000,1200,1500,2000,2500", "offered calls/s for PLAY_AND_HANGUP, in steps (each server goes on until it fails one)")
 	flag.StringVar(&dialRates, "dial-rates", "50,100,200,400,600,800,1000", "Dial calls/s through trunkd to a sipp UAS, in steps")
 	flag.DurationVar(&o.stepDur, "step", 10*time.Second, "how long each rate step offers calls")
