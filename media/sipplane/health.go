@@ -23,6 +23,8 @@ type health struct {
 	withCalls atomic.Bool
 	calling   *healthSet // the plane's withCalls
 
+	aiUnavailable atomic.Uint64 // the calls count of {inbound, ai_unavailable}, for the status
+
 	mu          sync.Mutex
 	calls       map[[2]string]uint64 // {direction, outcome} -> calls since start-up
 	transitions map[string]uint64    // breaker state entered -> times
@@ -77,6 +79,9 @@ func (h *health) noteCall() {
 }
 
 func (h *health) count(direction string, o outcome) {
+	if direction == trunk.Inbound && o == outAIUnavailable {
+		h.aiUnavailable.Add(1)
+	}
 	h.mu.Lock()
 	h.calls[[2]string{direction, string(o)}]++
 	h.mu.Unlock()
@@ -115,11 +120,11 @@ func (p *Plane) TrunkStatus(id string) trunk.Status {
 	if h == nil {
 		return st
 	}
-	st.Quality = h.quality.Snapshot()
+	if h.withCalls.Load() { // else its window holds no call: the zero Quality
+		st.Quality = h.quality.Snapshot()
+	}
 	st.Breaker = h.breaker.State()
-	h.mu.Lock()
-	st.AIUnavailable = h.calls[[2]string{trunk.Inbound, string(outAIUnavailable)}]
-	h.mu.Unlock()
+	st.AIUnavailable = h.aiUnavailable.Load()
 	return st
 }
 
