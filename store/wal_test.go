@@ -268,3 +268,43 @@ func TestRestoreDropsTheReplacedLog(t *testing.T) {
 		t.Errorf("after-backup = %v; want %s: the restore must undo it", err, trunk.ENOTFOUND)
 	}
 }
+
+// TestLogPagesMergeInOrder: pages of two walk trunks some of which bbolt
+// holds and some only the log (new, updated, removed), in trunk_id order,
+// each once.
+func TestLogPagesMergeInOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trunkd.db")
+	db := lagging(t, path, walMaxSize)
+	defer db.Close()
+	for _, id := range []string{"b", "d", "f", "h"} {
+		db.AddTrunk(ctx, sample(id))
+	}
+	if err := db.catchUp(); err != nil { // b, d, f, h in bbolt
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "e", "i"} {
+		db.AddTrunk(ctx, sample(id))
+	}
+	d := sample("d")
+	d.DisplayName = "d v2"
+	db.UpdateTrunk(ctx, d, 0)
+	db.RemoveTrunk(ctx, "f", 0) // a, d, e, f, i only in the log
+	var got []string
+	for after := ""; ; {
+		page, err := db.ListTrunks(ctx, trunk.ListQuery{After: after, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range page {
+			got = append(got, tr.TrunkID+"="+tr.DisplayName)
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].TrunkID
+	}
+	want := "a=Trunk a,b=Trunk b,d=d v2,e=Trunk e,h=Trunk h,i=Trunk i"
+	if strings.Join(got, ",") != want {
+		t.Errorf("pages of 2 = %s; want %s", strings.Join(got, ","), want)
+	}
+}
