@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +24,8 @@ const (
 	scaleListRequests = 1_000  // ListTrunks pages of 100 measured
 )
 
-// BenchmarkScale100k measures trunkd holding 100 000 trunks. The bbolt
+// BenchmarkScale100k measures trunkd holding 100 000 trunks, with the
+// collector set as trunkd's main sets it (daemonGC). The bbolt
 // file is built through the store, 1000 trunks a commit, outside the
 // timer. Every trunk shares one SIP bind (127.0.0.1 and one free port), so
 // start-up opens one listener, not 100 000; each has its own gateway_ip.
@@ -41,6 +44,7 @@ const (
 //	                        cursor spread over the key space, 1 in flight
 //	db-MiB                  the size of the bbolt file
 func BenchmarkScale100k(b *testing.B) {
+	daemonGC(b)
 	dir := b.TempDir()
 	cfg := scaleConfig(b, dir)
 	buildStart := time.Now()
@@ -244,4 +248,18 @@ func scaleListAll(b *testing.B, c *rpc.Client) int {
 		cursor = next
 	}
 	return n
+}
+
+// daemonGC sets the garbage collector as trunkd's main does (gcDefaults:
+// GOGC 400 and a soft memory limit, unless the environment sets them) for
+// a benchmark that runs the daemon in its process, and puts the test
+// binary's settings back after it.
+func daemonGC(b *testing.B) {
+	percent, limit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(percent)
+	gcDefaults(os.Getenv, slog.New(slog.DiscardHandler))
+	b.Cleanup(func() {
+		debug.SetGCPercent(percent)
+		debug.SetMemoryLimit(limit)
+	})
 }
