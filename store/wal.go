@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/trunkd/trunkd/trunk/secretfile"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -108,29 +109,19 @@ func openWAL(path string, id []byte, max int64) (*wal, error) {
 	return w, nil
 }
 
-// createWAL writes a header and a first zeroed chunk beside path, syncs
-// it and renames it into place, so the log is never seen half made.
+// createWAL writes a header and a first zeroed chunk beside path (synced,
+// as a new secret file is) and renames it into place, so the log is never
+// seen half made.
 func createWAL(path string, id []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("store: write-ahead log: %w", err)
-	}
 	b := make([]byte, walHeaderSize+walMinChunk)
 	copy(b, walMagic)
 	copy(b[len(walMagic):], id)
-	_, err = f.Write(b)
+	err := secretfile.Create(tmp, b, 0o600)
 	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		if err = os.Rename(tmp, path); err == nil {
+			err = syncDir(filepath.Dir(path))
+		}
 	}
 	if err != nil {
 		os.Remove(tmp)
