@@ -396,16 +396,7 @@ func (db *DB) flush(ctx context.Context, ch *chunk, fn func(*trunk.Trunk) error)
 	}
 	n := len(ch.keys)
 	ch.trunks, ch.errs = slices.Grow(ch.trunks[:0], n)[:n], slices.Grow(ch.errs[:0], n)[:n]
-	workers := min(runtime.GOMAXPROCS(0), max(n/64, 1))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n; i += workers {
-				ch.trunks[i], ch.errs[i] = db.codec.Decode(string(ch.keys[i]), ch.vals[i])
-			}
-		})
-	}
-	wg.Wait()
+	onCPUs(n, 64, func(i int) { ch.trunks[i], ch.errs[i] = db.codec.Decode(string(ch.keys[i]), ch.vals[i]) })
 	for i := range n {
 		if ch.errs[i] != nil {
 			return ch.errs[i]
@@ -417,6 +408,24 @@ func (db *DB) flush(ctx context.Context, ch *chunk, fn func(*trunk.Trunk) error)
 	}
 	ch.keys, ch.vals = ch.keys[:0], ch.vals[:0]
 	return nil
+}
+
+// onCPUs calls fn(i) for every i in [0, n) on up to GOMAXPROCS goroutines,
+// one for every per items at least (the caller's among them), and returns
+// once every call has.
+func onCPUs(n, per int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(n/per, 1))
+	run := func(w int) {
+		for i := w; i < n; i += workers {
+			fn(i)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { run(w) })
+	}
+	run(0)
+	wg.Wait()
 }
 
 // Count returns the number of trunks.

@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"runtime"
-	"sync"
 
 	"github.com/trunkd/trunkd/store/record"
 	"github.com/trunkd/trunkd/trunk"
@@ -198,24 +196,11 @@ type put struct {
 // not encode fails the batch: ops after it may have been checked against
 // it.
 func (db *DB) encode(entries []walEntry, puts []put) error {
-	workers := min(runtime.GOMAXPROCS(0), max(len(puts)/8, 1))
-	errs := make([]error, workers)
-	run := func(w int) {
-		for i := w; i < len(puts); i += workers {
-			p := puts[i]
-			var err error
-			if entries[p.entry].value, err = db.codec.Encode(p.o.trunk); err != nil {
-				errs[w] = err
-				return
-			}
-		}
-	}
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(func() { run(w) })
-	}
-	run(0)
-	wg.Wait()
+	errs := make([]error, len(puts))
+	onCPUs(len(puts), 8, func(i int) {
+		p := puts[i]
+		entries[p.entry].value, errs[i] = db.codec.Encode(p.o.trunk)
+	})
 	return errors.Join(errs...)
 }
 
