@@ -51,8 +51,7 @@ type DB struct {
 	wal     *wal
 	pending pending
 	applier *applier
-	lastSeq atomic.Uint64 // the last frame acknowledged
-	seq     uint64        // the writer's: the last frame written
+	lastSeq atomic.Uint64 // the last frame written and acknowledged; only the writer stores it
 	rev     uint64        // the writer's: the last revision handed out
 
 	replayed int // writes Open took from the log

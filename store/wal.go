@@ -337,7 +337,7 @@ func (db *DB) openWAL(max int64, interval time.Duration) error {
 		w.close()
 		return fmt.Errorf("store: replaying %s: %w", w.path, err)
 	}
-	db.wal, db.seq = w, applied
+	db.wal = w
 	db.lastSeq.Store(applied)
 	db.applier = newApplier(db, applied, interval)
 	return nil

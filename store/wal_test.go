@@ -157,7 +157,7 @@ func TestLogTornTailIgnored(t *testing.T) {
 	db := lagging(t, path, walMaxSize)
 	want := writeSome(t, db)
 	off := db.wal.off
-	fr := db.wal.encode(walFrame{seq: db.seq + 1, rev: db.rev + 1, entries: []walEntry{{id: "torn", value: []byte{2, '{', '}'}}}})
+	fr := db.wal.encode(walFrame{seq: db.lastSeq.Load() + 1, rev: db.rev + 1, entries: []walEntry{{id: "torn", value: []byte{2, '{', '}'}}}})
 	torn := bytes.Clone(fr[:len(fr)-3])
 	crash(db)
 	f, err := os.OpenFile(walPath(path), os.O_WRONLY, 0)

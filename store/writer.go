@@ -127,7 +127,7 @@ func (db *DB) drain() {
 func (db *DB) prune() {
 	applied := db.applier.appliedSeq()
 	db.pending.prune(applied)
-	if applied == db.seq {
+	if applied == db.lastSeq.Load() {
 		db.wal.rewind()
 	}
 }
@@ -137,7 +137,7 @@ func (db *DB) prune() {
 func (db *DB) commit(batch []*op) {
 	db.prune()
 	results := make([]error, len(batch))
-	fr := walFrame{seq: db.seq + 1, rev: db.rev}
+	fr := walFrame{seq: db.lastSeq.Load() + 1, rev: db.rev}
 	v := view{db: db, staged: map[string]*op{}}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		v.b = tx.Bucket(bucketTrunks)
@@ -159,7 +159,7 @@ func (db *DB) commit(batch []*op) {
 		return
 	}
 	if len(fr.entries) > 0 {
-		db.seq, db.rev = fr.seq, fr.rev
+		db.rev = fr.rev
 		db.commits++
 		db.pending.set(fr.seq, batch, results)
 		db.cache.apply(batch, results)
@@ -178,7 +178,7 @@ func (db *DB) append(fr walFrame) error {
 	if err != errWALFull {
 		return err
 	}
-	if err := db.applier.wait(db.seq); err != nil {
+	if err := db.applier.wait(db.lastSeq.Load()); err != nil {
 		return err
 	}
 	db.prune()
