@@ -106,6 +106,8 @@ func (f finder) done() ([]*live, int) {
 
 func byID(a, b *live) int { return strings.Compare(a.t.TrunkID, b.t.TrunkID) }
 
+func (lv *live) id() string { return lv.t.TrunkID }
+
 // buildIndex indexes trunks.
 func buildIndex(trunks []*live) *index {
 	e := editor{x: &index{}, fresh: true}

@@ -156,13 +156,17 @@ func (t *table) lookup(listener string, src netip.Addr, ruriHost string, explain
 	}
 	var buf [4]*live
 	cands, _ := x.candidates(buf[:0], src)
+	found := func(lv *live, reason func() string) (*live, trunk.Match) {
+		if !explain {
+			return lv, matched(lv, "")
+		}
+		return lv, matched(lv, reason())
+	}
 	switch {
 	case len(cands) == 0:
 		return nil, trunk.Match{Reason: fmt.Sprintf("source %s is not the gateway_ip or sbc_ip of any trunk on %s, nor in any allowed_addresses (trunks there: %s)", src, listener, someIDs(on))}
-	case len(cands) == 1 && !explain:
-		return cands[0], matched(cands[0], "")
 	case len(cands) == 1:
-		return cands[0], matched(cands[0], fmt.Sprintf("source %s: %s", src, why(cands, src)))
+		return found(cands[0], func() string { return fmt.Sprintf("source %s: %s", src, why(cands, src)) })
 	}
 	rule := func() string { return strings.SplitN(why(cands, src), ":", 2)[0] }
 	var byDomain []*live
@@ -175,18 +179,16 @@ func (t *table) lookup(listener string, src netip.Addr, ruriHost string, explain
 		if orgs(byDomain) > 1 {
 			return nil, trunk.Match{Reason: fmt.Sprintf("source %s matches trunks of several organizations by %s with domain %s; refused (narrow their rules)", src, rule(), ruriHost)}
 		}
-		if !explain {
-			return byDomain[0], matched(byDomain[0], "")
-		}
-		return byDomain[0], matched(byDomain[0], fmt.Sprintf("source %s matches trunks %s by %s; its domain equals the Request-URI host %s", src, someIDs(cands), rule(), ruriHost))
+		return found(byDomain[0], func() string {
+			return fmt.Sprintf("source %s matches trunks %s by %s; its domain equals the Request-URI host %s", src, someIDs(cands), rule(), ruriHost)
+		})
 	}
 	if orgs(cands) > 1 {
 		return nil, trunk.Match{Reason: fmt.Sprintf("source %s matches trunks of several organizations by %s and none has domain %q; refused (set their domains or narrow their rules)", src, rule(), ruriHost)}
 	}
-	if !explain {
-		return cands[0], matched(cands[0], "")
-	}
-	return cands[0], matched(cands[0], fmt.Sprintf("source %s matches trunks %s by %s, none with domain %q; lowest trunk_id wins", src, someIDs(cands), rule(), ruriHost))
+	return found(cands[0], func() string {
+		return fmt.Sprintf("source %s matches trunks %s by %s, none with domain %q; lowest trunk_id wins", src, someIDs(cands), rule(), ruriHost)
+	})
 }
 
 // why is the reason of the claim of the lowest id among cands on src.
@@ -215,22 +217,17 @@ const reasonIDs = 10
 
 // someIDs lists the first reasonIDs trunk ids of l and says how many
 // more there are.
-func someIDs[T *live | *slot](l []T) string {
+func someIDs[T interface{ id() string }](l []T) string {
 	if len(l) <= reasonIDs {
 		return ids(l)
 	}
 	return fmt.Sprintf("%s and %d more", ids(l[:reasonIDs]), len(l)-reasonIDs)
 }
 
-func ids[T *live | *slot](l []T) string {
+func ids[T interface{ id() string }](l []T) string {
 	s := make([]string, len(l))
 	for i, x := range l {
-		switch x := any(x).(type) {
-		case *live:
-			s[i] = x.t.TrunkID
-		case *slot:
-			s[i] = x.id()
-		}
+		s[i] = x.id()
 	}
 	return strings.Join(s, ", ")
 }
