@@ -88,47 +88,41 @@ type fieldWriter struct {
 	err error
 }
 
-func (w *fieldWriter) str(k, v string) {
+// key writes k unless an error came first, and says whether its value
+// should follow.
+func (w *fieldWriter) key(k string) bool {
 	if w.err == nil {
 		w.err = w.e.EncodeString(k)
 	}
-	if w.err == nil {
+	return w.err == nil
+}
+
+func (w *fieldWriter) str(k, v string) {
+	if w.key(k) {
 		w.err = w.e.EncodeString(v)
 	}
 }
 
 func (w *fieldWriter) uint(k string, v uint64) {
-	if w.err == nil {
-		w.err = w.e.EncodeString(k)
-	}
-	if w.err == nil {
+	if w.key(k) {
 		w.err = w.e.EncodeUint(v)
 	}
 }
 
 func (w *fieldWriter) int(k string, v int64) {
-	if w.err == nil {
-		w.err = w.e.EncodeString(k)
-	}
-	if w.err == nil {
+	if w.key(k) {
 		w.err = w.e.EncodeInt(v)
 	}
 }
 
 func (w *fieldWriter) float(k string, v float64) {
-	if w.err == nil {
-		w.err = w.e.EncodeString(k)
-	}
-	if w.err == nil {
+	if w.key(k) {
 		w.err = w.e.EncodeFloat64(v)
 	}
 }
 
 func (w *fieldWriter) bool(k string, v bool) {
-	if w.err == nil {
-		w.err = w.e.EncodeString(k)
-	}
-	if w.err == nil {
+	if w.key(k) {
 		w.err = w.e.EncodeBool(v)
 	}
 }
