@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -206,36 +205,7 @@ func parse(typ byte, b []byte) (bridge.In, error) {
 	default:
 		return bridge.In{}, fmt.Errorf("unknown frame type %d", typ)
 	}
-	var m ws.Message
-	if err := json.Unmarshal(b, &m); err != nil {
-		return bridge.In{}, fmt.Errorf("invalid JSON: %v", err)
-	}
-	switch m.Event {
-	case "media":
-		if m.Media == nil {
-			return bridge.In{}, errors.New("media event without media")
-		}
-		raw, err := base64.StdEncoding.DecodeString(m.Media.Payload)
-		if err != nil {
-			return bridge.In{}, fmt.Errorf("media payload: %v", err)
-		}
-		pcm, err := PCM(raw)
-		return bridge.In{Kind: bridge.InAudio, Audio: pcm}, err
-	case "mark":
-		if m.Mark == nil {
-			return bridge.In{}, errors.New("mark event without mark")
-		}
-		return bridge.In{Kind: bridge.InMark, Name: m.Mark.Name}, nil
-	case "clear":
-		return bridge.In{Kind: bridge.InClear}, nil
-	case "hangup":
-		return bridge.In{Kind: bridge.InHangup}, nil
-	case "dtmf":
-		if m.DTMF != nil {
-			return bridge.In{Kind: bridge.InDTMF, Digit: m.DTMF.Digit}, nil
-		}
-	}
-	return bridge.In{Kind: bridge.InIgnored, Name: m.Event}, nil
+	return ws.ParseMessage(b, PCM, true) // the QUIC agent speaks trunkd's protocol
 }
 
 // Close implements bridge.Agent.

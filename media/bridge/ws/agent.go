@@ -216,7 +216,13 @@ func (a *agent) Recv(ctx context.Context) (bridge.In, error) {
 }
 
 // parse reads one JSON message from the agent.
-func (a *agent) parse(b []byte) (bridge.In, error) {
+func (a *agent) parse(b []byte) (bridge.In, error) { return ParseMessage(b, a.decode, a.v1()) }
+
+// ParseMessage reads one JSON message from an agent, decoding a media
+// payload with decode. v1 is whether the agent speaks trunkd's own
+// protocol, whose hangup and dtmf events are read; from a Twilio-style
+// agent they are ignored like any other unknown event.
+func ParseMessage(b []byte, decode func([]byte) ([]int16, error), v1 bool) (bridge.In, error) {
 	var m Message
 	if err := json.Unmarshal(b, &m); err != nil {
 		return bridge.In{}, fmt.Errorf("invalid JSON: %v", err)
@@ -230,7 +236,7 @@ func (a *agent) parse(b []byte) (bridge.In, error) {
 		if err != nil {
 			return bridge.In{}, fmt.Errorf("media payload: %v", err)
 		}
-		pcm, err := a.decode(raw)
+		pcm, err := decode(raw)
 		if err != nil {
 			return bridge.In{}, err
 		}
@@ -243,11 +249,11 @@ func (a *agent) parse(b []byte) (bridge.In, error) {
 	case "clear":
 		return bridge.In{Kind: bridge.InClear}, nil
 	case "hangup":
-		if a.v1() {
+		if v1 {
 			return bridge.In{Kind: bridge.InHangup}, nil
 		}
 	case "dtmf":
-		if a.v1() && m.DTMF != nil {
+		if v1 && m.DTMF != nil {
 			return bridge.In{Kind: bridge.InDTMF, Digit: m.DTMF.Digit}, nil
 		}
 	}
