@@ -55,11 +55,7 @@ func cmdAgentPut(ctx context.Context, c *cli, args []string) error {
 // agentID runs one call on an agent named by the command's argument.
 func (c *cli) agentID(ctx context.Context, name string, args []string, f func(cl *rpc.Client, id string) error) error {
 	fs := c.flags("agent "+name, "AGENT_ID")
-	rest, err := c.parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	cl, err := c.dial(ctx)
+	cl, rest, err := c.connect(ctx, fs, args, 1)
 	if err != nil {
 		return err
 	}
@@ -109,10 +105,7 @@ func cmdAgentUndeploy(ctx context.Context, c *cli, args []string) error {
 
 func cmdAgentList(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("agent list", "")
-	if _, err := c.parse(fs, args, 0); err != nil {
-		return err
-	}
-	cl, err := c.dial(ctx)
+	cl, _, err := c.connect(ctx, fs, args, 0)
 	if err != nil {
 		return err
 	}

@@ -91,10 +91,7 @@ func syncDir(dir string) error {
 func cmdReload(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("reload", "[--log-level LEVEL]")
 	level := fs.String("log-level", "", "set trunkd's log `level` (debug, info, warn, error) until the next reload naming one")
-	if _, err := c.parse(fs, args, 0); err != nil {
-		return err
-	}
-	cl, err := c.dial(ctx)
+	cl, _, err := c.connect(ctx, fs, args, 0)
 	if err != nil {
 		return err
 	}

@@ -82,6 +82,17 @@ func (c *cli) dial(ctx context.Context) (*rpc.Client, error) {
 	return cl.ForOrg(c.g.org), nil
 }
 
+// connect parses args with fs (nargs positional arguments) and connects;
+// the caller closes the client.
+func (c *cli) connect(ctx context.Context, fs *flag.FlagSet, args []string, nargs int) (*rpc.Client, []string, error) {
+	rest, err := c.parse(fs, args, nargs)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := c.dial(ctx)
+	return cl, rest, err
+}
+
 func (c *cli) tlsConfig() (*tls.Config, error) {
 	host, _, err := net.SplitHostPort(c.g.addr)
 	if err != nil {
@@ -219,11 +230,7 @@ func (c *cli) patch(ctx context.Context, cl *rpc.Client, tf *trunkFlags, id stri
 
 func cmdGet(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("get", "TRUNK_ID")
-	rest, err := c.parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	cl, err := c.dial(ctx)
+	cl, rest, err := c.connect(ctx, fs, args, 1)
 	if err != nil {
 		return err
 	}
@@ -299,11 +306,7 @@ func boolInt(b bool) int {
 
 func cmdRemove(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("rm", "TRUNK_ID")
-	rest, err := c.parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	cl, err := c.dial(ctx)
+	cl, rest, err := c.connect(ctx, fs, args, 1)
 	if err != nil {
 		return err
 	}
@@ -439,11 +442,7 @@ func sipOutcome(r rpc.DialResponse) string {
 
 func cmdHangup(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("hangup", "CALL_ID")
-	rest, err := c.parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	cl, err := c.dial(ctx)
+	cl, rest, err := c.connect(ctx, fs, args, 1)
 	if err != nil {
 		return err
 	}
@@ -458,10 +457,7 @@ func cmdHangup(ctx context.Context, c *cli, args []string) error {
 func cmdCalls(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags("calls", "[--trunk ID]")
 	trunkID := fs.String("trunk", "", "only the calls of this trunk (`ID`)")
-	if _, err := c.parse(fs, args, 0); err != nil {
-		return err
-	}
-	cl, err := c.dial(ctx)
+	cl, _, err := c.connect(ctx, fs, args, 0)
 	if err != nil {
 		return err
 	}
