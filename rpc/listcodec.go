@@ -204,12 +204,18 @@ func encodeTrunkConfig(e *msgpack.Encoder, t *api.TrunkConfig) error {
 // would: nil is the zero value, unknown keys are skipped, and a shape
 // other than a map (an array-encoded struct) goes to that decoder.
 func decodeTrunkConfig(d *msgpack.Decoder, t *api.TrunkConfig) error {
+	return decodeMap(d, t, func(k []byte) error { return decodeTrunkConfigField(d, t, k) })
+}
+
+// decodeMap reads a map key by key, field reading each key's value, or
+// hands any other shape to msgpack's reflective decoder, into v.
+func decodeMap(d *msgpack.Decoder, v any, field func(k []byte) error) error {
 	c, err := d.PeekCode()
 	if err != nil {
 		return err
 	}
 	if !isMap(c) {
-		return d.Decode(t)
+		return d.Decode(v)
 	}
 	n, err := d.DecodeMapLen()
 	if err != nil {
@@ -221,7 +227,7 @@ func decodeTrunkConfig(d *msgpack.Decoder, t *api.TrunkConfig) error {
 		if err != nil {
 			return err
 		}
-		if err := decodeTrunkConfigField(d, t, k); err != nil {
+		if err := field(k); err != nil {
 			return err
 		}
 	}
@@ -305,38 +311,19 @@ func decodeTrunkConfigField(d *msgpack.Decoder, t *api.TrunkConfig, k []byte) er
 }
 
 func decodeListTrunks(d *msgpack.Decoder, r *ListTrunksResponse) error {
-	c, err := d.PeekCode()
-	if err != nil {
-		return err
-	}
-	if !isMap(c) {
-		return d.Decode(r)
-	}
-	n, err := d.DecodeMapLen()
-	if err != nil {
-		return err
-	}
-	var key [32]byte
-	for range n {
-		k, err := decodeKey(d, &key)
-		if err != nil {
-			return err
-		}
+	return decodeMap(d, r, func(k []byte) error {
 		switch string(k) {
 		case "trunks":
-			err = decodeTrunkConfigs(d, &r.Trunks)
+			return decodeTrunkConfigs(d, &r.Trunks)
 		case "next_cursor":
+			var err error
 			r.NextCursor, err = d.DecodeString()
-		case "records":
-			err = d.Decode(&r.Records)
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
 			return err
+		case "records":
+			return d.Decode(&r.Records)
 		}
-	}
-	return nil
+		return d.Skip()
+	})
 }
 
 // decodeTrunkConfigs reads an array (nil leaves a nil slice), growing the
