@@ -39,6 +39,7 @@ func benchDaemon(b *testing.B, extra ...string) (*Daemon, string, ed25519.Privat
 		b.Fatal(err)
 	}
 	os.WriteFile(cfg.JWTSecretFile, []byte("bench-secret-bench-secret-bench-secret\n"), 0o600)
+	daemonGC(b)
 	d, err := Start(cfg, cfg.logger(os.Stderr))
 	if err != nil {
 		b.Fatal(err)
