@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -95,25 +96,43 @@ func (t *Trunk) validateID() *Error { return validateID(t.TrunkID) }
 // string field: they end up in SIP headers.
 func (t *Trunk) validateStrings() *Error {
 	v := reflect.ValueOf(t).Elem()
-	typ := v.Type()
-	for i := range typ.NumField() {
-		name := JSONName(typ.Field(i))
-		f := v.Field(i)
-		switch f.Kind() {
-		case reflect.String:
-			if err := CheckText(name, f.String()); err != nil {
+	for _, f := range textFields() {
+		fv := v.Field(f.index)
+		if fv.Kind() == reflect.String {
+			if err := CheckText(f.name, fv.String()); err != nil {
 				return err
 			}
-		case reflect.Slice:
-			for j := range f.Len() {
-				if err := CheckText(name, f.Index(j).String()); err != nil {
-					return err
-				}
+			continue
+		}
+		for j := range fv.Len() {
+			if err := CheckText(f.name, fv.Index(j).String()); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
 }
+
+// textField is a string or []string field of Trunk, by position.
+type textField struct {
+	index int
+	name  string
+}
+
+// textFields lists Trunk's text fields, found once: walking the struct
+// tags on every Validate was a twentieth of an UpdateTrunk's CPU.
+var textFields = sync.OnceValue(func() []textField {
+	var fs []textField
+	typ := reflect.TypeFor[Trunk]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		k := f.Type.Kind()
+		if k == reflect.String || k == reflect.Slice && f.Type.Elem().Kind() == reflect.String {
+			fs = append(fs, textField{i, JSONName(f)})
+		}
+	}
+	return fs
+})
 
 // JSONName returns the name f has in JSON: its json tag up to the first
 // comma. Trunk fields are named so on the wire, in field errors and in

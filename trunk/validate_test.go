@@ -1,6 +1,8 @@
 package trunk
 
 import (
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -206,5 +208,34 @@ func wantFieldError(t *testing.T, err error, field string) {
 	}
 	if got != field {
 		t.Errorf("Validate() = %v; want error on field %q", err, field)
+	}
+}
+
+// TestEveryTextFieldRefusesControlCharacters puts a NUL into each string
+// and []string field of an otherwise valid record in turn.
+func TestEveryTextFieldRefusesControlCharacters(t *testing.T) {
+	typ := reflect.TypeFor[Trunk]()
+	checked := 0
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		tr := valid()
+		v := reflect.ValueOf(&tr).Elem().Field(i)
+		switch {
+		case f.Type.Kind() == reflect.String:
+			v.SetString("a\x00b")
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
+			v.Set(reflect.ValueOf([]string{"x", "a\x00b"}).Convert(f.Type))
+		default:
+			continue
+		}
+		checked++
+		err := tr.Validate()
+		var e *Error
+		if !errors.As(err, &e) || e.Field != JSONName(f) || !strings.Contains(e.Error(), "control character") {
+			t.Errorf("%s with a NUL: got %v, want a control-character error naming it", JSONName(f), err)
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("only %d text fields found", checked)
 	}
 }
