@@ -14,6 +14,7 @@ import (
 type field struct {
 	name  string
 	index []int
+	pos   int // 0, 1, ... in the table: the field's bit in a seen set
 }
 
 // fieldTables caches, per DTO type, its fields by wire name. Wire names come
@@ -43,7 +44,7 @@ func collectFields(t reflect.Type, prefix []int, m map[string]field) {
 		if name == "" || name == "-" || !f.IsExported() {
 			continue
 		}
-		m[name] = field{name: name, index: index}
+		m[name] = field{name: name, index: index, pos: len(m)}
 	}
 }
 
@@ -62,7 +63,11 @@ func decodeDTO(r *reader, dst any) error {
 	}
 	v := reflect.ValueOf(dst).Elem()
 	fields := fieldsOf(v.Type())
-	var seen map[string]bool
+	var small [4]uint64
+	seen := small[:]
+	if len(fields) > 64*len(small) {
+		seen = make([]uint64, (len(fields)+63)/64)
+	}
 	for range n {
 		key, err := r.strBytes()
 		if err != nil {
@@ -73,13 +78,11 @@ func decodeDTO(r *reader, dst any) error {
 			name := printable(key)
 			return &Error{Code: CodeInvalidArgument, Field: name, Message: fmt.Sprintf("unknown field %q", name)}
 		}
-		if seen == nil {
-			seen = make(map[string]bool, n)
-		}
-		if seen[f.name] {
+		word, bit := f.pos/64, uint64(1)<<(f.pos%64)
+		if seen[word]&bit != 0 {
 			return invalidField(f.name, "field given more than once")
 		}
-		seen[f.name] = true
+		seen[word] |= bit
 		if err := decodeValue(r, v.FieldByIndex(f.index), f.name); err != nil {
 			return err
 		}

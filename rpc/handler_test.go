@@ -80,6 +80,7 @@ func TestDecodeStrict(t *testing.T) {
 		{"string for list", env("AddTrunk", addBody("t1", mpStr("codec_preferences"), mpStr("PCMU"))), CodeInvalidArgument, "codec_preferences"},
 		{"nil in list", env("AddTrunk", addBody("t1", mpStr("codec_preferences"), mpArr(mpNil()))), CodeInvalidArgument, "codec_preferences[0]"},
 		{"field twice", env("AddTrunk", addBody("t1", mpStr("trunk_id"), mpStr("t2"))), CodeInvalidArgument, "trunk_id"},
+		{"late field twice", env("AddTrunk", addBody("t1", mpStr("api_bearer_token_set"), []byte{0xc2}, mpStr("api_bearer_token_set"), []byte{0xc2})), CodeInvalidArgument, "api_bearer_token_set"},
 		{"validation names field", env("AddTrunk", addBody("t1", mpStr("reject_sip_code"), mpU16(200))), CodeInvalidArgument, "reject_sip_code"},
 		{"unknown method", env("DropTables", mpMap()), CodeUnknownMethod, ""},
 		{"envelope two entries", mpMap(mpStr("Ping"), mpMap(), mpStr("Ping"), mpMap()), CodeMalformed, ""},
