@@ -98,12 +98,13 @@ type sockets struct {
 func (l *listener) bind(host string, port int) (*sockets, error) {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	s := &sockets{}
-	var err error
-	if s.udp, err = net.ListenPacket("udp", addr); err != nil {
+	udp, err := net.ListenPacket("udp", addr)
+	if err != nil {
 		return nil, err
 	}
 	// best effort: the kernel caps it at net.core.rmem_max
-	_ = s.udp.(*net.UDPConn).SetReadBuffer(udpReadBuffer)
+	_ = udp.(*net.UDPConn).SetReadBuffer(udpReadBuffer)
+	s.udp = newRawUDP(udp.(*net.UDPConn))
 	if s.tcp, err = net.Listen("tcp", addr); err != nil {
 		s.close()
 		return nil, err
