@@ -437,6 +437,9 @@ func TestReAddKeepsChannelCount(t *testing.T) {
 		t.Errorf("third call after remove and re-add got %d; want 503 (channel_limit 2, 2 calls running)", got)
 	}
 	wg.Wait()
+	// The caller sees the hangup before trunkd has the answer to its BYE
+	// and frees the channel.
+	waitFor(t, "the ended calls' channels freed", func() bool { return p.status("again").ActiveCalls == 0 })
 	if got := u.code(t, port); got != 200 {
 		t.Errorf("call after the others ended got %d; want 200", got)
 	}
