@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && (amd64 || arm64)
 
 package sipplane
 
@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -25,6 +26,9 @@ type rawUDP struct {
 	*net.UDPConn
 	rc     syscall.RawConn
 	family int // AF_INET or AF_INET6, the socket's
+
+	rmu  sync.Mutex // one reader at a time (sipgo has one)
+	read *rawOp
 }
 
 // newRawUDP wraps c, or returns it as it is when its descriptor cannot
@@ -41,90 +45,117 @@ func newRawUDP(c *net.UDPConn) net.PacketConn {
 	if err != nil || (family != syscall.AF_INET && family != syscall.AF_INET6) {
 		return c
 	}
-	return &rawUDP{UDPConn: c, rc: rc, family: family}
+	return &rawUDP{UDPConn: c, rc: rc, family: family, read: newRawOp()}
+}
+
+// rawOp is one recvfrom or sendto: its buffer, address and result, and
+// the callbacks RawConn runs, made once so that a datagram allocates
+// nothing here. A socket keeps one for reading; writes take one from a
+// pool, as sipgo writes from many goroutines.
+type rawOp struct {
+	b     []byte
+	sa    syscall.RawSockaddrAny // the source read, or the destination
+	size  uint32                 // of sa: in and out for recvfrom, in for sendto
+	n     int
+	errno syscall.Errno
+
+	recv, send func(fd uintptr) bool
+}
+
+func newRawOp() *rawOp {
+	op := &rawOp{}
+	op.recv, op.send = op.recvfrom, op.sendto
+	return op
+}
+
+var rawOps = sync.Pool{New: func() any { return newRawOp() }}
+
+func (op *rawOp) recvfrom(fd uintptr) bool {
+	for {
+		op.size = syscall.SizeofSockaddrAny
+		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(op.b))),
+			uintptr(len(op.b)), 0, uintptr(unsafe.Pointer(&op.sa)), uintptr(unsafe.Pointer(&op.size)))
+		if e != syscall.EINTR {
+			op.n, op.errno = int(r), e
+			return e != syscall.EAGAIN
+		}
+	}
+}
+
+func (op *rawOp) sendto(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(op.b))),
+			uintptr(len(op.b)), 0, uintptr(unsafe.Pointer(&op.sa)), uintptr(op.size))
+		if e != syscall.EINTR {
+			op.n, op.errno = int(r), e
+			return e != syscall.EAGAIN
+		}
+	}
 }
 
 func (c *rawUDP) ReadFrom(b []byte) (int, net.Addr, error) {
-	var (
-		n     int
-		rsa   syscall.RawSockaddrAny
-		errno syscall.Errno
-	)
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			size := uint32(syscall.SizeofSockaddrAny)
-			r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, bufPtr(b), uintptr(len(b)), 0,
-				uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&size)))
-			if e == syscall.EINTR {
-				continue
-			}
-			n, errno = int(r), e
-			return e != syscall.EAGAIN
-		}
-	})
-	if err == nil && errno != 0 {
-		err = c.opError("read", nil, os.NewSyscallError("recvfrom", errno))
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	op := c.read
+	op.b = b
+	defer func() { op.b = nil }()
+	err := c.rc.Read(op.recv)
+	if err == nil && op.errno != 0 {
+		err = c.opError("read", nil, os.NewSyscallError("recvfrom", op.errno))
 	}
 	if err != nil {
 		return 0, nil, err
 	}
-	return n, udpAddrOf(&rsa), nil
+	return op.n, udpAddrOf(&op.sa), nil
 }
 
 func (c *rawUDP) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
-	if !ok {
+	if !ok || ua == nil {
 		return c.UDPConn.WriteTo(b, addr)
 	}
-	var sa4 syscall.RawSockaddrInet4
-	var sa6 syscall.RawSockaddrInet6
-	var sa unsafe.Pointer
-	var size uintptr
-	switch ip4 := ua.IP.To4(); {
-	case c.family == syscall.AF_INET && ip4 != nil:
-		sa4.Family = syscall.AF_INET
-		putPort(&sa4.Port, ua.Port)
-		copy(sa4.Addr[:], ip4)
-		sa, size = unsafe.Pointer(&sa4), syscall.SizeofSockaddrInet4
-	case c.family == syscall.AF_INET6 && ua.IP.To16() != nil:
-		sa6.Family = syscall.AF_INET6
-		putPort(&sa6.Port, ua.Port)
-		copy(sa6.Addr[:], ua.IP.To16())
-		sa6.Scope_id = zoneIndex(ua.Zone)
-		sa, size = unsafe.Pointer(&sa6), syscall.SizeofSockaddrInet6
-	default:
+	op := rawOps.Get().(*rawOp)
+	defer func() { op.b = nil; rawOps.Put(op) }()
+	if !op.setDest(c.family, ua) {
 		return c.UDPConn.WriteTo(b, addr) // the net package's error for it
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, bufPtr(b), uintptr(len(b)), 0, uintptr(sa), size)
-			if e == syscall.EINTR {
-				continue
-			}
-			n, errno = int(r), e
-			return e != syscall.EAGAIN
-		}
-	})
-	if err == nil && errno != 0 {
-		err = c.opError("write", addr, os.NewSyscallError("sendto", errno))
+	op.b = b
+	err := c.rc.Write(op.send)
+	if err == nil && op.errno != 0 {
+		err = c.opError("write", addr, os.NewSyscallError("sendto", op.errno))
 	}
 	if err != nil {
 		return 0, err
 	}
-	return n, nil
+	return op.n, nil
+}
+
+// setDest puts ua into op.sa as a socket of family takes it: IPv4 as
+// itself or, on an IPv6 socket, IPv4-mapped. It is false for an address
+// the socket cannot send to.
+func (op *rawOp) setDest(family int, ua *net.UDPAddr) bool {
+	ip4 := ua.IP.To4()
+	switch {
+	case family == syscall.AF_INET && ip4 != nil:
+		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&op.sa))
+		*sa = syscall.RawSockaddrInet4{Family: syscall.AF_INET}
+		putPort(&sa.Port, ua.Port)
+		copy(sa.Addr[:], ip4)
+		op.size = syscall.SizeofSockaddrInet4
+	case family == syscall.AF_INET6 && ua.IP.To16() != nil:
+		sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&op.sa))
+		*sa = syscall.RawSockaddrInet6{Family: syscall.AF_INET6, Scope_id: zones.index(ua.Zone)}
+		putPort(&sa.Port, ua.Port)
+		copy(sa.Addr[:], ua.IP.To16())
+		op.size = syscall.SizeofSockaddrInet6
+	default:
+		return false
+	}
+	return true
 }
 
 func (c *rawUDP) opError(op string, addr net.Addr, err error) error {
 	return &net.OpError{Op: op, Net: "udp", Source: c.LocalAddr(), Addr: addr, Err: err}
-}
-
-func bufPtr(b []byte) uintptr {
-	if len(b) == 0 {
-		return 0
-	}
-	return uintptr(unsafe.Pointer(&b[0]))
 }
 
 // putPort and portOf convert between a port and its network byte order
@@ -139,38 +170,86 @@ func portOf(p *uint16) int {
 	return int(b[0])<<8 | int(b[1])
 }
 
-// udpAddrOf converts what recvfrom wrote, as the net package does.
+// udpAddr is a UDPAddr with room for its IP, so that reporting a
+// datagram's source is one allocation.
+type udpAddr struct {
+	net.UDPAddr
+	ip [net.IPv6len]byte
+}
+
+// udpAddrOf converts what recvfrom wrote, as the net package does: a
+// 4-byte IP from an IPv4 socket, 16 bytes from an IPv6 one.
 func udpAddrOf(rsa *syscall.RawSockaddrAny) *net.UDPAddr {
+	a := &udpAddr{}
 	switch rsa.Addr.Family {
 	case syscall.AF_INET:
 		p := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return &net.UDPAddr{IP: append(net.IP(nil), p.Addr[:]...), Port: portOf(&p.Port)}
+		copy(a.ip[:], p.Addr[:])
+		a.IP, a.Port = a.ip[:net.IPv4len], portOf(&p.Port)
 	case syscall.AF_INET6:
 		p := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		return &net.UDPAddr{IP: append(net.IP(nil), p.Addr[:]...), Port: portOf(&p.Port), Zone: zoneName(p.Scope_id)}
+		copy(a.ip[:], p.Addr[:])
+		a.IP, a.Port, a.Zone = a.ip[:], portOf(&p.Port), zones.name(p.Scope_id)
 	}
-	return &net.UDPAddr{}
+	return &a.UDPAddr
 }
 
-// zoneName and zoneIndex convert an IPv6 scope: an interface's name when
-// there is one, else its index in decimal (link-local peers only).
-func zoneName(index uint32) string {
+// zones caches IPv6 scopes (link-local peers only) both ways: looking an
+// interface up lists them all through netlink.
+var zones zoneCache
+
+type zoneCache struct {
+	mu      sync.RWMutex
+	names   map[uint32]string
+	indexes map[string]uint32
+}
+
+// name is the interface name of scope index, else the index in decimal.
+func (z *zoneCache) name(index uint32) string {
 	if index == 0 {
 		return ""
 	}
-	if ifi, err := net.InterfaceByIndex(int(index)); err == nil {
-		return ifi.Name
+	z.mu.RLock()
+	name, ok := z.names[index]
+	z.mu.RUnlock()
+	if ok {
+		return name
 	}
-	return strconv.FormatUint(uint64(index), 10)
+	name = strconv.FormatUint(uint64(index), 10)
+	if ifi, err := net.InterfaceByIndex(int(index)); err == nil {
+		name = ifi.Name
+	}
+	z.store(func() { z.names[index] = name })
+	return name
 }
 
-func zoneIndex(zone string) uint32 {
+// index is the scope index of zone, an interface name or a decimal index.
+func (z *zoneCache) index(zone string) uint32 {
 	if zone == "" {
 		return 0
 	}
-	if ifi, err := net.InterfaceByName(zone); err == nil {
-		return uint32(ifi.Index)
+	z.mu.RLock()
+	index, ok := z.indexes[zone]
+	z.mu.RUnlock()
+	if ok {
+		return index
 	}
-	n, _ := strconv.ParseUint(zone, 10, 32)
-	return uint32(n)
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		index = uint32(ifi.Index)
+	} else if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+		index = uint32(n)
+	}
+	z.store(func() { z.indexes[zone] = index })
+	return index
+}
+
+// store runs set under the lock, on maps that it empties now and then:
+// interfaces come and go, and a peer may name any zone.
+func (z *zoneCache) store(set func()) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.names == nil || len(z.names)+len(z.indexes) > 64 {
+		z.names, z.indexes = map[uint32]string{}, map[string]uint32{}
+	}
+	set()
 }

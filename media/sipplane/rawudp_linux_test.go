@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && (amd64 || arm64)
 
 package sipplane
 
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -124,5 +125,72 @@ func TestRawUDPWrongFamily(t *testing.T) {
 	r := rawListen(t, "udp4", "127.0.0.1:0")
 	if _, err := r.WriteTo([]byte("x"), &net.UDPAddr{IP: net.ParseIP("2001:db8::1"), Port: 5060}); err == nil {
 		t.Fatal("an IPv6 destination on an IPv4 socket was accepted")
+	}
+}
+
+// TestRawUDPAllocations sends datagrams to the socket itself: a read
+// allocates only the source address it returns, a write nothing (not
+// checked under the race detector, which makes sync.Pool drop what it is
+// given at random).
+func TestRawUDPAllocations(t *testing.T) {
+	r := rawListen(t, "udp4", "127.0.0.1:0")
+	self := r.LocalAddr().(*net.UDPAddr)
+	msg, buf := []byte("OPTIONS"), make([]byte, 64)
+	write := func() {
+		if _, err := r.WriteTo(msg, self); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() {
+		if n, _, err := r.ReadFrom(buf); err != nil || n != len(msg) {
+			t.Fatalf("ReadFrom = %d, %v", n, err)
+		}
+	}
+	if allocs := testing.AllocsPerRun(200, func() { write(); read() }); allocs != 1 && !raceEnabled {
+		t.Errorf("a write and a read allocate %v times; want 1 (the source address)", allocs)
+	}
+	for range 201 { // AllocsPerRun's warm-up and runs
+		write()
+	}
+	if allocs := testing.AllocsPerRun(200, read); allocs != 1 {
+		t.Errorf("a read allocates %v times; want 1 (the source address)", allocs)
+	}
+}
+
+// TestRawUDPNilAddress is the net package's error, not a panic.
+func TestRawUDPNilAddress(t *testing.T) {
+	r := rawListen(t, "udp4", "127.0.0.1:0")
+	if _, err := r.WriteTo([]byte("x"), (*net.UDPAddr)(nil)); err == nil {
+		t.Fatal("a nil address was accepted")
+	}
+}
+
+// TestZoneCache converts IPv6 scopes both ways, through the loopback
+// interface and by decimal index.
+func TestZoneCache(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip(err)
+	}
+	var z zoneCache
+	for range 2 { // the second round is served from the cache
+		if got := z.name(uint32(lo.Index)); got != "lo" {
+			t.Fatalf("name(%d) = %q, want lo", lo.Index, got)
+		}
+		if got := z.index("lo"); got != uint32(lo.Index) {
+			t.Fatalf("index(lo) = %d, want %d", got, lo.Index)
+		}
+	}
+	if got := z.index("4242"); got != 4242 {
+		t.Fatalf("index(4242) = %d", got)
+	}
+	if z.name(0) != "" || z.index("") != 0 {
+		t.Fatal("no zone is not scope 0")
+	}
+	for i := range 100 { // a peer naming many zones does not grow it for ever
+		z.index(strconv.Itoa(1000 + i))
+	}
+	if n := len(z.names) + len(z.indexes); n > 65 {
+		t.Fatalf("the cache holds %d entries", n)
 	}
 }

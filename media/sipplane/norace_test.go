@@ -1,0 +1,5 @@
+//go:build !race
+
+package sipplane
+
+const raceEnabled = false
