@@ -44,7 +44,11 @@ func collectFields(t reflect.Type, prefix []int, m map[string]field) {
 		if name == "" || name == "-" || !f.IsExported() {
 			continue
 		}
-		m[name] = field{name: name, index: index, pos: len(m)}
+		pos := len(m)
+		if shadowed, ok := m[name]; ok {
+			pos = shadowed.pos // the name's bit stays its own
+		}
+		m[name] = field{name: name, index: index, pos: pos}
 	}
 }
 

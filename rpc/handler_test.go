@@ -238,3 +238,27 @@ func TestCauseLoggedNotSent(t *testing.T) {
 		t.Errorf("log lacks the cause %q:\n%s", marker, buf.String())
 	}
 }
+
+// TestDecodeShadowedField decodes a DTO whose embedded struct repeats an
+// outer field's wire name: every other field keeps a seen-bit of its
+// own, so giving each once is not "more than once".
+func TestDecodeShadowedField(t *testing.T) {
+	type inner struct {
+		A string `json:"a"`
+		B string `json:"b"`
+	}
+	type dto struct {
+		B string `json:"b"`
+		inner
+		C string `json:"c"`
+	}
+	var d dto
+	body := mpMap(mpStr("a"), mpStr("1"), mpStr("b"), mpStr("2"), mpStr("c"), mpStr("3"))
+	if err := decodeDTO(&reader{b: body}, &d); err != nil {
+		t.Fatalf("decodeDTO: %v", err)
+	}
+	twice := mpMap(mpStr("c"), mpStr("3"), mpStr("c"), mpStr("4"))
+	if err := decodeDTO(&reader{b: twice}, &d); err == nil {
+		t.Fatal("a field given twice was accepted")
+	}
+}
