@@ -125,18 +125,11 @@ bench-ai: deps ## the AI bridge's benchmarks alone: latency, 1/50/300 bridged ca
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
-	@for t in FuzzDecodeEnvelope FuzzDecodeTrunkDTO FuzzReadBackup FuzzListFrame; do \
-	  $(GO) test ./rpc -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
-	$(GO) test ./rpc/auth -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $${FUZZTIME:-30s}
-	$(GO) test ./store -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $${FUZZTIME:-30s}
-	$(GO) test ./store/record -run '^$$' -fuzz '^FuzzParseMatchesStd$$' -fuzztime $${FUZZTIME:-30s}
-	$(GO) test ./media/sipplane -run '^$$' -fuzz '^FuzzParseOffer$$' -fuzztime $${FUZZTIME:-30s}
-	$(GO) test ./media/sipplane -run '^$$' -fuzz '^FuzzInboundSIP$$' -fuzztime $${FUZZTIME:-30s}
-	@for t in FuzzRTCP FuzzPacket; do \
-	  $(GO) test ./media/rtpstats -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} || exit 1; done
-	$(GO) test ./media/audio -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-30s}
-	$(GO) test ./media/bridge/ws -run '^$$' -fuzz '^FuzzAgentMessage$$' -fuzztime $${FUZZTIME:-30s}
-	$(GO) test ./media/bridge/quic -run '^$$' -fuzz '^FuzzAgentFrame$$' -fuzztime $${FUZZTIME:-30s}
+	@set -e; for t in rpc:FuzzDecodeEnvelope rpc:FuzzDecodeTrunkDTO rpc:FuzzReadBackup rpc:FuzzListFrame \
+	  rpc/auth:FuzzAuthenticate store:FuzzDecodeRecord store/record:FuzzParseMatchesStd \
+	  media/sipplane:FuzzParseOffer media/sipplane:FuzzInboundSIP media/rtpstats:FuzzRTCP media/rtpstats:FuzzPacket \
+	  media/audio:FuzzDecode media/bridge/ws:FuzzAgentMessage media/bridge/quic:FuzzAgentFrame; do \
+	  GO=$(GO) .ci/fuzz-one ./$${t%%:*} $${t#*:}; done
 
 CRASH_ROUNDS ?= 60
 .PHONY: crash
