@@ -57,6 +57,7 @@ type DB struct {
 	replayed int // writes Open took from the log
 
 	commits int // frames written by the writer goroutine, for tests
+	queued  int // the writer's: frames left to flush as under load (see loaded)
 }
 
 // Option configures Open.
@@ -482,4 +483,15 @@ func (db *DB) ForEachRecord(ctx context.Context, fn func(id string, v []byte) er
 			return fn(string(k), bytes.Clone(v))
 		})
 	})
+}
+
+// LogFlush says how the write-ahead log's flushes run: "io_uring" when
+// writes queue up (the kernel runs the fdatasync while the writer waits
+// in Go's poller) and a blocking fdatasync for a lone write, or
+// "fdatasync" where the kernel offers no io_uring.
+func (db *DB) LogFlush() string {
+	if db.wal.ring != nil {
+		return "io_uring"
+	}
+	return "fdatasync"
 }

@@ -150,7 +150,7 @@ func (db *DB) commit(batch []*op) {
 		err = db.encode(fr.entries, v.puts)
 	}
 	if err == nil && len(fr.entries) > 0 {
-		err = db.append(fr)
+		err = db.append(fr, db.loaded(len(batch)))
 	}
 	if err != nil {
 		for _, o := range batch {
@@ -173,8 +173,8 @@ func (db *DB) commit(batch []*op) {
 
 // append writes fr to the log; when the log is full, it first waits for
 // bbolt to hold every frame and rewinds.
-func (db *DB) append(fr walFrame) error {
-	err := db.wal.append(fr)
+func (db *DB) append(fr walFrame, busy bool) error {
+	err := db.wal.append(fr, busy)
 	if err != errWALFull {
 		return err
 	}
@@ -182,7 +182,20 @@ func (db *DB) append(fr walFrame) error {
 		return err
 	}
 	db.prune()
-	return db.wal.append(fr)
+	return db.wal.append(fr, busy)
+}
+
+// loaded says whether writes are queuing up: this batch holds more than
+// one, or one of the last 16 did. The log then flushes through its
+// io_uring (see wal.sync); a lone write now and then does not.
+func (db *DB) loaded(batch int) bool {
+	switch {
+	case batch > 1:
+		db.queued = 16
+	case db.queued > 0:
+		db.queued--
+	}
+	return db.queued > 0
 }
 
 // put is a record a frame's entry must hold: the op's trunk, encoded.

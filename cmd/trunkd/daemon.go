@@ -119,6 +119,7 @@ func (d *Daemon) start() error {
 		if n := d.db.Replayed(); n > 0 {
 			d.log.Info("store: writes acknowledged before a crash replayed from the write-ahead log", "writes", n)
 		}
+		d.log.Debug("store: write-ahead log flushes", "with", d.db.LogFlush())
 		d.svc = control.New(d.db, sipPlane{d.sip})
 		if err := d.svc.UseAgents(context.Background(), d.db, d.sip); err != nil {
 			return err
