@@ -32,6 +32,10 @@ type outcome struct {
 	// stream, for a method answered with raw bytes after its response
 	// (Backup), is sent by sendStream; serve then returns no frame.
 	stream *api.Stream
+
+	// page, a ListTrunks page built while it is written (sendPage); serve
+	// then returns no frame.
+	page *api.TrunkPage
 }
 
 // serve decodes frame, runs the method and returns the encoded response.
@@ -54,6 +58,10 @@ func (h *handler) serveWith(ctx context.Context, frame []byte, e *encoder) ([]by
 	}
 	if st, ok := resp.(*api.Stream); ok && err == nil {
 		out.stream = st
+		return nil, out
+	}
+	if l, ok := resp.(api.ListTrunksResponse); ok && l.Page != nil && err == nil {
+		out.page = l.Page
 		return nil, out
 	}
 	if err != nil {

@@ -278,14 +278,17 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
 		var out outcome
 		e := encoders.Get().(*encoder)
 		defer encoders.Put(e) // after resp, its buffer, is written
-		resp, out = s.h.serveWith(ctx, frame, e)
-		if out.stream != nil {
+		resp, out = s.h.serveWith(api.WithLazyPages(ctx), frame, e)
+		switch {
+		case out.stream != nil:
 			s.sendStream(ctx, str, &out)
+		case out.page != nil:
+			s.sendPage(str, out.page, e)
 		}
 		d := time.Since(start)
 		s.h.logRequest(ctx, out, d)
 		s.observe(metricName(out.method), out.code, d)
-		if out.stream != nil {
+		if out.stream != nil || out.page != nil {
 			return
 		}
 	}

@@ -8,9 +8,11 @@ import (
 )
 
 // ViewTrunks calls fn with each trunk of the page q selects, in id order,
-// as ListTrunks lists them but without copying them: fn must neither
-// modify t nor keep it once it returns. fn runs inside the read
-// transaction, so it should be quick. q.Keep sees the cached record, so a
+// as ListTrunks lists them but without copying them: fn must not modify
+// t. It may keep it: the cache, the pending writes and a record decoded
+// here never change a trunk once a write has stored it (the next write
+// replaces it). fn runs inside the read transaction, so it should be
+// quick. q.Keep sees the cached record, so a
 // filtered scan neither decodes nor copies the trunks it skips once they
 // are cached; a record decoded here is cached too. Writes bbolt does not
 // hold yet come from the pending set, merged in order.

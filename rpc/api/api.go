@@ -205,32 +205,51 @@ func (h *Handler) getTrunk(ctx context.Context, req *TrunkIDRequest) (GetTrunkRe
 }
 
 func (h *Handler) listTrunks(ctx context.Context, req *ListTrunksRequest) (ListTrunksResponse, error) {
+	p, err := h.pageTrunks(ctx, req)
+	if err != nil {
+		return ListTrunksResponse{}, err
+	}
+	if lazy, _ := ctx.Value(lazyKey{}).(bool); lazy {
+		return ListTrunksResponse{NextCursor: p.NextCursor, Page: p}, nil
+	}
+	return p.Response(), nil
+}
+
+// pageTrunks finds the trunks of the page req asks for.
+func (h *Handler) pageTrunks(ctx context.Context, req *ListTrunksRequest) (*TrunkPage, error) {
 	limit := int(req.Limit)
 	switch {
 	case limit == 0:
 		limit = DefaultListLimit
 	case limit > MaxListLimit:
-		return ListTrunksResponse{}, trunk.FieldErrorf("limit", "%d is above the maximum of %d", limit, MaxListLimit)
+		return nil, trunk.FieldErrorf("limit", "%d is above the maximum of %d", limit, MaxListLimit)
 	}
 	f, err := req.filter()
 	if err != nil {
-		return ListTrunksResponse{}, err
+		return nil, err
 	}
-	resp := ListTrunksResponse{Trunks: make([]TrunkConfig, 0, min(limit, DefaultListLimit))}
+	p := &TrunkPage{Trunks: make([]*trunk.Trunk, 0, min(limit, DefaultListLimit)), Records: req.Records, Status: h.svc.TrunkStatus}
 	err = h.svc.ViewTrunks(ctx, req.Cursor, limit+1, f, access(ctx), func(t *trunk.Trunk) {
-		if len(resp.Trunks) == limit { // the one after the page: there is a next page
-			resp.NextCursor = resp.Trunks[limit-1].TrunkID
+		if len(p.Trunks) == limit { // the one after the page: there is a next page
+			p.NextCursor = p.Trunks[limit-1].TrunkID
 			return
 		}
-		resp.Trunks = append(resp.Trunks, NewTrunkConfig(t, h.svc.TrunkStatus(t.TrunkID)))
-		if req.Records {
-			resp.Records = append(resp.Records, NewTrunkRecord(t))
-		}
+		p.Trunks = append(p.Trunks, t) // kept: a stored record is never changed in place
 	})
 	if err != nil {
-		return ListTrunksResponse{}, err
+		return nil, err
 	}
-	return resp, nil
+	return p, nil
+}
+
+type lazyKey struct{}
+
+// WithLazyPages marks ctx so that ListTrunks answers with the page's
+// records (ListTrunksResponse.Page) and leaves Trunks and Records for the
+// caller to build while it writes them: the QUIC face sends a page while
+// building it.
+func WithLazyPages(ctx context.Context) context.Context {
+	return context.WithValue(ctx, lazyKey{}, true)
 }
 
 func (h *Handler) explainMatch(ctx context.Context, req *ExplainMatchRequest) (ExplainMatchResponse, error) {

@@ -160,6 +160,38 @@ type ListTrunksResponse struct {
 	// Records holds, when the request asked for them, the record of each
 	// trunk of Trunks, in the same order (secrets never included).
 	Records []*TrunkRecord `json:"records,omitempty"`
+
+	// Page is set instead of Trunks and Records for a caller that builds
+	// them itself (WithLazyPages); it is never encoded.
+	Page *TrunkPage `json:"-" msgpack:"-"`
+}
+
+// TrunkPage is a ListTrunks page before its DTOs are built: the records
+// on it, in trunk_id order, and the cursor after it. Its trunks are the
+// store's own records: read them, never modify them.
+type TrunkPage struct {
+	Trunks     []*trunk.Trunk
+	NextCursor string
+	Records    bool                         // the request asked for each trunk's record too
+	Status     func(id string) trunk.Status // the live status of a trunk
+}
+
+// Config is the TrunkConfig of the page's i-th trunk, with its status now.
+func (p *TrunkPage) Config(i int) TrunkConfig {
+	t := p.Trunks[i]
+	return NewTrunkConfig(t, p.Status(t.TrunkID))
+}
+
+// Response builds the whole answer.
+func (p *TrunkPage) Response() ListTrunksResponse {
+	r := ListTrunksResponse{Trunks: make([]TrunkConfig, len(p.Trunks)), NextCursor: p.NextCursor}
+	for i, t := range p.Trunks {
+		r.Trunks[i] = p.Config(i)
+		if p.Records {
+			r.Records = append(r.Records, NewTrunkRecord(t))
+		}
+	}
+	return r
 }
 
 // NewTrunkConfig builds the sanitised view of t with its live status.

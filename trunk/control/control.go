@@ -280,16 +280,16 @@ func (s *Service) ListTrunks(ctx context.Context, after string, limit int, f tru
 }
 
 // Viewer is a Store that can lend the trunks of a page without copying
-// them (store.DB can). fn must neither modify t nor keep it once it
-// returns.
+// them (store.DB can). fn must not modify t; it may keep it, as a stored
+// record is never changed in place (a write replaces it).
 type Viewer interface {
 	ViewTrunks(ctx context.Context, q trunk.ListQuery, fn func(t *trunk.Trunk)) error
 }
 
 // ViewTrunks calls fn with each trunk ListTrunks would return, in order,
-// without copying it when the store is a Viewer: fn must neither modify t
-// nor keep it once it returns, and should be quick (it may run inside the
-// store's read transaction). A face that turns each trunk into its own
+// without copying it when the store is a Viewer: fn must not modify t (it
+// may keep it), and should be quick (it may run inside the store's read
+// transaction). A face that turns each trunk into its own
 // DTO lists with it.
 func (s *Service) ViewTrunks(ctx context.Context, after string, limit int, f trunk.Filter, a Access, fn func(t *trunk.Trunk)) error {
 	q := listQuery(after, limit, f, a)
