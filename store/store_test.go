@@ -503,3 +503,28 @@ func reopen(t *testing.T, db *DB) *DB {
 	db.Close()
 	return open(t, db.Path())
 }
+
+// A write that passes submit's closed check just before Close, and is
+// queued only after the writer has answered what was queued and stopped,
+// is refused as closed; it does not wait forever for an answer.
+func TestWriteQueuedAfterWriterStoppedReturns(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "trunkd.db"))
+	close(db.closed)
+	<-db.done
+	// As seen by a write that checked closed before Close closed it:
+	db.closed = make(chan struct{})
+	errc := make(chan error, 1)
+	go func() { errc <- db.AddTrunk(ctx, sample("late")) }()
+	select {
+	case err := <-errc:
+		if trunk.ErrorCode(err) != trunk.EUNAVAILABLE {
+			t.Fatalf("AddTrunk after the writer stopped: %v; want %s", err, trunk.EUNAVAILABLE)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("AddTrunk queued after the writer stopped still waits after 5 s")
+	}
+	close(db.closed) // Close sees it closed: release the rest here
+	db.applier.close()
+	db.wal.close()
+	db.bolt.Close()
+}

@@ -76,7 +76,19 @@ func (db *DB) submit(ctx context.Context, o *op) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return <-o.err
+	select {
+	case err := <-o.err:
+		return err
+	case <-db.done:
+		// The writer answered every op it took or found queued; o came
+		// after, while Close stopped it.
+		select {
+		case err := <-o.err:
+			return err
+		default:
+			return errClosed
+		}
+	}
 }
 
 // writer is the one goroutine that writes. It takes every op queued,
