@@ -135,13 +135,13 @@ func (s *uringSyncer) sync() error {
 	*(*uint32)(unsafe.Add(s.sqArray, 4*i)) = i
 	atomic.StoreUint32(s.sqTail, tail+1)
 	for {
-		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(s.ring), 1, 0, 0, 0, 0)
-		if errno == 0 {
+		n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(s.ring), 1, 0, 0, 0, 0)
+		if errno == 0 && n == 1 {
 			break
 		}
 		if errno != unix.EINTR {
 			atomic.StoreUint32(s.sqTail, tail) // not submitted
-			return fmt.Errorf("io_uring_enter: %w", errno)
+			return &ringError{fmt.Errorf("io_uring_enter: submitted %d: %w", n, errno)}
 		}
 	}
 	s.flushes++
@@ -165,10 +165,17 @@ func (s *uringSyncer) wait(user uint64) error {
 			return nil
 		}
 		if _, err := s.event.Read(s.buf[:]); err != nil {
-			return fmt.Errorf("io_uring: wait for completion: %w", err)
+			return &ringError{fmt.Errorf("io_uring: wait for completion: %w", err)}
 		}
 	}
 }
+
+// ringError is a failure of the ring itself, not of the flush: the
+// caller flushes with fdatasync instead.
+type ringError struct{ err error }
+
+func (e *ringError) Error() string { return e.err.Error() }
+func (e *ringError) Unwrap() error { return e.err }
 
 // close releases the ring. The flushed file stays open.
 func (s *uringSyncer) close() {
@@ -182,4 +189,9 @@ func (s *uringSyncer) close() {
 		unix.Munmap(s.rings)
 	}
 	unix.Close(s.ring)
+}
+
+func isRingError(err error) bool {
+	var re *ringError
+	return errors.As(err, &re)
 }

@@ -92,3 +92,33 @@ func TestLogFlushesThroughRingUnderLoad(t *testing.T) {
 		t.Fatalf("after the crash: %d trunks, %v; want %d", n, err, 16*40)
 	}
 }
+
+// When the ring itself fails (here: its descriptor is gone), the log
+// flushes with fdatasync from then on; the writes succeed.
+func TestLogFallsBackWhenRingFails(t *testing.T) {
+	db := lagging(t, filepath.Join(t.TempDir(), "trunks.db"), walMaxSize)
+	defer db.Close()
+	if db.wal.ring == nil {
+		t.Skip("no io_uring here")
+	}
+	fd := db.wal.ring.ring
+	db.wal.ring.ring = -1
+	unix.Close(fd)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				if err := db.AddTrunk(ctx, sample(fmt.Sprintf("f%d-%d", w, i))); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := db.LogFlush(); got != "fdatasync" {
+		t.Fatalf("after the ring failed, LogFlush = %q; want fdatasync", got)
+	}
+	if n, err := db.Count(); err != nil || n != 160 {
+		t.Fatalf("Count = %d, %v; want 160", n, err)
+	}
+}

@@ -17,3 +17,5 @@ func newUringSyncer(*os.File) (*uringSyncer, error) {
 
 func (*uringSyncer) sync() error { return errors.ErrUnsupported }
 func (*uringSyncer) close()      {}
+
+func isRingError(error) bool { return false }

@@ -314,7 +314,12 @@ func (w *wal) rewind() { w.off = walHeaderSize }
 // without the hand-overs to the kernel's worker thread and back.
 func (w *wal) sync(busy bool) error {
 	if busy && w.ring != nil {
-		return w.ring.sync()
+		err := w.ring.sync()
+		if !isRingError(err) {
+			return err
+		}
+		w.ring.close() // the ring failed, not the flush: fdatasync from now on
+		w.ring = nil
 	}
 	return fdatasync(w.f)
 }
