@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	fastjson "github.com/segmentio/encoding/json"
@@ -30,9 +31,34 @@ type stored struct {
 	SIPPassword    []byte `json:"sip_password_sealed"`
 	APIBearerToken []byte `json:"api_bearer_token_sealed"`
 
-	Revision  uint64     `json:"revision,omitempty"`
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+	Revision  revision `json:"revision,omitempty"`
+	CreatedAt *stamp   `json:"created_at,omitempty"`
+	UpdatedAt *stamp   `json:"updated_at,omitempty"`
+}
+
+// stamp is a time.Time read as encoding/json reads one: through its own
+// UnmarshalJSON (strict RFC 3339). segmentio's decoder parses a bare
+// time.Time with a parser of its own that takes any character where
+// the 'T' goes.
+type stamp struct{ time.Time }
+
+func (s *stamp) UnmarshalJSON(b []byte) error { return s.Time.UnmarshalJSON(b) }
+
+// revision is a uint64 read through strconv, as encoding/json reads one:
+// segmentio's decoder took 20700000000000000000 (above 2^64-1) without
+// an error. Both decoders call this method, so they agree.
+type revision uint64
+
+func (r *revision) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // as encoding/json: a null leaves the number as it is
+	}
+	n, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return fmt.Errorf("revision %s: %w", b, err)
+	}
+	*r = revision(n)
+	return nil
 }
 
 // Codec encodes and decodes records with one secret key. It is safe for
@@ -57,7 +83,7 @@ func NewCodec(key []byte) (*Codec, error) {
 
 // Encode returns the current-version record of t, Meta included.
 func (c *Codec) Encode(t *trunk.Trunk) ([]byte, error) {
-	r := stored{Trunk: *t, Revision: t.Meta.Revision, CreatedAt: timePtr(t.Meta.CreatedAt), UpdatedAt: timePtr(t.Meta.UpdatedAt)}
+	r := stored{Trunk: *t, Revision: revision(t.Meta.Revision), CreatedAt: timePtr(t.Meta.CreatedAt), UpdatedAt: timePtr(t.Meta.UpdatedAt)}
 	r.Trunk.SIPPassword, r.Trunk.APIBearerToken = "", ""
 	var err error
 	if r.SIPPassword, err = c.sealString(t.TrunkID, "sip_password", t.SIPPassword); err != nil {
@@ -73,12 +99,11 @@ func (c *Codec) Encode(t *trunk.Trunk) ([]byte, error) {
 	return append([]byte{Version}, b...), nil
 }
 
-func timePtr(t time.Time) *time.Time {
+func timePtr(t time.Time) *stamp {
 	if t.IsZero() {
 		return nil
 	}
-	t = t.UTC()
-	return &t
+	return &stamp{t.UTC()}
 }
 
 // Decode reads the record stored under id, of any version up to Version.
@@ -136,7 +161,7 @@ func parse(id string, v []byte) (*stored, error) {
 }
 
 func (r *stored) meta() trunk.Meta {
-	m := trunk.Meta{Revision: r.Revision}
+	m := trunk.Meta{Revision: uint64(r.Revision)}
 	if r.CreatedAt != nil {
 		m.CreatedAt = r.CreatedAt.UTC()
 	}

@@ -30,10 +30,10 @@ func FuzzParseMatchesStd(f *testing.F) {
 	for _, edge := range []string{
 		"{\"display_name\":\"\xff\xfe bad utf-8\",\"domain\":\"\\u00e9\\ud800\"}",
 		`{"source_pbx_port":70000}`, `{"source_pbx_port":-1}`, `{"source_pbx_port":"5060"}`,
-		`{"channel_limit":1e3}`, `{"revision":18446744073709551616}`,
+		`{"channel_limit":1e3}`, `{"revision":18446744073709551616}`, `{"revision":20700000000000000000}`, `{"revision":-1}`, `{"revision":null}`,
 		`{"allowed_addresses":null,"codec_preferences":[null,"PCMA"]}`,
 		`{"reject_incoming_calls":"true"}`, `{"trunk_id":"a"} trailing`, `{"trunk_id":"a",}`,
-		`{"created_at":"not a time"}`, `{"created_at":null}`, `{"sip_password_sealed":"!!"}`,
+		`{"created_at":"not a time"}`, `{"created_at":null}`, `{"CreAted_At":"0000-01-01V00:00:00Z"}`, `{"sip_password_sealed":"!!"}`,
 		`{"Trunk_Id":"a","trunk_id":"b"}`, `{"unknown":{"nested":[1,2,{"x":null}]}}`,
 	} {
 		f.Add(append([]byte{Version}, edge...))
