@@ -67,6 +67,13 @@ func Start(t testing.TB, n int) *Cluster {
 		m.start()
 	}
 	t.Cleanup(c.Stop)
+	t.Cleanup(func() {
+		if t.Failed() { // say what etcd said, before the logs go with the temporary directory
+			for _, m := range c.Members {
+				t.Logf("etcd %s (client %s, peer %s) log ends:\n%s", m.Name, m.ClientURL, m.PeerURL, m.Log())
+			}
+		}
+	})
 	c.WaitHealthy(30 * time.Second)
 	return c
 }
