@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -55,12 +56,15 @@ func TestMetricsScrape(t *testing.T) {
 			t.Errorf("%s = %d; want 200", p, code)
 		}
 	}
-	_, body := httpGet(t, base+"/metrics")
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("/metrics is not Prometheus text format: %v", err)
-	}
+	// The server counts a TLS 1.3 handshake completed when the client's
+	// Finished arrives, which may be after peerCert has returned: scrape
+	// until it is counted.
+	var families map[string]*dto.MetricFamily
+	eventually(t, 5*time.Second, "TLS handshake counted", func() (bool, string) {
+		families = scrape(t, base)
+		v, _ := sample(families["trunkd_sip_tls_connections_total"], map[string]string{"listener": tlsListener, "result": "completed"})
+		return v >= 1, fmt.Sprint(v)
+	})
 	want := []struct {
 		family string
 		labels map[string]string
@@ -91,6 +95,18 @@ func TestMetricsScrape(t *testing.T) {
 		t.Error("no Go runtime metrics")
 	}
 	checkMonitoringMetrics(t, families)
+}
+
+// scrape reads base's /metrics, which must be Prometheus text format.
+func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	_, body := httpGet(t, base+"/metrics")
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics is not Prometheus text format: %v", err)
+	}
+	return families
 }
 
 func httpGet(t *testing.T, url string) (int, string) {
