@@ -86,12 +86,7 @@ func startBaresip(t *testing.T, ca *testCA, extra ...string) *baresip {
 	t.Helper()
 	dir := t.TempDir()
 	b := &baresip{dir: dir, out: &syncBuffer{}}
-	for {
-		b.port = siptest.FreePort(t, "127.0.0.1")
-		if p, err := siptest.Port("127.0.0.1"); err == nil && p != b.port+1 {
-			break // port+1 (TLS) is very likely free too; listening fails loudly if not
-		}
-	}
+	b.port = siptest.FreePorts(t, "127.0.0.1", 2) // baresip listens for TLS on port+1
 	cert := ca.issue(t, "127.0.0.1")
 	var pemData []byte
 	pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})...)
