@@ -84,6 +84,7 @@ cluster-test: deps ## the long cluster suites: kill -9 of etcd's leader and of n
 # never import each other; cmd/ wires them.
 IMPORT_RULES := \
   trunk/secretfile/...:std: \
+  trunk/porttest/...:std: \
   trunk/certs/...:std:trunk/secretfile \
   trunk/control/...:std:trunk,trunk/control/... \
   rpc/...:-:trunk,trunk/control/...,trunk/secretfile,trunk/certs,rpc/... \
@@ -92,8 +93,8 @@ IMPORT_RULES := \
   rpc/rest/...:-:trunk,trunk/control,rpc/api,rpc/auth,rpc/rest/... \
   rpc/status/...:-:trunk,trunk/control,trunk/control/...,rpc/auth \
   store/record/...:-:trunk \
-  store/...:-:trunk,trunk/control,trunk/secretfile,store/... \
-  media/...:-:trunk,trunk/secretfile,trunk/certs,media/...
+  store/...:-:trunk,trunk/control,trunk/secretfile,trunk/porttest,store/... \
+  media/...:-:trunk,trunk/secretfile,trunk/certs,trunk/porttest,media/...
 
 .PHONY: lint
 lint: ## gofmt, go vet, staticcheck, dependency direction

@@ -8,16 +8,17 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trunkd/trunkd/trunk/porttest"
 )
 
 // Member is one etcd process.
@@ -89,43 +90,15 @@ func (c *Cluster) Endpoints() []string {
 	return eps
 }
 
-// freeAddr is a loopback address whose port is free at the moment. It
-// comes from above the kernel's ephemeral range (as siptest.Ports does):
-// a port handed out for ":0" may go to another process's ":0" bind or
-// outgoing connection before etcd binds it.
+// freeAddr is a loopback address whose port is free at the moment
+// (porttest.Free: not one the kernel may hand to another process first).
 func freeAddr(t testing.TB) string {
-	for range 200 {
-		lo := quietPorts()
-		if lo == 0 || lo > 65000 {
-			break
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", lo+rand.IntN(65536-lo))
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			return addr
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := porttest.Free("127.0.0.1", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(p)))
 }
-
-// quietPorts is where the ports above the kernel's ephemeral range start
-// (never below 32768), or 0 when it cannot be read.
-var quietPorts = sync.OnceValue(func() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0
-	}
-	var first, last int
-	if _, err := fmt.Sscan(string(b), &first, &last); err != nil {
-		return 0
-	}
-	return max(last+1, 32768)
-})
 
 func (m *Member) start() {
 	t := m.cluster.t

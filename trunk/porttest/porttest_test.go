@@ -1,12 +1,12 @@
-package siptest
+package porttest
 
 import "testing"
 
-// Ports gives n consecutive ports that bind for UDP and TCP, above the
+// Free gives n consecutive ports that bind for UDP and TCP, above the
 // kernel's ephemeral range where it can read it.
 func TestPortsAreFreeAndQuiet(t *testing.T) {
 	for range 20 {
-		base, err := Ports("127.0.0.1", 3)
+		base, err := Free("127.0.0.1", 3)
 		if err != nil {
 			t.Fatal(err)
 		}
