@@ -67,17 +67,7 @@ func TestLogFlushesThroughRingUnderLoad(t *testing.T) {
 	if got := db.LogFlush(); got != "io_uring" {
 		t.Fatalf("LogFlush = %q", got)
 	}
-	var wg sync.WaitGroup
-	for w := range 16 {
-		wg.Go(func() {
-			for i := range 40 {
-				if err := db.AddTrunk(ctx, sample(fmt.Sprintf("w%02d-%02d", w, i))); err != nil {
-					t.Error(err)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	addConcurrently(t, db, "w", 16, 40)
 	if db.wal.ring.flushes == 0 {
 		t.Fatal("16 concurrent writers, and no flush went through the ring")
 	}
@@ -104,21 +94,28 @@ func TestLogFallsBackWhenRingFails(t *testing.T) {
 	fd := db.wal.ring.ring
 	db.wal.ring.ring = -1
 	unix.Close(fd)
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Go(func() {
-			for i := range 20 {
-				if err := db.AddTrunk(ctx, sample(fmt.Sprintf("f%d-%d", w, i))); err != nil {
-					t.Error(err)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	addConcurrently(t, db, "f", 8, 20)
 	if got := db.LogFlush(); got != "fdatasync" {
 		t.Fatalf("after the ring failed, LogFlush = %q; want fdatasync", got)
 	}
 	if n, err := db.Count(); err != nil || n != 160 {
 		t.Fatalf("Count = %d, %v; want 160", n, err)
 	}
+}
+
+// addConcurrently adds writers*each trunks from writers goroutines, so
+// that writes queue up behind each other's flushes.
+func addConcurrently(t *testing.T, db *DB, prefix string, writers, each int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := db.AddTrunk(ctx, sample(fmt.Sprintf("%s%02d-%02d", prefix, w, i))); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
