@@ -223,6 +223,7 @@ func (s *Server) untrack(conn *quic.Conn) {
 
 func (s *Server) serveConn(conn *quic.Conn) {
 	defer s.untrack(conn)
+	ctx := api.WithLazyPages(conn.Context()) // pages are written while built (sendPage)
 	for {
 		str, err := conn.AcceptStream(context.Background())
 		if err != nil {
@@ -233,7 +234,7 @@ func (s *Server) serveConn(conn *quic.Conn) {
 			str.CancelWrite(streamCodeShutdown)
 			return
 		}
-		go s.serveStream(conn.Context(), str)
+		go s.serveStream(ctx, str)
 	}
 }
 
@@ -278,7 +279,7 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
 		var out outcome
 		e := encoders.Get().(*encoder)
 		defer encoders.Put(e) // after resp, its buffer, is written
-		resp, out = s.h.serveWith(api.WithLazyPages(ctx), frame, e)
+		resp, out = s.h.serveWith(ctx, frame, e)
 		switch {
 		case out.stream != nil:
 			s.sendStream(ctx, str, &out)
