@@ -1,6 +1,8 @@
 package rpc
 
 import (
+	"bytes"
+
 	"github.com/trunkd/trunkd/rpc/api"
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -103,36 +105,11 @@ func (w *fieldWriter) str(k, v string) {
 	}
 }
 
-func (w *fieldWriter) uint(k string, v uint64) {
-	if w.key(k) {
-		w.err = w.e.EncodeUint(v)
-	}
-}
-
-func (w *fieldWriter) int(k string, v int64) {
-	if w.key(k) {
-		w.err = w.e.EncodeInt(v)
-	}
-}
-
-func (w *fieldWriter) float(k string, v float64) {
-	if w.key(k) {
-		w.err = w.e.EncodeFloat64(v)
-	}
-}
-
-func (w *fieldWriter) bool(k string, v bool) {
-	if w.key(k) {
-		w.err = w.e.EncodeBool(v)
-	}
-}
-
 // trunkConfigAlways is how many TrunkConfig fields have no omitempty.
 const trunkConfigAlways = 17
 
-// encodeTrunkConfig writes t's fields in declaration order, leaving out the
-// omitempty ones at their zero value.
-func encodeTrunkConfig(e *msgpack.Encoder, t *api.TrunkConfig) error {
+// trunkConfigLen is how many entries t's map has.
+func trunkConfigLen(t *api.TrunkConfig) int {
 	n := trunkConfigAlways
 	for _, set := range [...]bool{
 		t.Name != "", t.OrganizationID != "", t.ManagedAccountID != "", t.Revision != 0,
@@ -143,61 +120,18 @@ func encodeTrunkConfig(e *msgpack.Encoder, t *api.TrunkConfig) error {
 			n++
 		}
 	}
-	if err := e.EncodeMapLen(n); err != nil {
-		return err
+	return n
+}
+
+// encodeTrunkConfig writes t as appendTrunkConfig does, straight into
+// the encoder's buffer when it writes to one.
+func encodeTrunkConfig(e *msgpack.Encoder, t *api.TrunkConfig) error {
+	if buf, ok := e.Writer().(*bytes.Buffer); ok {
+		buf.Write(appendTrunkConfig(buf.AvailableBuffer(), t))
+		return nil
 	}
-	w := fieldWriter{e: e}
-	w.str("trunk_id", t.TrunkID)
-	w.uint("channel_limit", uint64(t.ChannelLimit))
-	w.str("display_name", t.DisplayName)
-	w.str("domain", t.Domain)
-	w.bool("is_cb_tripped", t.IsCBTripped)
-	w.float("current_asr", t.CurrentASR)
-	w.uint("current_acd", uint64(t.CurrentACD))
-	w.float("current_mos", t.CurrentMOS)
-	w.uint("calls_attempted", t.CallsAttempted)
-	w.uint("calls_answered", t.CallsAnswered)
-	w.float("current_pdd_ms", t.CurrentPDDms)
-	w.str("breaker_state", t.BreakerState)
-	w.str("sip_state", t.SIPState)
-	w.str("sip_error", t.SIPError)
-	w.str("registration_state", t.RegistrationState)
-	w.str("registration_error", t.RegistrationError)
-	w.uint("active_calls", uint64(t.ActiveCalls))
-	if t.Name != "" {
-		w.str("name", t.Name)
-	}
-	if t.OrganizationID != "" {
-		w.str("organization_id", t.OrganizationID)
-	}
-	if t.ManagedAccountID != "" {
-		w.str("managed_account_id", t.ManagedAccountID)
-	}
-	if t.Revision != 0 {
-		w.uint("revision", t.Revision)
-	}
-	if t.CreatedAt != "" {
-		w.str("created_at", t.CreatedAt)
-	}
-	if t.UpdatedAt != "" {
-		w.str("updated_at", t.UpdatedAt)
-	}
-	if t.Transport != 0 {
-		w.int("transport", int64(t.Transport))
-	}
-	if t.SIPTLSPort != 0 {
-		w.uint("sip_tls_port", uint64(t.SIPTLSPort))
-	}
-	if t.InboundMediaEncryption != 0 {
-		w.int("inbound_media_encryption", int64(t.InboundMediaEncryption))
-	}
-	if t.OutboundMediaEncryption != 0 {
-		w.int("outbound_media_encryption", int64(t.OutboundMediaEncryption))
-	}
-	if t.SRTPWithoutTLS {
-		w.bool("srtp_without_tls", true)
-	}
-	return w.err
+	_, err := e.Writer().Write(appendTrunkConfig(nil, t))
+	return err
 }
 
 // decodeTrunkConfig reads one TrunkConfig as msgpack's struct decoder

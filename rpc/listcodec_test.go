@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -23,7 +24,7 @@ func randomFill(r *rand.Rand, v reflect.Value) {
 		bits := []uint{3, 7, 8, 15, 16, 31, 32, 63, 64}[r.IntN(9)]
 		switch f.Kind() {
 		case reflect.String:
-			f.SetString(string(bytes.Repeat([]byte{'a' + byte(r.IntN(26))}, r.IntN(40))))
+			f.SetString(string(bytes.Repeat([]byte{'a' + byte(r.IntN(26))}, []int{r.IntN(40), 255 + r.IntN(3), 65535 + r.IntN(3)}[r.IntN(3)])))
 		case reflect.Bool:
 			f.SetBool(r.IntN(2) == 0)
 		case reflect.Uint16, reflect.Uint32, reflect.Uint64:
@@ -200,4 +201,26 @@ func TestListFrameDepthAsCheckFrame(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkEncodeListPage encodes a page of 100 TrunkConfigs like those
+// of a trunk with its 1.1 fields set.
+func BenchmarkEncodeListPage(b *testing.B) {
+	p := api.ListTrunksResponse{Trunks: make([]api.TrunkConfig, 100), NextCursor: "carrier-000100"}
+	for i := range p.Trunks {
+		p.Trunks[i] = api.TrunkConfig{TrunkID: fmt.Sprintf("carrier-%06d", i), ChannelLimit: 50,
+			DisplayName: "Carrier", Domain: "sip.carrier.example", CurrentASR: 0.5, CurrentMOS: 4.2,
+			BreakerState: "closed", SIPState: "active", RegistrationState: "off", Name: "carrier",
+			OrganizationID: "default", Revision: uint64(1000 + i), CreatedAt: "2026-11-30T20:00:00Z", UpdatedAt: "2026-11-30T20:00:00Z"}
+	}
+	var buf bytes.Buffer
+	enc := reflectiveEncoder(&buf)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := encodeListTrunks(enc, &p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(buf.Len()))
 }

@@ -31,7 +31,7 @@ func writePage(e *encoder, p *api.TrunkPage, send func([]byte)) error {
 	}
 	for i := 0; i < len(p.Trunks) && w.err == nil; i++ {
 		c := p.Config(i)
-		w.err = encodeTrunkConfig(e.enc, &c)
+		e.buf.Write(appendTrunkConfig(e.buf.AvailableBuffer(), &c))
 		flushFull(e.buf, send)
 	}
 	w.str("next_cursor", p.NextCursor)
