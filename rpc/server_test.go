@@ -1,12 +1,14 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -226,6 +228,52 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	if err := c.Ping(ctx); err == nil {
 		t.Error("Ping after Shutdown succeeded; want an error")
 	}
+}
+
+// TestWorkersServeAndExit: requests in flight at once each get a worker;
+// a later request is served by one that is idle, not a new one; every
+// worker exits once the server stops accepting.
+func TestWorkersServeAndExit(t *testing.T) {
+	s, c := testServer(t, Config{}, ScopeManage)
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if err := c.Ping(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	n := workers()
+	if n == 0 {
+		t.Fatal("no worker is left waiting after the requests")
+	}
+	for range 20 {
+		if err := c.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := workers(); m > n {
+		t.Errorf("%d workers after 20 requests one at a time; want at most the %d there were", m, n)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); workers() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers still running after Shutdown", workers())
+		}
+	}
+}
+
+// workers counts the goroutines running Server.worker.
+func workers() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return bytes.Count(buf, []byte("rpc.(*Server).worker("))
 }
 
 func TestPinnedTLSRefusesOtherCert(t *testing.T) {
