@@ -64,17 +64,17 @@ func (r *results) ratio(a, unitA, b, unitB string) string {
 }
 
 func (r *results) rpcTable(b *strings.Builder) {
-	b.WriteString("\n## Admin RPC\n\nOne client connection, N requests in flight; trunkd's QUIC + msgpack RPC against the same handler\nserved over HTTP/2 + JSON with net/http (TLS), against etcd (serializable gets, durable puts of a\nrecord of the same size), and against the null method (Ping) as the ceiling.\n\n")
-	b.WriteString("| method | in flight | trunkd req/s | p50 µs | p99 µs | HTTP/2+JSON req/s | p99 µs | etcd req/s | p99 µs | trunkd / HTTP | trunkd / etcd | / Ping |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n## Admin RPC\n\nOne client connection, N requests in flight; trunkd's QUIC + msgpack RPC against the same handler\nserved over HTTP/2 + JSON with net/http (TLS), against etcd (serializable gets, durable puts of a\nrecord of the same size), and against the null method (Ping) as the ceiling. CPU is the benchmark\nprocess's (client and server together) per request.\n\n")
+	b.WriteString("| method | in flight | trunkd req/s | p50 µs | p99 µs | CPU µs | HTTP/2+JSON req/s | p99 µs | etcd req/s | p99 µs | trunkd / HTTP | trunkd / etcd | / Ping |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, m := range []struct{ name, etcd string }{{"GetTrunk", "get-serializable"}, {"UpdateTrunk", "put"}, {"Ping", ""}, {"GetTrunk-EdDSA", ""}} {
 		for _, n := range []int{1, 16, 64} {
 			t := fmt.Sprintf("BenchmarkRPC/%s/inflight=%d", m.name, n)
 			h := fmt.Sprintf("BenchmarkHTTPJSON/%s/inflight=%d", m.name, n)
 			e := fmt.Sprintf("etcd/%s/%d", m.etcd, n)
 			p := fmt.Sprintf("BenchmarkRPC/Ping/inflight=%d", n)
-			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.name, n,
-				r.cell(t, "req/s", "%.0f"), r.cell(t, "p50-µs", "%.0f"), r.cell(t, "p99-µs", "%.0f"),
+			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.name, n,
+				r.cell(t, "req/s", "%.0f"), r.cell(t, "p50-µs", "%.0f"), r.cell(t, "p99-µs", "%.0f"), r.cell(t, "cpu-µs/req", "%.0f"),
 				r.cell(h, "req/s", "%.0f"), r.cell(h, "p99-µs", "%.0f"),
 				r.cell(e, "req/s", "%.0f"), r.cell(e, "p99-µs", "%.0f"),
 				r.ratio(t, "req/s", h, "req/s"), r.ratio(t, "req/s", e, "req/s"), r.ratio(t, "req/s", p, "req/s"))

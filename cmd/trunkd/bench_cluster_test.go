@@ -105,12 +105,17 @@ func idleCPU(b testing.TB, d time.Duration) float64 {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var r0, r1 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	start := processCPU()
 	time.Sleep(d)
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
-	cpu := time.Duration(r1.Utime.Nano()+r1.Stime.Nano()-r0.Utime.Nano()-r0.Stime.Nano()) * time.Nanosecond
-	return float64(cpu.Milliseconds()) / d.Seconds()
+	return float64((processCPU() - start).Milliseconds()) / d.Seconds()
+}
+
+// processCPU is the CPU time this process has used (user+system, all
+// threads).
+func processCPU() time.Duration {
+	var r syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &r)
+	return time.Duration(r.Utime.Nano() + r.Stime.Nano())
 }
 
 // fullGCCPU is the CPU time (user+system, all threads) of one full
@@ -118,12 +123,9 @@ func idleCPU(b testing.TB, d time.Duration) float64 {
 // forces one at least every 2 minutes, so an idle node pays it at
 // least that often.
 func fullGCCPU() float64 {
-	var r0, r1 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	start := processCPU()
 	runtime.GC()
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
-	cpu := time.Duration(r1.Utime.Nano()+r1.Stime.Nano()-r0.Utime.Nano()-r0.Stime.Nano()) * time.Nanosecond
-	return float64(cpu.Microseconds()) / 1e3
+	return float64((processCPU() - start).Microseconds()) / 1e3
 }
 
 // BenchmarkClusterStartup100k: a node starting on an etcd holding

@@ -76,12 +76,14 @@ func benchTrunk(id string) *trunk.Trunk {
 }
 
 // inFlight runs b.N calls of fn from n goroutines (n requests in flight on
-// one connection) and reports requests per second and latency quantiles.
+// one connection) and reports requests per second, latency quantiles and
+// the CPU the process (client and server) used per request.
 func inFlight(b *testing.B, n int, fn func(i int64) error) {
 	var next atomic.Int64
 	lat := make([][]time.Duration, n)
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	cpu := processCPU()
 	for w := range n {
 		wg.Go(func() {
 			for {
@@ -100,6 +102,7 @@ func inFlight(b *testing.B, n int, fn func(i int64) error) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	cpu = processCPU() - cpu
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if len(all) == 0 {
@@ -108,6 +111,7 @@ func inFlight(b *testing.B, n int, fn func(i int64) error) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
 	b.ReportMetric(0, "ns/op")
 }
 
