@@ -89,7 +89,9 @@ func (c *Client) Close() error {
 // into resp. An Err body is returned as *Error. It is the raw form of the
 // typed methods below.
 func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
-	frame, err := encodeRequest(method, req)
+	e := encoders.Get().(*encoder)
+	defer encoders.Put(e) // after the frame, its buffer, is written
+	frame, err := e.request(method, req)
 	if err != nil {
 		return err
 	}
@@ -109,10 +111,10 @@ func (c *Client) CallRaw(ctx context.Context, frame []byte) ([]byte, error) {
 	return body.Bytes(), err
 }
 
-// bodies holds the buffers responses are read into: a decoded response
-// keeps no reference to its frame (strings are copied out), so the frame's
-// memory serves the next call instead of becoming garbage (a page of
-// ListTrunks is tens of KiB).
+// bodies holds the buffers responses (client) and requests (server) are
+// read into: a decoded frame leaves no reference to its bytes (strings
+// are copied out), so the frame's memory serves the next call instead of
+// becoming garbage (a page of ListTrunks is tens of KiB).
 var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxPooledBody is the largest buffer put back in bodies; a rare large
@@ -166,9 +168,16 @@ func (c *Client) streamErr(ctx context.Context, err error) error {
 	return fmt.Errorf("rpc: %w", err)
 }
 
+// encodeRequest returns the request frame {method: req}.
 func encodeRequest(method string, req any) ([]byte, error) {
 	e := encoders.Get().(*encoder)
 	defer encoders.Put(e)
+	frame, err := e.request(method, req)
+	return bytes.Clone(frame), err
+}
+
+// request encodes the request frame {method: req} into e's buffer.
+func (e *encoder) request(method string, req any) ([]byte, error) {
 	e.buf.Reset()
 	if err := e.enc.EncodeMapLen(1); err != nil {
 		return nil, err
@@ -179,7 +188,7 @@ func encodeRequest(method string, req any) ([]byte, error) {
 	if err := e.enc.Encode(req); err != nil {
 		return nil, fmt.Errorf("rpc: encode %s request: %w", method, err)
 	}
-	return bytes.Clone(e.buf.Bytes()), nil
+	return e.buf.Bytes(), nil
 }
 
 // decodeResponse decodes {"Ok": body} into resp or {"Err": e} into *Error.

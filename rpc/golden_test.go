@@ -143,3 +143,26 @@ func TestV10RequestsStillServed(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestFrameNotKept: the server reads requests into pooled buffers,
+// so nothing may keep a reference into a request frame once it is
+// answered. Every golden request is served twice, on two handlers, and
+// one handler's frames are overwritten after each answer: both must give
+// the same answers all along.
+func TestRequestFrameNotKept(t *testing.T) {
+	kept, scribbled := newTestHandler(), newTestHandler()
+	for _, c := range goldenCases() {
+		req, err := encodeRequest(c.method, c.req)
+		if err != nil {
+			t.Fatalf("%s: encode: %v", c.name, err)
+		}
+		want, _ := kept.serve(context.Background(), bytes.Clone(req))
+		got, _ := scribbled.serve(context.Background(), req)
+		for i := range req {
+			req[i] = 0xff
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: answer differs once earlier request frames were overwritten:\n%x\nwant\n%x", c.name, got, want)
+		}
+	}
+}

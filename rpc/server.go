@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -308,7 +309,10 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream) {
 	}()
 	deadline := time.Now().Add(s.timeout)
 	str.SetReadDeadline(deadline)
-	frame, err := io.ReadAll(io.LimitReader(str, int64(s.maxRequest)+1))
+	req := bodies.Get().(*bytes.Buffer)
+	defer putBody(req) // the decoded request keeps no reference to it
+	_, err := req.ReadFrom(io.LimitReader(str, int64(s.maxRequest)+1))
+	frame := req.Bytes()
 	var resp []byte
 	switch {
 	case len(frame) > s.maxRequest:

@@ -96,7 +96,12 @@ func (c *Codec) Encode(t *trunk.Trunk) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: encode %q: %w", t.TrunkID, err)
 	}
-	return append([]byte{Version}, b...), nil
+	// The version byte goes in front in place: json.Marshal's slice
+	// mostly has room for one more byte, so the record is not copied.
+	b = append(b, 0)
+	copy(b[1:], b)
+	b[0] = Version
+	return b, nil
 }
 
 func timePtr(t time.Time) *stamp {
