@@ -97,17 +97,28 @@ func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
 	}
 	body := bodies.Get().(*bytes.Buffer)
 	defer putBody(body)
-	if err := c.roundTrip(ctx, frame, body); err != nil {
+	page, _ := resp.(*ListTrunksResponse)
+	if page == nil {
+		if err := c.roundTrip(ctx, frame, body, nil); err != nil {
+			return err
+		}
+		return decodeResponse(body.Bytes(), resp)
+	}
+	var s listStream // a page is decoded while it arrives
+	if err := c.roundTrip(ctx, frame, body, s.feed); err != nil {
 		return err
 	}
-	return decodeResponse(body.Bytes(), resp)
+	if s.finish(body.Bytes(), page) {
+		return nil
+	}
+	return decodeAnswerFrame(body.Bytes(), resp)
 }
 
 // CallRaw sends frame as it is on a new stream and returns the raw
 // response frame. It is for tests and tools that build envelopes by hand.
 func (c *Client) CallRaw(ctx context.Context, frame []byte) ([]byte, error) {
 	var body bytes.Buffer
-	err := c.roundTrip(ctx, frame, &body)
+	err := c.roundTrip(ctx, frame, &body, nil)
 	return body.Bytes(), err
 }
 
@@ -129,8 +140,9 @@ func putBody(b *bytes.Buffer) {
 }
 
 // roundTrip sends frame on a new stream and reads the response frame
-// into body, which must be empty.
-func (c *Client) roundTrip(ctx context.Context, frame []byte, body *bytes.Buffer) error {
+// into body, which must be empty. feed, unless nil, is given the bytes
+// read so far after each read.
+func (c *Client) roundTrip(ctx context.Context, frame []byte, body *bytes.Buffer, feed func([]byte)) error {
 	str, err := c.conn.OpenStreamSync(ctx)
 	if err != nil {
 		return fmt.Errorf("rpc: open stream: %w", err)
@@ -151,7 +163,7 @@ func (c *Client) roundTrip(ctx context.Context, frame []byte, body *bytes.Buffer
 	} else {
 		str.Close()
 	}
-	if _, err := body.ReadFrom(io.LimitReader(str, MaxResponseSize+1)); err != nil {
+	if err := readAnswer(io.LimitReader(str, MaxResponseSize+1), body, feed); err != nil {
 		return c.streamErr(ctx, err)
 	}
 	if body.Len() > MaxResponseSize {
@@ -159,6 +171,32 @@ func (c *Client) roundTrip(ctx context.Context, frame []byte, body *bytes.Buffer
 		return fmt.Errorf("rpc: response larger than %d bytes", MaxResponseSize)
 	}
 	return nil
+}
+
+// readAnswer reads r into body until EOF, as body.ReadFrom does, and
+// passes body's bytes to feed after each read when feed is not nil.
+func readAnswer(r io.Reader, body *bytes.Buffer, feed func([]byte)) error {
+	if feed == nil {
+		_, err := body.ReadFrom(r)
+		return err
+	}
+	for {
+		if body.Available() < bytes.MinRead {
+			body.Grow(16 << 10)
+		}
+		b := body.AvailableBuffer()
+		n, err := r.Read(b[:cap(b)])
+		body.Write(b[:n])
+		if n > 0 {
+			feed(body.Bytes())
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func (c *Client) streamErr(ctx context.Context, err error) error {
@@ -196,6 +234,12 @@ func decodeResponse(frame []byte, resp any) error {
 	if r, ok := resp.(*ListTrunksResponse); ok && r != nil && decodeListFrame(frame, r) {
 		return nil // a frame checkFrame accepts
 	}
+	return decodeAnswerFrame(frame, resp)
+}
+
+// decodeAnswerFrame is decodeResponse through msgpack's decoder, after a
+// check of the whole frame.
+func decodeAnswerFrame(frame []byte, resp any) error {
 	if err := checkFrame(frame); err != nil {
 		return fmt.Errorf("rpc: malformed response: %w", err)
 	}

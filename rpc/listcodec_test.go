@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/trunkd/trunkd/rpc/api"
@@ -115,6 +116,28 @@ func checkDecodeLikeReflection(t *testing.T, b []byte) {
 	if errWant == nil && !reflect.DeepEqual(viaFrame, want) {
 		t.Fatalf("decodeResponse of {Ok: %x}:\ngot     %+v\nmsgpack %+v", b, viaFrame, want)
 	}
+	checkStreamLikeWhole(t, append([]byte{0x81, 0xa2, 'O', 'k'}, b...))
+}
+
+// checkStreamLikeWhole feeds frame to a listStream in pieces of several
+// sizes (1 byte at a time among them) and fails unless finish gives what
+// decodeListFrame gives for the whole frame.
+func checkStreamLikeWhole(t *testing.T, frame []byte) {
+	t.Helper()
+	var want ListTrunksResponse
+	wantOK := decodeListFrame(frame, &want)
+	for _, size := range []int{1, 3, 17, 100, 1300, len(frame) + 1} {
+		var s listStream
+		for n := size; n < len(frame); n += size {
+			s.feed(frame[:n])
+		}
+		got := ListTrunksResponse{NextCursor: "untouched"}
+		if ok := s.finish(frame, &got); ok != wantOK || ok && !reflect.DeepEqual(got, want) {
+			t.Fatalf("frame %x fed %d bytes at a time: finish = %v, %+v; decodeListFrame = %v, %+v", frame, size, ok, got, wantOK, want)
+		} else if !ok && got.NextCursor != "untouched" {
+			t.Fatalf("frame %x fed %d bytes at a time: finish failed but changed the answer", frame, size)
+		}
+	}
 }
 
 // TestListFrameReadsServerPages: a page as the server writes it (records
@@ -133,6 +156,7 @@ func TestListFrameReadsServerPages(t *testing.T) {
 		if ok := decodeListFrame(encodeResponse("Ok", p), &got); !ok || !reflect.DeepEqual(got, p) {
 			t.Fatalf("page %d: decodeListFrame = %v, %+v; want true, %+v", i, ok, got, p)
 		}
+		checkStreamLikeWhole(t, encodeResponse("Ok", p))
 	}
 }
 
@@ -223,4 +247,27 @@ func BenchmarkEncodeListPage(b *testing.B) {
 		}
 	}
 	b.SetBytes(int64(buf.Len()))
+}
+
+// TestListStreamLongTrunkConfig: a TrunkConfig far longer than one read
+// is read over only a few times, not once per read.
+func TestListStreamLongTrunkConfig(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	frame := encodeResponse("Ok", api.ListTrunksResponse{Trunks: []api.TrunkConfig{{TrunkID: "t", DisplayName: long}}})
+	var s listStream
+	var tries int
+	for n := 1200; n < len(frame); n += 1200 {
+		before := s.tried
+		s.feed(frame[:n])
+		if s.tried != before {
+			tries++
+		}
+	}
+	if tries > 20 {
+		t.Errorf("the TrunkConfig was tried %d times over %d reads; want about log2 of them", tries, len(frame)/1200)
+	}
+	var got ListTrunksResponse
+	if !s.finish(frame, &got) || len(got.Trunks) != 1 || got.Trunks[0].DisplayName != long {
+		t.Error("the long TrunkConfig was not read")
+	}
 }

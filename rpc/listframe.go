@@ -42,7 +42,12 @@ func readListTrunks(r *reader, resp *ListTrunksResponse) error {
 	if err != nil {
 		return errBail
 	}
-	seen := false
+	return readListEntries(r, resp, n, false)
+}
+
+// readListEntries reads n entries of the answer's body; seen says whether
+// its "trunks" entry was read already.
+func readListEntries(r *reader, resp *ListTrunksResponse, n int, seen bool) error {
 	for range n {
 		k, err := r.strBytes()
 		if err != nil {
