@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bytes"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -57,25 +58,43 @@ func flushFull(buf *bytes.Buffer, send func([]byte)) {
 	}
 }
 
+// chunkPool holds the copies of a page's chunks on their way to the
+// stream. A new 16 KiB copy per chunk cost more than the copying: at
+// 100 000 trunks its first touch of each page faulted (54 µs a page).
+var chunkPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// putChunk returns a chunk to chunkPool unless a long TrunkConfig grew it
+// far beyond pageChunk.
+func putChunk(b *[]byte) {
+	if cap(*b) <= 4*pageChunk {
+		chunkPool.Put(b)
+	}
+}
+
 // sendPage writes a ListTrunks page while building it: a second goroutine
 // writes each chunk to the stream while the next one is built, so the
 // page is on its way before its last trunk is encoded (a page of 100 at
 // 100 000 trunks took about 300 µs to build and 280 µs more to reach the
 // client). Each write waits at most the server's timeout.
 func (s *Server) sendPage(str *quic.Stream, p *api.TrunkPage, e *encoder) {
-	chunks := make(chan []byte, 8) // a slow reader holds up at most 8 chunks
+	chunks := make(chan *[]byte, 8) // a slow reader holds up at most 8 chunks
 	done := make(chan error, 1)
 	go func() {
 		var err error
 		for b := range chunks {
 			if err == nil {
 				str.SetWriteDeadline(time.Now().Add(s.timeout))
-				_, err = str.Write(b)
+				_, err = str.Write(*b)
 			}
+			putChunk(b)
 		}
 		done <- err
 	}()
-	err := writePage(e, p, func(b []byte) { chunks <- bytes.Clone(b) })
+	err := writePage(e, p, func(b []byte) {
+		c := chunkPool.Get().(*[]byte)
+		*c = append((*c)[:0], b...)
+		chunks <- c
+	})
 	close(chunks)
 	if werr := <-done; err != nil || werr != nil {
 		str.CancelWrite(streamCodeTimeout)
