@@ -41,15 +41,15 @@ func main() {
 
 func run(o options) error {
 	start := time.Now()
-	r := &results{med: map[string]map[string]float64{}}
+	r := &results{med: map[string]map[string]float64{}, raw: map[string]map[string][]float64{}}
+	etcd, err := r.sideBySide(o.count)
+	if err != nil {
+		return err
+	}
 	for _, g := range goBenchmarks(o.count) {
 		if err := r.goBench(g); err != nil {
 			return err
 		}
-	}
-	etcd, err := r.etcd(o.count)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchall: etcd comparison left out:", err)
 	}
 	sip, sipJSON := "", ""
 	if !o.skipSIP {
@@ -73,10 +73,44 @@ type goBench struct {
 	count                   int
 }
 
+// anchored are the benchmarks whose figures are set against etcd's:
+// sideBySide runs them and etcd in turns.
+var anchored = []goBench{
+	{"./cmd/trunkd", "^BenchmarkRPC$", "1s", 1},
+	{"./store", "^(BenchmarkUpdateTrunk|BenchmarkDiskFsync)$", "1s", 1},
+}
+
+// sideBySide runs the anchored benchmarks and etcd's measurement in
+// turns, count rounds, so that both sides of a ratio see the machine in
+// the same state (on a shared VM, a run 20 minutes later can be 20%
+// faster or slower). It returns etcd's version, "" when etcd is missing
+// or failed (the benchmarks run all the same).
+func (r *results) sideBySide(count int) (string, error) {
+	version, err := etcdVersion()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchall: etcd comparison left out:", err)
+	}
+	for range count {
+		for _, g := range anchored {
+			if err := r.goBench(g); err != nil {
+				return "", err
+			}
+		}
+		if version == "" {
+			continue
+		}
+		if err := r.etcdOnce(); err != nil {
+			fmt.Fprintln(os.Stderr, "benchall: etcd comparison left out:", err)
+			version = ""
+		}
+	}
+	return version, nil
+}
+
 func goBenchmarks(count int) []goBench {
 	return []goBench{
-		{"./cmd/trunkd", "^(BenchmarkRPC|BenchmarkHTTPJSON|BenchmarkGetTrunkFaces|BenchmarkDialAndCall)$", "1s", count},
-		{"./store", "^(BenchmarkUpdateTrunk|BenchmarkDiskFsync|BenchmarkGetTrunk|BenchmarkListFiltered100k|BenchmarkSnapshot)$", "1s", count},
+		{"./cmd/trunkd", "^(BenchmarkHTTPJSON|BenchmarkGetTrunkFaces|BenchmarkDialAndCall)$", "1s", count},
+		{"./store", "^(BenchmarkGetTrunk|BenchmarkListFiltered100k|BenchmarkSnapshot)$", "1s", count},
 		{"./rpc/auth", "^BenchmarkAuthorize$", "1s", count},
 		{"./rpc/status", "^BenchmarkView$", "1s", count},
 		{"./rpc", "^BenchmarkBackupOverQUIC$", "1s", count},
@@ -103,6 +137,7 @@ func goBenchmarks(count int) []goBench {
 // (without the -GOMAXPROCS suffix) and unit.
 type results struct {
 	med map[string]map[string]float64
+	raw map[string]map[string][]float64 // every figure of every run, for med
 	env []string
 }
 
@@ -119,9 +154,9 @@ func (r *results) goBench(g goBench) error {
 	return nil
 }
 
-// parse collects `go test -bench` lines and keeps medians.
+// parse collects `go test -bench` lines and keeps medians over every run
+// parsed so far.
 func (r *results) parse(out []byte) {
-	all := map[string]map[string][]float64{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -142,20 +177,18 @@ func (r *results) parse(out []byte) {
 			if err != nil {
 				continue
 			}
-			if all[name] == nil {
-				all[name] = map[string][]float64{}
-			}
-			all[name][f[i+1]] = append(all[name][f[i+1]], v)
+			r.add(name, f[i+1], v)
 		}
 	}
-	for name, units := range all {
-		if r.med[name] == nil {
-			r.med[name] = map[string]float64{}
-		}
-		for u, vs := range units {
-			r.med[name][u] = median(vs)
-		}
+}
+
+// add records one figure and updates its median.
+func (r *results) add(name, unit string, v float64) {
+	if r.raw[name] == nil {
+		r.raw[name], r.med[name] = map[string][]float64{}, map[string]float64{}
 	}
+	r.raw[name][unit] = append(r.raw[name][unit], v)
+	r.med[name][unit] = median(r.raw[name][unit])
 }
 
 func median(v []float64) float64 {
@@ -173,44 +206,37 @@ func (r *results) get(name, unit string) (float64, bool) {
 	return v, ok
 }
 
-// etcd runs bench/etcd's measurement count times against etcd on
-// loopback and keeps medians under names like etcd/get/16.
-func (r *results) etcd(count int) (string, error) {
+// etcdVersion is the first line of `etcd --version`; an error when etcd
+// is not installed.
+func etcdVersion() (string, error) {
 	if _, err := exec.LookPath("etcd"); err != nil {
 		return "", fmt.Errorf("etcd is not installed (Debian: etcd-server)")
 	}
-	var version string
-	if out, err := exec.Command("etcd", "--version").Output(); err == nil {
-		version = strings.SplitN(string(out), "\n", 2)[0]
+	out, err := exec.Command("etcd", "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("etcd --version: %w", err)
 	}
-	all := map[string]map[string][]float64{}
-	for range count {
-		out, err := runEtcdOnce()
-		if err != nil {
-			return "", err
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			f := strings.Fields(line)
-			if len(f) != 4 || strings.HasPrefix(f[0], "etcd") {
-				continue
-			}
-			name := "etcd/" + f[0]
-			if all[name] == nil {
-				all[name] = map[string][]float64{}
-			}
-			for i, u := range []string{"req/s", "p50-µs", "p99-µs"} {
-				v, _ := strconv.ParseFloat(f[i+1], 64)
-				all[name][u] = append(all[name][u], v)
-			}
-		}
+	return strings.SplitN(string(out), "\n", 2)[0], nil
+}
+
+// etcdOnce runs bench/etcd's measurement once against etcd on loopback
+// and adds its figures under names like etcd/get/16.
+func (r *results) etcdOnce() error {
+	out, err := runEtcdOnce()
+	if err != nil {
+		return err
 	}
-	for name, units := range all {
-		r.med[name] = map[string]float64{}
-		for u, vs := range units {
-			r.med[name][u] = median(vs)
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 || strings.HasPrefix(f[0], "etcd") {
+			continue
+		}
+		for i, u := range []string{"req/s", "p50-µs", "p99-µs"} {
+			v, _ := strconv.ParseFloat(f[i+1], 64)
+			r.add("etcd/"+f[0], u, v)
 		}
 	}
-	return version, nil
+	return nil
 }
 
 // runEtcdOnce starts a fresh etcd, measures it, and stops it.
