@@ -97,18 +97,16 @@ func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
 	}
 	body := bodies.Get().(*bytes.Buffer)
 	defer putBody(body)
-	page, _ := resp.(*ListTrunksResponse)
-	if page == nil {
-		if err := c.roundTrip(ctx, frame, body, nil); err != nil {
-			return err
-		}
-		return decodeResponse(body.Bytes(), resp)
-	}
 	var s listStream // a page is decoded while it arrives
-	if err := c.roundTrip(ctx, frame, body, s.feed); err != nil {
+	var feed func([]byte)
+	page, _ := resp.(*ListTrunksResponse)
+	if page != nil {
+		feed = s.feed
+	}
+	if err := c.roundTrip(ctx, frame, body, feed); err != nil {
 		return err
 	}
-	if s.finish(body.Bytes(), page) {
+	if page != nil && s.finish(body.Bytes(), page) {
 		return nil
 	}
 	return decodeAnswerFrame(body.Bytes(), resp)

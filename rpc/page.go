@@ -32,7 +32,7 @@ func writePage(e *encoder, p *api.TrunkPage, send func([]byte)) error {
 	}
 	for i := 0; i < len(p.Trunks) && w.err == nil; i++ {
 		c := p.Config(i)
-		e.buf.Write(appendTrunkConfig(e.buf.AvailableBuffer(), &c))
+		w.err = encodeTrunkConfig(e.enc, &c)
 		flushFull(e.buf, send)
 	}
 	w.str("next_cursor", p.NextCursor)
