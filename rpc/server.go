@@ -129,7 +129,8 @@ func (s *Server) quicConfig() *quic.Config {
 	return &quic.Config{
 		HandshakeIdleTimeout:           handshakeTimeout,
 		MaxIdleTimeout:                 60 * time.Second,
-		MaxIncomingStreams:             s.maxStreams,
+		MaxIncomingStreams:             s.maxStreams + creditReserve(s.maxStreams),
+		RequireStreamCreditRelease:     creditBatch(s.maxStreams) > 0,
 		MaxIncomingUniStreams:          -1,
 		InitialStreamReceiveWindow:     uint64(s.maxRequest) + 1024,
 		MaxStreamReceiveWindow:         uint64(s.maxRequest) + 1024,
@@ -230,6 +231,8 @@ func (s *Server) untrack(conn *quic.Conn) {
 func (s *Server) serveConn(conn *quic.Conn) {
 	defer s.untrack(conn)
 	ctx := api.WithLazyPages(conn.Context()) // pages are written while built (sendPage)
+	cr := newCredits(s.maxStreams)
+	defer cr.stop()
 	for {
 		str, err := conn.AcceptStream(context.Background())
 		if err != nil {
@@ -240,7 +243,7 @@ func (s *Server) serveConn(conn *quic.Conn) {
 			str.CancelWrite(streamCodeShutdown)
 			return
 		}
-		s.dispatch(streamJob{ctx, str})
+		s.dispatch(streamJob{ctx, str, cr})
 	}
 }
 
@@ -248,6 +251,7 @@ func (s *Server) serveConn(conn *quic.Conn) {
 type streamJob struct {
 	ctx context.Context
 	str *quic.Stream
+	cr  *credits
 }
 
 // workerIdle is how long a worker waits for another stream before it
@@ -273,6 +277,7 @@ func (s *Server) worker(j streamJob) {
 	defer idle.Stop()
 	for {
 		s.serveStream(j.ctx, j.str)
+		j.cr.finished(j.str)
 		j = streamJob{} // keep no connection alive while idle
 		idle.Reset(workerIdle)
 		select {
