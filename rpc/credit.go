@@ -86,12 +86,17 @@ func (c *credits) release(n int) {
 	c.aged = max(0, c.aged-n)
 }
 
+// onTick gives back what was held at the last tick. A tick that fires
+// as the connection goes finds nothing to give back.
 func (c *credits) onTick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.done {
+		return
+	}
 	c.release(c.aged)
 	c.aged = len(c.held)
-	if c.aged > 0 && !c.done {
+	if c.aged > 0 {
 		c.tick.Reset(creditTick)
 	}
 }

@@ -114,3 +114,17 @@ func TestStreamCreditInBatches(t *testing.T) {
 		t.Errorf("after a quiet spell the client may open %d streams; want %d, all its credit", got, want)
 	}
 }
+
+// TestCreditTickAfterStop fires a tick that was already under way when
+// the connection went: it must give back nothing (stop dropped what was
+// held) and not fail.
+func TestCreditTickAfterStop(t *testing.T) {
+	c := newCredits(DefaultMaxStreams)
+	c.held = make([]*quic.Stream, 3) // never touched: a release would panic on them
+	c.aged = 3
+	c.stop()
+	c.onTick()
+	if c.aged != 3 || c.held != nil {
+		t.Errorf("after stop, a tick changed the credit held: aged %d, held %v", c.aged, c.held)
+	}
+}
