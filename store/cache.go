@@ -35,12 +35,15 @@ func (c *cache) peek(id string) (*trunk.Trunk, bool) {
 	return t, ok
 }
 
-// peekKey is peek by the key's bytes, without making a string of them.
-func (c *cache) peekKey(k []byte) (*trunk.Trunk, bool) {
+// peekKeys sets hits[i] to the cached record of keys[i] itself (the
+// caller must not modify it), or nil, under one read lock, without making
+// strings of the keys.
+func (c *cache) peekKeys(keys [][]byte, hits []*trunk.Trunk) {
 	c.mu.RLock()
-	t, ok := c.m[string(k)]
+	for i, k := range keys {
+		hits[i] = c.m[string(k)]
+	}
 	c.mu.RUnlock()
-	return t, ok
 }
 
 func (c *cache) generation() uint64 { return c.gen.Load() }

@@ -324,12 +324,9 @@ func (db *DB) ListTrunks(ctx context.Context, q trunk.ListQuery) ([]*trunk.Trunk
 	return list, err
 }
 
-// cached returns the cached decoding of record k, v (not a copy), decoding
-// and caching it on a miss.
-func (db *DB) cached(gen uint64, k, v []byte) (*trunk.Trunk, error) {
-	if t, ok := db.cache.peekKey(k); ok {
-		return t, nil
-	}
+// decodeAndCache decodes record k, v, which the cache did not hold, and
+// caches it.
+func (db *DB) decodeAndCache(gen uint64, k, v []byte) (*trunk.Trunk, error) {
 	t, err := db.codec.Decode(string(k), v)
 	if err != nil {
 		return nil, err

@@ -20,11 +20,8 @@ func (db *DB) ViewTrunks(ctx context.Context, q trunk.ListQuery, fn func(t *trun
 	gen := db.cache.generation()
 	newer := db.pending.after(q.After) // before the transaction: see pending
 	return db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketTrunks).Cursor()
-		k, v := c.Seek([]byte(q.After))
-		if k != nil && string(k) == q.After {
-			k, v = c.Next()
-		}
+		c := aheadCursor{c: tx.Bucket(bucketTrunks).Cursor(), cache: &db.cache}
+		k, v, hit := c.seek(q.After, q.Limit)
 		for n, kept := 1, 0; (k != nil || len(newer) > 0) && kept < q.Limit; n++ {
 			if n%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
@@ -32,18 +29,20 @@ func (db *DB) ViewTrunks(ctx context.Context, q trunk.ListQuery, fn func(t *trun
 			var t *trunk.Trunk
 			if len(newer) > 0 && (k == nil || newer[0].id <= string(k)) {
 				if k != nil && newer[0].id == string(k) {
-					k, v = c.Next()
+					k, v, hit = c.next(q.Limit - kept)
 				}
 				t, newer = newer[0].t, newer[1:]
 				if t == nil {
 					continue // removed
 				}
 			} else {
-				var err error
-				if t, err = db.cached(gen, k, v); err != nil {
-					return err
+				if t = hit; t == nil {
+					var err error
+					if t, err = db.decodeAndCache(gen, k, v); err != nil {
+						return err
+					}
 				}
-				k, v = c.Next()
+				k, v, hit = c.next(q.Limit - kept)
 			}
 			if q.Keeps(t) {
 				kept++
@@ -52,4 +51,63 @@ func (db *DB) ViewTrunks(ctx context.Context, q trunk.ListQuery, fn func(t *trun
 		}
 		return nil
 	})
+}
+
+// aheadWindow is how many records aheadCursor reads ahead at most.
+const aheadWindow = 64
+
+// aheadCursor walks a bucket a window of records at a time and looks the
+// window's keys up in the read cache together, under one lock. At 100 000
+// trunks each lookup misses the CPU's caches; one after another they took
+// half a microsecond each, and a page of 100 spent 50 µs on them, where
+// lookups side by side overlap their misses.
+type aheadCursor struct {
+	c          *bolt.Cursor
+	cache      *cache
+	keys, vals [aheadWindow][]byte
+	hits       [aheadWindow]*trunk.Trunk
+	i, n       int
+}
+
+// seek positions the cursor on the first key after after, reading ahead
+// up to want records; it returns that record and its cached decoding (nil
+// when not cached).
+func (a *aheadCursor) seek(after string, want int) (k, v []byte, hit *trunk.Trunk) {
+	k, v = a.c.Seek([]byte(after))
+	if k != nil && string(k) == after {
+		k, v = a.c.Next()
+	}
+	a.fill(k, v, want)
+	return a.current()
+}
+
+// next moves on one record; want is how many the caller still looks for,
+// which bounds the next window (a filter may need more).
+func (a *aheadCursor) next(want int) (k, v []byte, hit *trunk.Trunk) {
+	if a.i++; a.i >= a.n {
+		k, v = a.c.Next()
+		a.fill(k, v, want)
+	}
+	return a.current()
+}
+
+// fill makes k, v and up to want-1 records after it the window, with
+// their cached decodings.
+func (a *aheadCursor) fill(k, v []byte, want int) {
+	a.i, a.n = 0, 0
+	for k != nil {
+		a.keys[a.n], a.vals[a.n] = k, v
+		if a.n++; a.n == min(max(want, 1), aheadWindow) {
+			break
+		}
+		k, v = a.c.Next()
+	}
+	a.cache.peekKeys(a.keys[:a.n], a.hits[:a.n])
+}
+
+func (a *aheadCursor) current() (k, v []byte, hit *trunk.Trunk) {
+	if a.i >= a.n {
+		return nil, nil, nil
+	}
+	return a.keys[a.i], a.vals[a.i], a.hits[a.i]
 }
