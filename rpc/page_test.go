@@ -23,12 +23,13 @@ func pageOf(n int, records bool) *api.TrunkPage {
 		t.Meta = trunk.Meta{Revision: uint64(i + 1), CreatedAt: time.Unix(int64(1e9+i), 0).UTC()}
 		p.Trunks = append(p.Trunks, &t)
 	}
-	p.Status = func(id string) trunk.Status {
-		var st trunk.Status
-		st.SIP.State = trunk.SIPActive
-		st.SIP.ActiveCalls = uint32(len(id))
-		st.Quality.ASR = 0.5
-		return st
+	p.Statuses = func(ids []string, out []trunk.Status) {
+		for i, id := range ids {
+			out[i] = trunk.Status{}
+			out[i].SIP.State = trunk.SIPActive
+			out[i].SIP.ActiveCalls = uint32(len(id))
+			out[i].Quality.ASR = 0.5
+		}
 	}
 	return p
 }

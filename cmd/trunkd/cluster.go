@@ -198,6 +198,15 @@ func (p nodePlane) TrunkStatus(id string) trunk.Status {
 	return st
 }
 
+// TrunkStatuses is TrunkStatus of each id, the node's statuses read
+// together.
+func (p nodePlane) TrunkStatuses(ids []string, out []trunk.Status) {
+	p.sipPlane.TrunkStatuses(ids, out)
+	for i, id := range ids {
+		out[i].Quality = p.members.ClusterQuality(id, p.Plane.QualitySums(id)).Quality()
+	}
+}
+
 func (p nodePlane) Remove(id string) {
 	p.sipPlane.Remove(id)
 	p.members.Want(id, false)

@@ -422,6 +422,10 @@ func testQualityClusterWide(t *testing.T, ec *etcdtest.Cluster) {
 	if cfg.CallsAttempted != 3 {
 		t.Errorf("n1 reports %d attempted; want the cluster's 3", cfg.CallsAttempted)
 	}
+	page, _, err := tc.nodes[2].c.ListTrunks(ctx, "", 10) // statuses read as a page's
+	if err != nil || len(page) != 1 || page[0].CallsAttempted != 3 {
+		t.Errorf("n3 lists %+v, %v; want trunk q with the cluster's 3 attempted", page, err)
+	}
 }
 
 // testAckCluster: with -ack cluster a write is acknowledged once every

@@ -139,6 +139,7 @@ func TestBreakerOpensOnCarrierFaults(t *testing.T) {
 	if !st.CircuitOpen() || st.Breaker != trunk.BreakerOpen {
 		t.Fatalf("after 3 consecutive 503s: %+v; want the breaker open", st)
 	}
+	checkStatuses(t, p, "out") // with calls in its quality window
 	before, _, _ := c.counts()
 	_, err := p.Dial(context.Background(), trunk.DialRequest{TrunkID: "out", To: "100"})
 	if trunk.ErrorCode(err) != trunk.ECIRCUITOPEN {

@@ -218,4 +218,22 @@ func TestLoadAllOrder(t *testing.T) {
 			t.Errorf("a call from %s = %+v; want %s", tr.GatewayIP, m, tr.TrunkID)
 		}
 	}
+	ids := []string{"t006", "t007", "t008", "t009", "unknown", "t299"}
+	checkStatuses(t, p, ids...)
+}
+
+// checkStatuses checks that TrunkStatuses reads what TrunkStatus does for
+// each of ids.
+func checkStatuses(t *testing.T, p *Plane, ids ...string) {
+	t.Helper()
+	got := make([]trunk.Status, len(ids))
+	for i := range got {
+		got[i].AIUnavailable = 99 // overwritten, never kept
+	}
+	p.TrunkStatuses(ids, got)
+	for i, id := range ids {
+		if want := p.TrunkStatus(id); got[i] != want {
+			t.Errorf("TrunkStatuses for %s: %+v; TrunkStatus: %+v", id, got[i], want)
+		}
+	}
 }

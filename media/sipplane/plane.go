@@ -535,8 +535,13 @@ func (p *Plane) status(id string) trunk.SIPStatus {
 func (p *Plane) statusHealth(id string) (trunk.SIPStatus, *health) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return statusOf(p.trunks[id])
+}
+
+// statusOf is statusHealth of ts (nil: a trunk the plane does not run).
+// Callers hold p.mu.
+func statusOf(ts *trunkState) (trunk.SIPStatus, *health) {
 	st := trunk.SIPStatus{State: trunk.SIPOff, RegistrationState: trunk.RegOff}
-	ts := p.trunks[id]
 	if ts == nil {
 		return st, nil
 	}

@@ -228,7 +228,7 @@ func (h *Handler) pageTrunks(ctx context.Context, req *ListTrunksRequest) (*Trun
 	if err != nil {
 		return nil, err
 	}
-	p := &TrunkPage{Trunks: make([]*trunk.Trunk, 0, min(limit, DefaultListLimit)), Records: req.Records, Status: h.svc.TrunkStatus}
+	p := &TrunkPage{Trunks: make([]*trunk.Trunk, 0, min(limit, DefaultListLimit)), Records: req.Records, Statuses: h.svc.TrunkStatuses}
 	err = h.svc.ViewTrunks(ctx, req.Cursor, limit+1, f, access(ctx), func(t *trunk.Trunk) {
 		if len(p.Trunks) == limit { // the one after the page: there is a next page
 			p.NextCursor = p.Trunks[limit-1].TrunkID

@@ -172,14 +172,26 @@ type ListTrunksResponse struct {
 type TrunkPage struct {
 	Trunks     []*trunk.Trunk
 	NextCursor string
-	Records    bool                         // the request asked for each trunk's record too
-	Status     func(id string) trunk.Status // the live status of a trunk
+	Records    bool // the request asked for each trunk's record too
+	// Statuses sets out[i] to the live status of trunk ids[i].
+	Statuses func(ids []string, out []trunk.Status)
+
+	status []trunk.Status // the page's, read together at the first Config
 }
 
-// Config is the TrunkConfig of the page's i-th trunk, with its status now.
+// Config is the TrunkConfig of the page's i-th trunk, with its status as
+// of the page's first Config: the statuses of a page are read together
+// (see control.Service.TrunkStatuses).
 func (p *TrunkPage) Config(i int) TrunkConfig {
-	t := p.Trunks[i]
-	return NewTrunkConfig(t, p.Status(t.TrunkID))
+	if p.status == nil {
+		ids := make([]string, len(p.Trunks))
+		for j, t := range p.Trunks {
+			ids[j] = t.TrunkID
+		}
+		p.status = make([]trunk.Status, len(p.Trunks))
+		p.Statuses(ids, p.status)
+	}
+	return NewTrunkConfig(p.Trunks[i], p.status[i])
 }
 
 // Response builds the whole answer.

@@ -340,6 +340,24 @@ func (s *Service) TrunkStatus(id string) trunk.Status {
 	return s.plane.TrunkStatus(id)
 }
 
+// statusBatcher is a Plane that reads the statuses of many trunks at once
+// (a page of ListTrunks) faster than one by one.
+type statusBatcher interface {
+	TrunkStatuses(ids []string, out []trunk.Status)
+}
+
+// TrunkStatuses sets out[i] to TrunkStatus(ids[i]) for each id; out is at
+// least as long as ids.
+func (s *Service) TrunkStatuses(ids []string, out []trunk.Status) {
+	if b, ok := s.plane.(statusBatcher); ok {
+		b.TrunkStatuses(ids, out)
+		return
+	}
+	for i, id := range ids {
+		out[i] = s.TrunkStatus(id)
+	}
+}
+
 // Dial places an outbound call and returns once its INVITE has a final
 // outcome. A call the carrier refuses or does not answer is a DialResult
 // with Answered false, not an error; errors are for calls never placed
