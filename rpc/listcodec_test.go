@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -192,10 +193,27 @@ func TestListDecodeOddShapes(t *testing.T) {
 	}
 	binKey := append([]byte{0x81, 0xc4, 6}, "trunks\x91\x81\xc4\x06domain\xa1d"...) // keys as bin 8
 	checkDecodeLikeReflection(t, binKey)
+	checkDecodeLikeReflection(t, repeatedFields(t, 40)) // more strings than a TrunkConfig has fields
 	b := enc(cases["unknown keys"])
 	for n := range len(b) { // every truncation fails in both, or in neither
 		checkDecodeLikeReflection(t, b[:n])
 	}
+}
+
+// repeatedFields is a body of one TrunkConfig giving its string fields n
+// times over, with other values each time: the last one read counts.
+func repeatedFields(t *testing.T, n int) []byte {
+	var buf bytes.Buffer
+	e := msgpack.NewEncoder(&buf)
+	keys := []string{"trunk_id", "domain", "sip_error", "created_at"}
+	err := errors.Join(e.EncodeMapLen(1), e.EncodeString("trunks"), e.EncodeArrayLen(1), e.EncodeMapLen(n))
+	for i := range n {
+		err = errors.Join(err, e.EncodeString(keys[i%len(keys)]), e.EncodeString(fmt.Sprint("v", i)))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // TestListFrameDepthAsCheckFrame: decodeListFrame runs before checkFrame,
