@@ -32,12 +32,12 @@ func (s *listStream) feed(frame []byte) {
 		return
 	}
 	for s.left > 0 {
-		var t api.TrunkConfig
-		if readTrunkConfig(r, &t) != nil {
+		s.trunks = append(s.trunks, api.TrunkConfig{}) // read in place: a local would escape
+		if readTrunkConfig(r, &s.trunks[len(s.trunks)-1]) != nil {
+			s.trunks = s.trunks[:len(s.trunks)-1]
 			s.tried = len(frame) // cut short here, or bad: finish tells
 			return
 		}
-		s.trunks = append(s.trunks, t)
 		s.left--
 		s.off = r.off
 	}
