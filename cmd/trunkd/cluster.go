@@ -194,7 +194,7 @@ func (p nodePlane) LoadAll(ctx context.Context, ts []*trunk.Trunk) {
 // published last (at most -stats-interval old).
 func (p nodePlane) TrunkStatus(id string) trunk.Status {
 	st := p.sipPlane.TrunkStatus(id)
-	st.Quality = p.members.ClusterQuality(id, p.Plane.QualitySums(id)).Quality()
+	st.Quality = p.clusterQuality(id)
 	return st
 }
 
@@ -203,8 +203,13 @@ func (p nodePlane) TrunkStatus(id string) trunk.Status {
 func (p nodePlane) TrunkStatuses(ids []string, out []trunk.Status) {
 	p.sipPlane.TrunkStatuses(ids, out)
 	for i, id := range ids {
-		out[i].Quality = p.members.ClusterQuality(id, p.Plane.QualitySums(id)).Quality()
+		out[i].Quality = p.clusterQuality(id)
 	}
+}
+
+// clusterQuality is trunk id's quality figures over the whole cluster.
+func (p nodePlane) clusterQuality(id string) trunk.Quality {
+	return p.members.ClusterQuality(id, p.Plane.QualitySums(id)).Quality()
 }
 
 func (p nodePlane) Remove(id string) {
