@@ -90,18 +90,23 @@ func (r *results) sideBySide(count int) (string, error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchall: etcd comparison left out:", err)
 	}
+	r.one = pickOneCPU()
 	for range count {
 		for _, g := range anchored {
 			if err := r.goBench(g); err != nil {
 				return "", err
 			}
 		}
-		if version == "" {
-			continue
+		if version != "" {
+			if err := r.etcdOnce(etcdAll); err != nil {
+				fmt.Fprintln(os.Stderr, "benchall: etcd comparison left out:", err)
+				version = ""
+			}
 		}
-		if err := r.etcdOnce(); err != nil {
-			fmt.Fprintln(os.Stderr, "benchall: etcd comparison left out:", err)
-			version = ""
+		if r.one.ok {
+			if err := r.oneCPURound(r.one, version != ""); err != nil {
+				return "", err
+			}
 		}
 	}
 	return version, nil
@@ -139,24 +144,33 @@ type results struct {
 	med map[string]map[string]float64
 	raw map[string]map[string][]float64 // every figure of every run, for med
 	env []string
+	one oneCPU // where the one-CPU round ran
 }
 
-func (r *results) goBench(g goBench) error {
+func (r *results) goBench(g goBench) error { return r.goBenchUnder(g, "", "") }
+
+// goBenchUnder runs g's test binary under wrap (go test -exec; none when
+// empty) and names its figures after prefix.
+func (r *results) goBenchUnder(g goBench, wrap, prefix string) error {
 	fmt.Fprintf(os.Stderr, "benchall: %s %s (×%d)\n", g.pkg, g.pattern, g.count)
-	cmd := exec.Command("go", "test", "-run", "^$", "-bench", g.pattern, "-benchtime", g.benchtime,
-		"-count", strconv.Itoa(g.count), "-timeout", "60m", g.pkg)
+	args := []string{"test", "-run", "^$", "-bench", g.pattern, "-benchtime", g.benchtime,
+		"-count", strconv.Itoa(g.count), "-timeout", "60m"}
+	if wrap != "" {
+		args = append(args, "-exec", wrap)
+	}
+	cmd := exec.Command("go", append(args, g.pkg)...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
 		return fmt.Errorf("go test %s: %v\n%s", g.pkg, err, out)
 	}
-	r.parse(out)
+	r.parse(prefix, out)
 	return nil
 }
 
-// parse collects `go test -bench` lines and keeps medians over every run
-// parsed so far.
-func (r *results) parse(out []byte) {
+// parse collects `go test -bench` lines, their names after prefix, and
+// keeps medians over every run parsed so far.
+func (r *results) parse(prefix string, out []byte) {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -177,7 +191,7 @@ func (r *results) parse(out []byte) {
 			if err != nil {
 				continue
 			}
-			r.add(name, f[i+1], v)
+			r.add(prefix+name, f[i+1], v)
 		}
 	}
 }
@@ -219,10 +233,22 @@ func etcdVersion() (string, error) {
 	return strings.SplitN(string(out), "\n", 2)[0], nil
 }
 
+// etcdRun is one measurement of etcd: the command prefix etcd and its
+// client run under (taskset, for the one-CPU round; none otherwise), the
+// measurements bench/etcd makes (all when empty) and the prefix of the
+// figures' names.
+type etcdRun struct {
+	wrap []string
+	only string
+	name string
+}
+
+var etcdAll = etcdRun{name: "etcd/"}
+
 // etcdOnce runs bench/etcd's measurement once against etcd on loopback
 // and adds its figures under names like etcd/get/16.
-func (r *results) etcdOnce() error {
-	out, err := runEtcdOnce()
+func (r *results) etcdOnce(er etcdRun) error {
+	out, err := runEtcdOnce(er)
 	if err != nil {
 		return err
 	}
@@ -233,29 +259,35 @@ func (r *results) etcdOnce() error {
 		}
 		for i, u := range []string{"req/s", "p50-µs", "p99-µs"} {
 			v, _ := strconv.ParseFloat(f[i+1], 64)
-			r.add("etcd/"+f[0], u, v)
+			r.add(er.name+f[0], u, v)
 		}
 	}
 	return nil
 }
 
 // runEtcdOnce starts a fresh etcd, measures it, and stops it.
-func runEtcdOnce() ([]byte, error) {
+func runEtcdOnce(er etcdRun) ([]byte, error) {
 	dir, err := os.MkdirTemp("", "benchall-etcd")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	etcd := exec.Command("etcd", "--data-dir", filepath.Join(dir, "etcd"),
+	args := append(slices.Clone(er.wrap), "etcd", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", "http://127.0.0.1:23790", "--advertise-client-urls", "http://127.0.0.1:23790",
 		"--listen-peer-urls", "http://127.0.0.1:23800", "--initial-advertise-peer-urls", "http://127.0.0.1:23800",
 		"--initial-cluster", "default=http://127.0.0.1:23800", "--log-level", "error")
+	etcd := exec.Command(args[0], args[1:]...)
 	if err := etcd.Start(); err != nil {
 		return nil, err
 	}
 	defer func() { _ = etcd.Process.Kill(); _ = etcd.Wait() }()
 	time.Sleep(2 * time.Second)
-	cmd := exec.Command("go", "run", ".", "-duration", "2s")
+	args = []string{"run"}
+	if len(er.wrap) > 0 {
+		args = append(args, "-exec", strings.Join(er.wrap, " "))
+	}
+	args = append(args, ".", "-duration", "2s", "-only", er.only)
+	cmd := exec.Command("go", args...)
 	cmd.Dir = filepath.Join("bench", "etcd")
 	cmd.Stderr = os.Stderr
 	return cmd.Output()

@@ -15,6 +15,7 @@ func (r *results) report(o options, etcdVersion, sip string, figs figures, took 
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second), o.count)
 	r.machine(&b, etcdVersion)
 	r.rpcTable(&b)
+	r.oneCPUTable(&b)
 	b.WriteString(figs.rpc)
 	r.storeTable(&b)
 	r.sipGoFigures(&b)

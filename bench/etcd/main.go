@@ -23,7 +23,9 @@ func main() {
 	endpoint := flag.String("endpoint", "127.0.0.1:23790", "etcd client endpoint")
 	dur := flag.Duration("duration", 3*time.Second, "time per measurement")
 	size := flag.Int("value-size", 600, "bytes per value (a trunk record is about 600 on the wire)")
+	only := flag.String("only", "", "comma-separated `measurements` to run (such as put/1); all when empty")
 	flag.Parse()
+	wanted := func(name string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), name) }
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{*endpoint}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "etcdbench:", err)
@@ -40,16 +42,20 @@ func main() {
 	}
 	fmt.Printf("%-22s %10s %10s %10s\n", "etcd "+*endpoint, "req/s", "p50-µs", "p99-µs")
 	for _, n := range []int{1, 16, 64} {
-		report(fmt.Sprintf("get-serializable/%d", n), run(n, *dur, func(i int64) error {
-			_, err := cli.Get(ctx, key(i), clientv3.WithSerializable())
-			return err
-		}))
+		if name := fmt.Sprintf("get-serializable/%d", n); wanted(name) {
+			report(name, run(n, *dur, func(i int64) error {
+				_, err := cli.Get(ctx, key(i), clientv3.WithSerializable())
+				return err
+			}))
+		}
 	}
 	for _, n := range []int{1, 16, 64} {
-		report(fmt.Sprintf("put/%d", n), run(n, *dur, func(i int64) error {
-			_, err := cli.Put(ctx, key(i), value)
-			return err
-		}))
+		if name := fmt.Sprintf("put/%d", n); wanted(name) {
+			report(name, run(n, *dur, func(i int64) error {
+				_, err := cli.Put(ctx, key(i), value)
+				return err
+			}))
+		}
 	}
 }
 
