@@ -113,9 +113,9 @@ func (r *results) oneCPUTable(b *strings.Builder) {
 	if !r.one.ok {
 		return
 	}
-	fmt.Fprintf(b, "\n### One CPU, 1 in flight\n\nThe same requests with each side confined by taskset to CPU %d (%s): trunkd's client and\nserver in their one process, etcd and its client in theirs. ", r.one.cpu, r.one.why)
+	fmt.Fprintf(b, "\n### One CPU, 1 in flight\n\nThe same requests with each side confined by taskset to CPU %d,\n%s: trunkd's client and server in their one\nprocess, etcd and its client in theirs.", r.one.cpu, r.one.why)
 	if r.one.across > 0 {
-		fmt.Fprintf(b, "A round trip between two threads through pipes (two\nwake-ups) takes %.1f µs across CPUs and %.1f µs on one CPU.", us(r.one.across), us(r.one.same))
+		fmt.Fprintf(b, " A round trip between two threads through pipes (two wake-ups)\ntakes %.1f µs across CPUs and %.1f µs on one CPU.", us(r.one.across), us(r.one.same))
 	}
 	b.WriteString("\n\n| method | trunkd req/s | etcd req/s | trunkd / etcd | not confined: trunkd / etcd |\n|---|---:|---:|---:|---:|\n")
 	for _, m := range []struct{ name, etcd string }{{"GetTrunk", "get-serializable"}, {"UpdateTrunk", "put"}} {
