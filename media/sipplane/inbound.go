@@ -65,12 +65,19 @@ func (l *listener) serve(d *diago.DialogServerSession) {
 	l.active.Add(1)
 	p.active.Add(1)
 	c := &inboundCall{p: p, lv: lv, l: l, d: d, offer: v.offer, start: time.Now()}
-	defer c.finish()
 	id := req.CallID().Value()
 	p.calls.add(trunk.Inbound, id, c)
-	defer p.calls.remove(trunk.Inbound, id, c)
-	defer c.closeMedia()
+	defer c.end(id)
 	c.run(v)
+}
+
+// end closes the call's media, records its quality and frees its slot,
+// then takes it off the list of calls: a client that sees the call gone
+// from ListCalls finds the trunk's status already counting it.
+func (c *inboundCall) end(id string) {
+	c.closeMedia()
+	c.finish()
+	c.p.calls.remove(trunk.Inbound, id, c)
 }
 
 // retryAfterHeader is the Retry-After header of our 503 replies.
