@@ -15,7 +15,7 @@ import (
 // client, two processes) each confined by taskset to the CPU that takes
 // the disk's interrupts. Set beside the figures without confinement it
 // shows how much of a lone request's time goes to waking threads on the
-// other CPU, which a virtual machine can make expensive (see wakeCost).
+// other CPU, which a virtual machine can make expensive (see wakeRoundTrip).
 
 // oneCPU is where the round runs, or ok false when it cannot (one CPU, no
 // taskset).
