@@ -8,7 +8,7 @@ import (
 )
 
 func TestPortPoolWrapsAndSkipsBusy(t *testing.T) {
-	start := 41000 + 200*int(rtpBase.Add(1))
+	start := 41000 + 200*int(rtpBase.Add(1)%100)
 	pool := newPortPool(start, start+7) // pairs at start, +2, +4, +6
 	ip := net.ParseIP("127.0.0.1")
 	// Another process holds the third pair's RTP port.
