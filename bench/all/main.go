@@ -104,7 +104,7 @@ func (r *results) sideBySide(count int) (string, error) {
 			}
 		}
 		if r.one.ok {
-			if err := r.oneCPURound(r.one, version != ""); err != nil {
+			if err := r.oneCPURound(version != ""); err != nil {
 				return "", err
 			}
 		}

@@ -94,17 +94,22 @@ func isDiskIRQ(name string) bool {
 }
 
 // oneCPURound measures trunkd's RPC and, when etcd runs, etcd at 1 in
-// flight, confined to o.cpu; figures are named onecpu/....
-func (r *results) oneCPURound(o oneCPU, etcd bool) error {
-	wrap := []string{"taskset", "-c", strconv.Itoa(o.cpu)}
-	g := goBench{"./cmd/trunkd", "^BenchmarkRPC$/^(GetTrunk|UpdateTrunk)$/^inflight=1$", "1s", 1}
+// flight (the methods of etcdTwins), confined to r.one.cpu; figures are
+// named onecpu/....
+func (r *results) oneCPURound(etcd bool) error {
+	wrap := []string{"taskset", "-c", strconv.Itoa(r.one.cpu)}
+	var methods, twins []string
+	for _, m := range etcdTwins {
+		methods, twins = append(methods, m.name), append(twins, m.etcd+"/1")
+	}
+	g := goBench{"./cmd/trunkd", "^BenchmarkRPC$/^(" + strings.Join(methods, "|") + ")$/^inflight=1$", "1s", 1}
 	if err := r.goBenchUnder(g, strings.Join(wrap, " "), "onecpu/"); err != nil {
 		return err
 	}
 	if !etcd {
 		return nil
 	}
-	return r.etcdOnce(etcdRun{wrap: wrap, only: "get-serializable/1,put/1", name: "onecpu/etcd/"})
+	return r.etcdOnce(etcdRun{wrap: wrap, only: strings.Join(twins, ","), name: "onecpu/etcd/"})
 }
 
 // oneCPUTable reports the one-CPU round beside the same figures measured
@@ -118,7 +123,7 @@ func (r *results) oneCPUTable(b *strings.Builder) {
 		fmt.Fprintf(b, " A round trip between two threads through pipes (two wake-ups)\ntakes %.1f µs across CPUs and %.1f µs on one CPU.", us(r.one.across), us(r.one.same))
 	}
 	b.WriteString("\n\n| method | trunkd req/s | etcd req/s | trunkd / etcd | not confined: trunkd / etcd |\n|---|---:|---:|---:|---:|\n")
-	for _, m := range []struct{ name, etcd string }{{"GetTrunk", "get-serializable"}, {"UpdateTrunk", "put"}} {
+	for _, m := range etcdTwins {
 		t := "BenchmarkRPC/" + m.name + "/inflight=1"
 		e := "etcd/" + m.etcd + "/1"
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", m.name, r.cell("onecpu/"+t, "req/s", "%.0f"), r.cell("onecpu/"+e, "req/s", "%.0f"),

@@ -64,11 +64,18 @@ func (r *results) ratio(a, unitA, b, unitB string) string {
 	return fmt.Sprintf("%.2f", x/y)
 }
 
+// rpcMethod is an RPC method of BenchmarkRPC and the bench/etcd
+// measurement it is set against ("" for none).
+type rpcMethod struct{ name, etcd string }
+
+// etcdTwins are the methods measured against etcd.
+var etcdTwins = []rpcMethod{{"GetTrunk", "get-serializable"}, {"UpdateTrunk", "put"}}
+
 func (r *results) rpcTable(b *strings.Builder) {
 	b.WriteString("\n## Admin RPC\n\nOne client connection, N requests in flight; trunkd's QUIC + msgpack RPC against the same handler\nserved over HTTP/2 + JSON with net/http (TLS), against etcd (serializable gets, durable puts of a\nrecord of the same size), and against the null method (Ping) as the ceiling. CPU is the benchmark\nprocess's (client and server together) per request. The RPC, the store and etcd run in turns, one\nround of each at a time, so that both sides of a ratio see the machine in the same state.\n\n")
 	b.WriteString("| method | in flight | trunkd req/s | p50 µs | p99 µs | CPU µs | HTTP/2+JSON req/s | p99 µs | etcd req/s | p99 µs | trunkd / HTTP | trunkd / etcd | / Ping |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, m := range []struct{ name, etcd string }{{"GetTrunk", "get-serializable"}, {"UpdateTrunk", "put"}, {"Ping", ""}, {"GetTrunk-EdDSA", ""}} {
+	for _, m := range slices.Concat(etcdTwins, []rpcMethod{{"Ping", ""}, {"GetTrunk-EdDSA", ""}}) {
 		for _, n := range []int{1, 16, 64} {
 			t := fmt.Sprintf("BenchmarkRPC/%s/inflight=%d", m.name, n)
 			h := fmt.Sprintf("BenchmarkHTTPJSON/%s/inflight=%d", m.name, n)
